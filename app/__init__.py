@@ -1,0 +1,1 @@
+"""Xianying Studio application: settings, database, job service, queue, media, UI and API."""

@@ -1,0 +1,86 @@
+"""The job table: the one source of truth for every job. Huey only dispatches.
+
+The database is declared unbound and opened by ``open_db`` at startup (WAL, busy timeout),
+never at import.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from peewee import (BooleanField, CharField, DatabaseProxy, FloatField, IntegerField, JSONField,
+                    Model, SqliteDatabase, TextField)
+
+db = DatabaseProxy()
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Job(BaseModel):
+    id = CharField(primary_key=True, max_length=32)
+    engine = CharField(index=True)
+    kind = CharField()  # local | cloud
+    lane = CharField()  # gpu | io
+    task = CharField(null=True)  # t2v, i2v... what the request asked for
+    status = CharField(index=True, default="queued")
+    progress = FloatField(default=0.0)  # 0-100
+    message = TextField(null=True)  # current step / provider status, for people
+
+    prompt = TextField(default="")
+    negative_prompt = TextField(default="")
+    images = JSONField(default=list)  # [{role, path|url}]
+    params = JSONField(default=dict)  # resolved: seed filled in, defaults applied
+    request = JSONField(default=dict)  # the request as given (minus uploads' bytes)
+
+    project = CharField(null=True, index=True)
+    parent = CharField(null=True, index=True)  # episode parent job
+    user = CharField(null=True, index=True)
+    source = CharField(default="ui")  # ui | api | rest:<seed> | project
+    rerun_of = CharField(null=True)
+
+    error = TextField(null=True)
+    error_zh = TextField(null=True)
+    error_code = CharField(null=True)
+
+    remote_id = CharField(null=True, index=True)  # cloud vendor's task id
+    remote_status = CharField(null=True)
+    remote_phase = CharField(null=True)  # creating | polling | collecting
+    polls = IntegerField(default=0)
+    info = JSONField(default=dict)  # vendor extras: original URL, actual prompt, usage, notes
+
+    outputs = JSONField(default=list)  # [{path (workspace-relative), kind, thumbnail, ...}]
+    output_dir = TextField(null=True)
+    attempts = IntegerField(default=0)
+    cancel_requested = BooleanField(default=False)
+    huey_id = CharField(null=True)
+
+    created_at = FloatField(default=time.time, index=True)
+    started_at = FloatField(null=True)
+    finished_at = FloatField(null=True)
+    updated_at = FloatField(default=time.time)
+
+    class Meta:
+        table_name = "jobs"
+
+
+MODELS = (Job,)
+
+
+def open_db(path: Path) -> SqliteDatabase:
+    """Open (creating if needed) the studio database and bind the models to it."""
+    database = SqliteDatabase(
+        str(path),
+        pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
+        check_same_thread=False,
+    )
+    db.initialize(database)
+    with database.connection_context():
+        database.create_tables(MODELS, safe=True)
+    return database

@@ -1,0 +1,268 @@
+"""The job service: submit · get · list · cancel · retry · rerun. The only place with rules.
+
+Every interface (Gradio UI, Gradio API, REST) is a thin layer over this class. A job row is
+written and committed first, then the job is enqueued; the row is the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError as PydanticError
+
+from .db import TERMINAL, Job, db
+from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
+from .inputs import JOB_ID, SubmitRequest, resolve_image, task_for
+
+log = logging.getLogger(__name__)
+
+FILTER_KEYS = {"status", "engine", "project", "parent", "user", "kind", "limit", "offset"}
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
+
+
+class JobService:
+    def __init__(self, settings, engines: dict, queue=None):
+        self.settings = settings
+        self.engines = engines
+        self.queue = queue  # set by the studio once the lanes exist
+
+    # --- engines --------------------------------------------------------------------
+    def engines_info(self) -> list[dict]:
+        out = []
+        for engine in self.engines.values():
+            ok, reason = engine.available()
+            out.append({"id": engine.id, "kind": engine.kind, "tasks": list(engine.tasks),
+                        "title": engine.title, "available": ok, "reason": reason,
+                        "params_schema": engine.Params.model_json_schema()})
+        return out
+
+    def engine(self, engine_id: str):
+        engine = self.engines.get(engine_id)
+        if engine is None:
+            known = ", ".join(sorted(self.engines))
+            raise ValidationError(f"Unknown engine '{engine_id}'. Known engines: {known}.",
+                                  f"未知引擎“{engine_id}”。可用引擎：{known}。")
+        return engine
+
+    # --- submit ---------------------------------------------------------------------
+    def validate(self, request: dict):
+        """Check a request completely; return (SubmitRequest, engine, params, task)."""
+        if not isinstance(request, dict):
+            raise ValidationError("The request must be a JSON object.", "请求必须是 JSON 对象。")
+        try:
+            req = SubmitRequest.model_validate(request)
+        except PydanticError as exc:
+            raise ValidationError(*pydantic_message(exc)) from exc
+        engine = self.engine(req.engine)
+        task = task_for(req)
+        if task not in engine.tasks and not (task == "t2v" and "t2i" in engine.tasks):
+            raise ValidationError(
+                f"{engine.id} cannot do {task} (it does: {', '.join(engine.tasks)}).",
+                f"{engine.id} 不支持 {task}（支持：{', '.join(engine.tasks)}）。")
+        if task in ("t2v", "t2i") and not req.prompt.strip():
+            raise ValidationError("Write a prompt first.", "请先填写提示词。")
+        try:
+            params = engine.Params.model_validate(req.params)
+        except PydanticError as exc:
+            raise ValidationError(*pydantic_message(exc)) from exc
+        if "seed" in type(params).model_fields and params.seed is None:
+            params = params.model_copy(update={"seed": secrets.randbelow(2**31)})
+        return req, engine, params, task
+
+    def submit(self, request: dict, *, source: str = "api", user: str | None = None,
+               parent: str | None = None, rerun_of: str | None = None) -> Job:
+        req, engine, params, task = self.validate(request)
+        ok, reason = engine.available()
+        if not ok:
+            raise NotAvailable(f"{engine.id} is not available: {reason}", f"{engine.id} 不可用：{reason}")
+        images = []
+        for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
+                            *(("reference", v) for v in req.reference_images)):
+            if value is not None:
+                images.append(resolve_image(value, role, self.settings.workspace, self.image_of_job))
+        from engines.base import EngineRequest
+
+        probe = EngineRequest(job_id="", prompt=req.prompt, negative_prompt=req.negative_prompt,
+                              params=params, workdir=self.settings.staging_dir,
+                              images=self.image_inputs(images))
+        engine.check(probe)
+        now = time.time()
+        with db.atomic():
+            job = Job.create(
+                id=uuid.uuid4().hex, engine=engine.id, kind=engine.kind, lane=engine.lane, task=task,
+                prompt=req.prompt, negative_prompt=req.negative_prompt, images=images,
+                params=params.model_dump(mode="json"),
+                request=req.model_dump(mode="json", exclude={"image", "last_image", "reference_images"}),
+                project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of,
+                created_at=now, updated_at=now)
+        self.enqueue(job)
+        return job
+
+    def enqueue(self, job: Job, delay: float | None = None, token: int | None = None) -> None:
+        if self.queue is None:
+            return
+        huey_id = self.queue.enqueue(job.lane, job.id, delay=delay, token=token)
+        Job.update(huey_id=huey_id).where(Job.id == job.id).execute()
+
+    # --- read -----------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id.strip()):
+            raise NotFound(f"No task with id '{str(job_id)[:64]}'.", f"找不到任务“{str(job_id)[:64]}”。")
+        job = Job.get_or_none(Job.id == job_id.strip())
+        if job is None:
+            raise NotFound(f"No task with id '{job_id}'.", f"找不到任务“{job_id}”。")
+        return job
+
+    def list(self, filters: dict | None = None) -> list[Job]:
+        filters = dict(filters or {})
+        unknown = set(filters) - FILTER_KEYS
+        if unknown:
+            raise ValidationError(f"Unknown filter(s): {', '.join(sorted(unknown))}. "
+                                  f"Use: {', '.join(sorted(FILTER_KEYS))}.",
+                                  f"未知筛选条件：{', '.join(sorted(unknown))}。")
+        try:
+            limit = max(1, min(int(filters.pop("limit", 50)), 500))
+            offset = max(0, int(filters.pop("offset", 0)))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("limit and offset must be integers.", "limit 和 offset 必须是整数。") from exc
+        query = Job.select().order_by(Job.created_at.desc())
+        for key, value in filters.items():
+            if value in (None, "", []):
+                continue
+            field = getattr(Job, key)
+            query = query.where(field.in_(value) if isinstance(value, list) else field == value)
+        return list(query.limit(limit).offset(offset))
+
+    def image_of_job(self, job_id: str) -> Path:
+        job = self.get(job_id)
+        for out in job.outputs:
+            if out.get("kind") == "image" and job.status == "succeeded":
+                return self.settings.workspace / out["file"]
+        raise ValidationError(f"Task {job_id} has no image output to use.", f"任务 {job_id} 没有可用的图片输出。")
+
+    def image_inputs(self, images: list[dict]):
+        from engines.base import ImageInput
+
+        ws = self.settings.workspace
+        return [ImageInput(role=i["role"], path=ws / i["path"] if i.get("path") else None, url=i.get("url"))
+                for i in images]
+
+    def primary_output(self, job: Job) -> Path:
+        if job.status != "succeeded" or not job.outputs:
+            raise Conflict(f"Task {job.id} has no result yet (status: {job.status}).",
+                           f"任务 {job.id} 还没有结果（状态：{job.status}）。")
+        path = self.settings.workspace / job.outputs[0]["file"]
+        if not path.exists():
+            raise NotFound(f"The output of task {job.id} was removed ({job.info.get('cleaned', 'missing')}).",
+                           f"任务 {job.id} 的输出文件已被清理。")
+        return path
+
+    # --- change ---------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status in ("cancelled", "failed"):
+            return job
+        if job.status == "succeeded":
+            raise Conflict("This task already finished; nothing to cancel.", "任务已完成，无需取消。")
+        now = time.time()
+        if job.status == "queued":
+            n = (Job.update(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now,
+                            message="cancelled before it started")
+                 .where(Job.id == job.id, Job.status == "queued").execute())
+            if n and self.queue is not None:
+                self.queue.revoke(job.lane, job.huey_id)
+            if n:
+                return self.get(job.id)
+            job = self.get(job.id)
+        Job.update(cancel_requested=True, updated_at=now).where(Job.id == job.id).execute()
+        if job.kind == "cloud":
+            self._cancel_cloud(job)
+        return self.get(job.id)
+
+    def _cancel_cloud(self, job: Job) -> None:
+        engine = self.engines.get(job.engine)
+        note_en = "Stopped polling; the provider may still finish this task and bill for it."
+        note_zh = "已停止查询；服务商可能仍会完成并计费该任务。"
+        if job.remote_id and engine is not None and getattr(engine, "can_cancel", False):
+            try:
+                if engine.cancel_remote(job.remote_id):
+                    note_en, note_zh = "Cancelled at the provider.", "已在服务商处取消。"
+            except Exception as exc:  # the provider refused: keep the local cancel
+                log.warning("remote cancel of %s failed: %s", job.id, type(exc).__name__)
+        now = time.time()
+        (Job.update(status="cancelled", finished_at=now, updated_at=now, message=note_en,
+                    info={**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
+         .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+
+    def retry(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again, under the same id and seed."""
+        job = self.get(job_id)
+        if job.status not in ("failed", "cancelled"):
+            raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
+                           f"只有失败或已取消的任务可以重试（当前：{job.status}）。")
+        n = (Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
+                        cancel_requested=False, attempts=0, remote_id=None, remote_status=None,
+                        remote_phase=None, polls=0, message="retry", started_at=None,
+                        finished_at=None, updated_at=time.time(),
+                        info={"retries": job.info.get("retries", 0) + 1})
+             .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())
+        job = self.get(job_id)
+        if n:
+            self.enqueue(job)
+        return job
+
+    def rerun(self, job_id: str, *, source: str | None = None, user: str | None = None) -> Job:
+        """A new job with the same resolved parameters (seed included) and inputs."""
+        job = self.get(job_id)
+        request = {**job.request, "params": job.params}
+        images = {i["role"]: i for i in job.images}
+        for key, role in (("image", "first_frame"), ("last_image", "last_frame")):
+            if role in images:
+                request[key] = images[role].get("url") or str(self.settings.workspace / images[role]["path"])
+        refs = [str(self.settings.workspace / i["path"]) if i.get("path") else i["url"]
+                for i in job.images if i["role"] == "reference"]
+        if refs:
+            request["reference_images"] = refs
+        return self.submit(request, source=source or job.source, user=user or job.user, rerun_of=job.id)
+
+    # --- views ----------------------------------------------------------------------
+    def status_dict(self, job: Job) -> dict:
+        timings = {}
+        if job.started_at:
+            timings["queued_s"] = round(job.started_at - job.created_at, 3)
+            if job.finished_at:
+                timings["run_s"] = round(job.finished_at - job.started_at, 3)
+        return {
+            "task_id": job.id,
+            "status": job.status,
+            "progress": round(job.progress, 1),
+            "message": job.message,
+            "error": job.error,
+            "error_zh": job.error_zh,
+            "error_code": job.error_code,
+            "engine": job.engine,
+            "kind": job.kind,
+            "task": job.task,
+            "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt,
+            "params": job.params,
+            "images": job.images,
+            "outputs": job.outputs,
+            "remote_status": job.remote_status,
+            "info": {k: v for k, v in job.info.items() if not k.startswith("_")},
+            "project": job.project,
+            "parent": job.parent,
+            "rerun_of": job.rerun_of,
+            "attempts": job.attempts,
+            "timings": timings,
+            "created_at": iso(job.created_at),
+            "updated_at": iso(job.updated_at),
+        }

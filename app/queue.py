@@ -1,0 +1,139 @@
+"""Huey lanes and their embedded consumers.
+
+Two lanes, each its own ``SqliteHuey`` file under ``<workspace>/queue/``:
+
+* ``gpu`` — local engines; ``gpu_pool.max_concurrent`` workers (default 1).
+* ``io``  — cloud create/poll/download steps; a few workers, none of which ever waits on a
+  vendor (a poll checks once and re-schedules itself).
+
+Tasks carry only a job id; the job row says everything else. A worker asleep between polls
+is woken at once when this process enqueues, so a new job starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from huey import SqliteHuey
+from huey.consumer import Consumer, Worker
+from huey.utils import normalize_time
+
+log = logging.getLogger(__name__)
+
+LANES = ("gpu", "io")
+
+
+class Waker:
+    """Wakes idle workers of this process when a task is enqueued."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self.generation != seen, timeout)
+            return self.generation
+
+
+class LaneHuey(SqliteHuey):
+    waker: Waker | None = None
+
+    def enqueue(self, task):
+        result = super().enqueue(task)
+        if self.waker is not None:
+            self.waker.notify()
+        return result
+
+
+class _WakeableWorker(Worker):
+    def sleep(self):
+        waker: Waker | None = getattr(self.huey, "waker", None)
+        if waker is None:
+            return super().sleep()
+        self.delay = min(self.delay, self.max_delay)
+        seen = getattr(self, "_seen", 0)
+        self._seen = waker.wait(seen, self.delay)
+        if self._seen != seen:
+            self.delay = self.default_delay
+        else:
+            self.delay *= self.backoff
+
+
+class EmbeddedConsumer(Consumer):
+    """A consumer that lives inside the app: it leaves signal handling to the app."""
+
+    worker_class = _WakeableWorker
+
+    def _set_signal_handlers(self):
+        return None
+
+
+class JobQueue:
+    """The lanes, the two task kinds, and consumers started/stopped with the app.
+
+    ``execute(job_id, token)`` runs one step of a job (a local run, or a cloud create/poll);
+    it is the job runner's entry point and decides itself what to do next.
+    """
+
+    def __init__(self, queue_dir: Path, execute: Callable[..., None], *, gpu_workers: int = 1,
+                 io_workers: int = 4, immediate: bool = False):
+        queue_dir.mkdir(parents=True, exist_ok=True)
+        self.workers = {"gpu": gpu_workers, "io": io_workers}
+        self.hueys: dict[str, LaneHuey] = {}
+        self.tasks = {}
+        self.consumers: list[EmbeddedConsumer] = []
+        for lane in LANES:
+            huey = LaneHuey(f"xianying-{lane}", filename=str(queue_dir / f"{lane}.db"),
+                            journal_mode="wal", timeout=10, immediate=immediate, results=False)
+            huey.waker = Waker()
+            self.hueys[lane] = huey
+            self.tasks[lane] = huey.task(name=f"{lane}.step", retries=0)(execute)
+
+    def enqueue(self, lane: str, job_id: str, delay: float | None = None, token: int | None = None) -> str:
+        task = self.tasks[lane].s(job_id, token)
+        if delay:
+            task.eta = normalize_time(delay=delay, utc=self.hueys[lane].utc)
+        self.hueys[lane].enqueue(task)
+        return task.id
+
+    def revoke(self, lane: str, task_id: str | None) -> None:
+        if task_id:
+            self.hueys[lane].revoke_by_id(task_id)
+
+    def pending_job_ids(self, lane: str) -> set[str]:
+        huey = self.hueys[lane]
+        ids = {t.args[0] for t in huey.pending() if t.args}
+        ids |= {t.args[0] for t in huey.scheduled() if t.args}
+        return ids
+
+    def start(self) -> None:
+        for lane, huey in self.hueys.items():
+            consumer = EmbeddedConsumer(huey, workers=self.workers[lane], worker_type="thread",
+                                        periodic=False, initial_delay=0.05, max_delay=1.0,
+                                        backoff=1.5, check_worker_health=False)
+            consumer.start()
+            self.consumers.append(consumer)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for consumer in self.consumers:
+            consumer.stop_flag.set()
+        for huey in self.hueys.values():
+            if huey.waker:
+                huey.waker.notify()
+        for consumer in self.consumers:
+            consumer.shutdown_timeout = timeout
+            consumer.stop(graceful=True)
+        self.consumers.clear()
+
+    def close(self) -> None:
+        for huey in self.hueys.values():
+            huey.storage.close()

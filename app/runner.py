@@ -1,0 +1,278 @@
+"""Runs one step of a job on a queue worker: a local run, or a cloud create / poll / collect.
+
+``JobRunner.execute(job_id, token)`` is the body of the lanes' only Huey task. It claims the
+job with a conditional UPDATE (so a duplicate delivery does nothing), works in a staging
+folder ``<workspace>/tmp/<job_id>/``, and on success moves that folder whole into
+``outputs/<date>/<job_id>/``: a failed, cancelled or killed job leaves no partial files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from .db import TERMINAL, Job, db
+from .errors import AppError, Cancelled, Interrupted, ProviderError
+from .jobs import JobService, iso
+from .media import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25
+MAX_POLL_ERRORS = 8
+
+
+class JobRunner:
+    def __init__(self, service: JobService):
+        self.service = service
+        self.settings = service.settings
+        self.stopping = threading.Event()  # set at shutdown: running local jobs go back to queued
+
+    # --- entry point ----------------------------------------------------------------
+    def execute(self, job_id: str, token: int | None = None) -> None:
+        with db.connection_context():
+            job = Job.get_or_none(Job.id == job_id)
+            if job is None or job.status in TERMINAL:
+                return
+            engine = self.service.engines.get(job.engine)
+            if engine is None:
+                self._fail(job, AppError(f"Engine '{job.engine}' is no longer installed.",
+                                         f"引擎“{job.engine}”已不存在。"))
+                return
+            if job.kind == "local":
+                self._run_local(job, engine)
+            else:
+                self._cloud_step(job, engine, token)
+
+    # --- shared pieces --------------------------------------------------------------
+    def _claim(self, job: Job) -> bool:
+        now = time.time()
+        n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
+                        progress=0, message="starting")
+             .where(Job.id == job.id, Job.status == "queued").execute())
+        return bool(n)
+
+    def workdir(self, job_id: str) -> Path:
+        return self.settings.staging_dir / job_id
+
+    def request_for(self, job: Job):
+        from engines.base import EngineRequest
+
+        engine = self.service.engines[job.engine]
+        return EngineRequest(job_id=job.id, prompt=job.prompt, negative_prompt=job.negative_prompt,
+                             params=engine.Params.model_validate(job.params), workdir=self.workdir(job.id),
+                             images=self.service.image_inputs(job.images), attempt=job.attempts)
+
+    def progress_fn(self, job_id: str):
+        last = [0.0]
+
+        def progress(step: int, total: int, preview=None) -> None:
+            now = time.monotonic()
+            if step < total and now - last[0] < PROGRESS_INTERVAL_S:
+                return
+            last[0] = now
+            pct = 100.0 * step / total if total else 0.0
+            (Job.update(progress=min(pct, 99.9), message=f"step {step}/{total}", updated_at=time.time())
+             .where(Job.id == job_id, Job.status == "running").execute())
+
+        return progress
+
+    def cancelled_fn(self, job_id: str):
+        def cancelled() -> bool:
+            if self.stopping.is_set():
+                return True
+            row = Job.select(Job.cancel_requested).where(Job.id == job_id).first()
+            return row is None or row.cancel_requested
+
+        return cancelled
+
+    def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
+        """Write job.json, move the staging folder into outputs/, mark succeeded."""
+        job = Job.get_by_id(job.id)
+        work = self.workdir(job.id)
+        now = time.time()
+        final = self.settings.outputs_dir / time.strftime("%Y-%m-%d", time.localtime(job.created_at)) / job.id
+        ws = self.settings.workspace
+
+        def rel(p: Path | None) -> str | None:
+            return str((final / Path(p).relative_to(work)).relative_to(ws)) if p else None
+
+        records = [{"file": rel(o.path), "kind": o.kind, "thumbnail": rel(o.thumbnail), "width": o.width,
+                    "height": o.height, "frames": o.frames, "fps": o.fps, "meta": o.meta} for o in outputs]
+        merged_info = {**job.info, **(info or {})}
+        atomic_write_json(work / "job.json", {
+            "task_id": job.id, "engine": job.engine, "task": job.task, "prompt": job.prompt,
+            "negative_prompt": job.negative_prompt, "params": job.params, "images": job.images,
+            "project": job.project, "parent": job.parent, "outputs": records,
+            "info": {k: v for k, v in merged_info.items() if not k.startswith("_")},
+            "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(now),
+            "run_s": round(now - (job.started_at or now), 3)})
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+        (Job.update(status="succeeded", progress=100.0, outputs=records, output_dir=str(final.relative_to(ws)),
+                    info=merged_info, finished_at=now, updated_at=now, message="done")
+         .where(Job.id == job.id).execute())
+
+    def _fail(self, job: Job, exc: AppError, status: str = "failed") -> None:
+        now = time.time()
+        (Job.update(status=status, error=exc.en if status == "failed" else None,
+                    error_zh=exc.zh if status == "failed" else None,
+                    error_code=getattr(exc, "vendor_code", None) or exc.code, finished_at=now,
+                    updated_at=now, message=exc.en)
+         .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+        shutil.rmtree(self.workdir(job.id), ignore_errors=True)
+
+    # --- local ----------------------------------------------------------------------
+    def _run_local(self, job: Job, engine) -> None:
+        if not self._claim(job):
+            return
+        job = Job.get_by_id(job.id)
+        work = self.workdir(job.id)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            request = self.request_for(job)
+            outputs = engine.run(request, self.progress_fn(job.id), self.cancelled_fn(job.id))
+            self._finish(job, outputs)
+        except Cancelled:
+            if self.stopping.is_set() and not Job.get_by_id(job.id).cancel_requested:
+                self._requeue(job, "the studio stopped; it will run again at the next start")
+            else:
+                self._fail(job, Cancelled(), status="cancelled")
+        except AppError as exc:
+            self._fail(job, exc)
+        except Exception as exc:  # an engine bug or a library error: keep the message, not a traceback
+            log.exception("job %s failed", job.id)
+            self._fail(job, AppError(f"{job.engine} failed: {type(exc).__name__}: {exc}",
+                                     f"{job.engine} 运行失败：{type(exc).__name__}: {exc}"))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _requeue(self, job: Job, why: str) -> None:
+        (Job.update(status="queued", attempts=Job.attempts - 1, progress=0, message=why, updated_at=time.time())
+         .where(Job.id == job.id).execute())
+        shutil.rmtree(self.workdir(job.id), ignore_errors=True)
+
+    # --- cloud ----------------------------------------------------------------------
+    def _cloud_step(self, job: Job, engine, token: int | None) -> None:
+        if job.status == "queued":
+            if not self._claim(job):
+                return
+            job = Job.get_by_id(job.id)
+        if job.cancel_requested:
+            return
+        if not job.remote_id:
+            self._cloud_create(job, engine)
+            return
+        if token is not None:  # a poll: only the newest scheduled one may run
+            n = Job.update(polls=Job.polls + 1).where(Job.id == job.id, Job.polls == token).execute()
+            if not n:
+                return
+            job = Job.get_by_id(job.id)
+        self._cloud_poll(job, engine)
+
+    def _cloud_create(self, job: Job, engine) -> None:
+        Job.update(remote_phase="creating", message="sending to provider").where(Job.id == job.id).execute()
+        try:
+            remote_id = engine.start(self.request_for(job))
+        except AppError as exc:
+            self._fail(job, exc)
+            return
+        except Exception as exc:
+            log.exception("create of job %s failed", job.id)
+            self._fail(job, AppError(f"{job.engine}: {type(exc).__name__}: {exc}"))
+            return
+        (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
+                    updated_at=time.time()).where(Job.id == job.id).execute())
+        self.schedule_poll(job.id, engine, 0)
+
+    def schedule_poll(self, job_id: str, engine, polls: int) -> None:
+        delay = min(engine.poll_delay(polls), self.settings.queue.poll_max_interval_s)
+        self.service.enqueue(Job.get_by_id(job_id), delay=delay, token=polls)
+
+    def _cloud_poll(self, job: Job, engine) -> None:
+        request = self.request_for(job)
+        try:
+            state = engine.poll(job.remote_id, request)
+        except ProviderError as exc:
+            errors = job.info.get("_poll_errors", 0) + 1
+            if exc.retryable and errors < MAX_POLL_ERRORS:
+                Job.update(info={**job.info, "_poll_errors": errors}, message=f"provider busy: {exc.en}",
+                           updated_at=time.time()).where(Job.id == job.id).execute()
+                self.schedule_poll(job.id, engine, job.polls)
+                return
+            self._fail(job, exc)
+            return
+        except AppError as exc:
+            self._fail(job, exc)
+            return
+        info = {**job.info, **state.info, "_poll_errors": 0}
+        fields = {"remote_status": state.raw_status, "updated_at": time.time(), "info": info,
+                  "message": f"provider: {state.raw_status}"}
+        if state.progress is not None:
+            fields["progress"] = min(float(state.progress), 99.0)
+        Job.update(**fields).where(Job.id == job.id).execute()
+        if state.status in ("queued", "running"):
+            self.schedule_poll(job.id, engine, job.polls)
+        elif state.status == "succeeded":
+            self._cloud_collect(job, engine, state, request)
+        elif state.status == "cancelled":
+            self._fail(job, Cancelled("Cancelled at the provider.", "已在服务商处取消。"), status="cancelled")
+        else:
+            self._fail(job, state.error or ProviderError(f"The provider reported {state.raw_status}."))
+
+    def _cloud_collect(self, job: Job, engine, state, request) -> None:
+        Job.update(remote_phase="collecting", message="downloading").where(Job.id == job.id).execute()
+        work = self.workdir(job.id)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            outputs = engine.collect(state, request)
+            self._finish(job, outputs, state.info)
+        except AppError as exc:
+            self._fail(job, exc)
+        except Exception as exc:
+            log.exception("download for job %s failed", job.id)
+            self._fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # --- startup --------------------------------------------------------------------
+    def reconcile(self) -> dict:
+        """After a start (or a crash): put every unfinished job back on its way."""
+        counts = {"requeued": 0, "failed": 0, "resumed": 0, "enqueued": 0}
+        queue = self.service.queue
+        pending = {lane: queue.pending_job_ids(lane) for lane in ("gpu", "io")} if queue else {}
+        with db.connection_context():
+            for job in Job.select().where(Job.status == "running"):
+                if job.kind == "cloud":
+                    counts["resumed"] += 1
+                    if job.remote_id:
+                        self.service.enqueue(job, token=job.polls)
+                    else:  # crashed mid-create: the engine re-sends with the same idempotency key
+                        self.service.enqueue(job)
+                elif job.attempts < self.settings.queue.max_attempts:
+                    (Job.update(status="queued", progress=0, updated_at=time.time(),
+                                message="re-queued after the studio was interrupted")
+                     .where(Job.id == job.id).execute())
+                    self.service.enqueue(job)
+                    counts["requeued"] += 1
+                else:
+                    self._fail(job, Interrupted(
+                        f"Interrupted: the studio stopped while this job ran ({job.attempts} attempts).",
+                        f"已中断：任务运行时工作室被关闭（已尝试 {job.attempts} 次）。"))
+                    counts["failed"] += 1
+            for job in Job.select().where(Job.status == "queued"):
+                if job.id not in pending.get(job.lane, set()):
+                    self.service.enqueue(job)
+                    counts["enqueued"] += 1
+        staging = self.settings.staging_dir
+        if staging.exists():
+            for child in staging.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        return counts

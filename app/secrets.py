@@ -1,0 +1,76 @@
+"""Provider keys: environment first, then a 0600 YAML file outside the repository.
+
+The file defaults to the user's config directory (``platformdirs``), or
+``settings.secrets_file`` / ``XIANYING_SECRETS``. Values never leave this module except
+to the adapter that signs a request: ``describe()`` shows only which names are set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+KNOWN = (
+    "DASHSCOPE_API_KEY",
+    "ZHIPUAI_API_KEY",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TENCENTCLOUD_VOD_SUBAPPID",
+    "ARK_API_KEY",
+)
+
+
+def default_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("xianying", appauthor=False)) / "secrets.yaml"
+
+
+class SecretStore:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else default_path()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            return {}
+        except (OSError, yaml.YAMLError):
+            return {}
+        return {str(k): str(v) for k, v in data.items() if v not in (None, "")} if isinstance(data, dict) else {}
+
+    def get(self, name: str) -> str | None:
+        value = os.environ.get(name)
+        if value:
+            return value
+        return self._read().get(name)
+
+    def source(self, name: str) -> str | None:
+        """'env', 'file' or None: where a key comes from, without revealing it."""
+        if os.environ.get(name):
+            return "env"
+        return "file" if name in self._read() else None
+
+    def set(self, name: str, value: str | None) -> None:
+        """Store (or with ``None``/"" remove) a key; the file is written 0600, atomically."""
+        data = self._read()
+        if value:
+            data[name] = value.strip()
+        else:
+            data.pop(name, None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                yaml.safe_dump(data, fh, allow_unicode=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def describe(self) -> dict[str, str | None]:
+        return {name: self.source(name) for name in KNOWN}

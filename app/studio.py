@@ -1,0 +1,56 @@
+"""The running studio: settings, database, engines, job service, runner and queue, wired once.
+
+``launch.py`` builds one ``Studio``; tests build as many isolated ones as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .db import open_db
+from .jobs import JobService
+from .queue import JobQueue
+from .runner import JobRunner
+from .secrets import SecretStore
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Studio:
+    def __init__(self, settings: Settings, *, engines: dict | None = None, immediate: bool = False):
+        from engines.local.weights import PipelineCache
+        from engines.registry import build_engines
+
+        self.settings = settings
+        settings.ensure_dirs()
+        self.secrets = SecretStore(settings.secrets_file)
+        self.cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
+        self.database = open_db(settings.db_path)
+        self.engines = engines if engines is not None else build_engines(settings, self.secrets, self.cache)
+        self.service = JobService(settings, self.engines)
+        self.runner = JobRunner(self.service)
+        gpu_workers = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
+        self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=gpu_workers,
+                              io_workers=settings.queue.io_workers, immediate=immediate)
+        self.service.queue = self.queue
+        self.started = False
+
+    def start(self) -> dict:
+        """Reconcile unfinished jobs, then start the embedded consumers."""
+        counts = self.runner.reconcile()
+        if any(counts.values()):
+            log.info("startup reconcile: %s", counts)
+        self.queue.start()
+        self.started = True
+        return counts
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Running local jobs stop at their next step and go back to queued; polls resume later."""
+        if not self.started:
+            return
+        self.runner.stopping.set()
+        self.queue.stop(timeout=timeout)
+        self.queue.close()
+        self.started = False
+        self.database.close()

@@ -1,0 +1,1 @@
+"""Engines: one contract (``base``), one file per engine, a static registry (``registry``)."""

@@ -1,0 +1,1 @@
+"""Cloud engines: adapters for vendors' video APIs, run on the io lane without blocking."""

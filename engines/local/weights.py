@@ -1,0 +1,117 @@
+"""Where a local engine's weights live, and the warm cache of loaded pipelines.
+
+Lookup order for an engine id: ``settings.models[id]`` (a folder), then
+``<workspace>/models/<id>/``, then the Hugging Face cache for the engine's hub id. A folder
+counts when it holds ``model_index.json`` (diffusers format).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class WeightsInfo:
+    path: Path | None
+    source: str  # settings | workspace | hf-cache | missing
+    expected: Path  # where a user should put the weights
+
+
+def find_weights(settings, engine_id: str, hub_id: str | None = None) -> WeightsInfo:
+    expected = settings.models_dir / engine_id
+    configured = settings.models.get(engine_id)
+    if configured:
+        p = Path(configured).expanduser()
+        return WeightsInfo(p if (p / "model_index.json").exists() else None, "settings", p)
+    if (expected / "model_index.json").exists():
+        return WeightsInfo(expected, "workspace", expected)
+    if hub_id:
+        cached = _hf_cached(hub_id)
+        if cached is not None:
+            return WeightsInfo(cached, "hf-cache", expected)
+    return WeightsInfo(None, "missing", expected)
+
+
+def _hf_cached(hub_id: str) -> Path | None:
+    if importlib.util.find_spec("huggingface_hub") is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(hub_id, "model_index.json")
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
+def missing_packages(*names: str) -> list[str]:
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def pick_device(gpu_id: int | None = None):
+    """(device, dtype): CUDA in bf16 when there is one, else CPU in fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{gpu_id or 0}"), torch.bfloat16
+    return torch.device("cpu"), torch.float32
+
+
+def pipeline_bytes(pipe) -> int:
+    total = 0
+    for comp in getattr(pipe, "components", {}).values():
+        params = getattr(comp, "parameters", None)
+        if callable(params):
+            total += sum(p.numel() * p.element_size() for p in params())
+    return total
+
+
+class PipelineCache:
+    """Keeps loaded pipelines warm up to ``max_bytes``; least recently used go first."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.RLock()
+        self.loads = 0  # how many times a loader ran (tests and benchmarks read it)
+
+    def get(self, key, loader: Callable[[], Any]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key][0]
+            pipe = loader()
+            self.loads += 1
+            size = pipeline_bytes(pipe)
+            if self.max_bytes > 0:
+                self._items[key] = (pipe, size)
+                self._evict()
+            return pipe
+
+    def _evict(self) -> None:
+        while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.max_bytes:
+            self._items.popitem(last=False)
+        _free_cuda()
+
+    def keys(self) -> list:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            _free_cuda()
+
+
+def _free_cuda() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
