@@ -84,3 +84,18 @@ def open_db(path: Path) -> SqliteDatabase:
     with database.connection_context():
         database.create_tables(MODELS, safe=True)
     return database
+
+
+class connection:
+    """Use the thread's open connection, or open one for the duration of the block."""
+
+    def __enter__(self):
+        self._opened = db.is_closed()
+        if self._opened:
+            db.connect()
+        return db
+
+    def __exit__(self, *exc):
+        if self._opened and not db.is_closed():
+            db.close()
+        return False

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from .db import TERMINAL, Job, db
+from .db import TERMINAL, Job, connection
 from .errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
 from .media import atomic_write_json
@@ -33,7 +33,7 @@ class JobRunner:
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
-        with db.connection_context():
+        with connection():
             job = Job.get_or_none(Job.id == job_id)
             if job is None or job.status in TERMINAL:
                 return
@@ -248,7 +248,7 @@ class JobRunner:
         counts = {"requeued": 0, "failed": 0, "resumed": 0, "enqueued": 0}
         queue = self.service.queue
         pending = {lane: queue.pending_job_ids(lane) for lane in ("gpu", "io")} if queue else {}
-        with db.connection_context():
+        with connection():
             for job in Job.select().where(Job.status == "running"):
                 if job.kind == "cloud":
                     counts["resumed"] += 1

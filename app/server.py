@@ -1,0 +1,73 @@
+"""The HTTP server: FastAPI routes declared first, then the Gradio UI mounted at "/".
+
+(Routes declared after mounting Gradio at "/" would 404 — see stack-notes.md.) The studio's
+queue consumers start and stop with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from .db import connection
+from .errors import AppError
+
+log = logging.getLogger(__name__)
+
+
+def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
+    import gradio as gr
+
+    from .ui import CSS, build_ui
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if manage_studio:
+            studio.start()
+        app.state.started_at = time.time()
+        try:
+            yield
+        finally:
+            if manage_studio:
+                studio.stop()
+
+    app = FastAPI(title="Xianying Studio API", version="0.1.0", lifespan=lifespan,
+                  description="REST surface of Xianying Studio (仙影). The Gradio API is at /gradio_api.")
+    app.state.studio = studio
+
+    @app.get("/health", tags=["operations"], summary="Liveness and queue overview")
+    def health() -> dict:
+        with connection():
+            from .db import Job
+
+            counts = {s: Job.select().where(Job.status == s).count() for s in ("queued", "running")}
+        engines = {e.id: e.available()[0] for e in studio.engines.values()}
+        return {"status": "ok", "jobs": counts, "engines": engines}
+
+    @app.get("/files/{task_id}/{filename}", tags=["files"], summary="Download one file of a finished task")
+    def job_file(task_id: str, filename: str):
+        with connection():
+            try:
+                job = studio.service.get(task_id)
+            except AppError as exc:
+                raise HTTPException(status_code=exc.status, detail=exc.en) from None
+            names = {}
+            for out in job.outputs:
+                for key in ("file", "thumbnail"):
+                    if out.get(key):
+                        names[out[key].rsplit("/", 1)[-1]] = out[key]
+            rel = names.get(filename)
+        path = studio.settings.workspace / rel if rel else None
+        if path is None or not path.is_file():
+            raise HTTPException(status_code=404, detail="No such file for this task.")
+        return FileResponse(path, filename=filename)
+
+    demo, i18n = build_ui(studio)
+    demo.queue(default_concurrency_limit=16)
+    gr.mount_gradio_app(app, demo, path="/", allowed_paths=[str(studio.settings.workspace)],
+                        footer_links=["api", "settings"], i18n=i18n, css=CSS, show_error=True)
+    return app

@@ -1,0 +1,40 @@
+"""The Gradio UI: one module per tab, each ``build(...)`` creating its components and wiring
+events to the job service. No job state lives here: every view reads the job table."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from . import api, create, gallery, queue_view, settings_view
+from .i18n import i18n
+
+CSS = """
+.xy-jobs {width:100%; border-collapse:collapse; font-size:0.9em}
+.xy-jobs th, .xy-jobs td {padding:4px 6px; border-bottom:1px solid var(--border-color-primary); text-align:left}
+.xy-thumb {height:40px; border-radius:4px}
+.xy-bar {width:120px; height:8px; background:var(--neutral-200); border-radius:4px; overflow:hidden; display:inline-block}
+.xy-bar div {height:100%}
+.xy-badge {color:white; padding:1px 8px; border-radius:8px; font-size:0.85em}
+"""
+
+
+def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
+    service = studio.service
+    t = i18n()
+    with gr.Blocks(title="仙影 Xianying Studio") as demo:
+        gr.Markdown("# 仙影 · Xianying Studio")
+        gr.Markdown(t("subtitle"))
+        with gr.Tabs():
+            with gr.Tab(t("tab_create"), id="create"):
+                create.build(service, t)
+            with gr.Tab(t("tab_queue"), id="queue"):
+                queue_view.build(service, t)
+            with gr.Tab(t("tab_gallery"), id="gallery") as gallery_tab:
+                gallery_load, gallery_outs = gallery.build(service, t)
+            with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
+                settings_load, settings_outs = settings_view.build(service, studio.secrets, t)
+        gallery_tab.select(gallery_load, None, gallery_outs, api_visibility="private")
+        settings_tab.select(settings_load, None, settings_outs, api_visibility="private")
+        demo.load(settings_load, None, settings_outs, api_visibility="private")
+        api.register(service)
+    return demo, t

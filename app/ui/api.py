@@ -1,0 +1,90 @@
+"""Gradio named endpoints for scripts (``gradio_client``): JSON in, JSON out.
+
+    /engines ()              -> [{id, kind, tasks, available, reason, params_schema}]
+    /submit (request)        -> {task_id, status}
+    /status (task_id)        -> {task_id, status, progress, error, engine, params, outputs, ...}
+    /cancel (task_id)        -> {task_id, status}
+    /retry  (task_id)        -> {task_id, status}
+    /rerun  (task_id)        -> {task_id, status}   (a new task, same parameters and seed)
+    /result (task_id)        -> the primary output file (the client downloads it)
+    /tasks  (filter)         -> [status, ...]
+
+Each is a few lines over the job service; ``AppError`` becomes ``gr.Error`` in the caller's
+language (Accept-Language), so clients see a clear message, never a traceback.
+"""
+
+
+import functools
+import logging
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from app.errors import AppError
+
+from .i18n import lang_of
+
+log = logging.getLogger(__name__)
+
+
+def guarded(fn):
+    """Run ``fn`` and turn AppError into ``gr.Error`` in the request's language."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        request = kwargs.get("request")
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except AppError as exc:
+            raise gr.Error(exc.text(lang_of(request)), print_exception=False) from None
+        except Exception as exc:
+            log.exception("handler %s failed", fn.__name__)
+            lang = lang_of(request)
+            msg = "内部错误，请查看日志。" if lang == "zh" else "Internal error; see the studio log."
+            raise gr.Error(f"{msg} ({type(exc).__name__})", print_exception=False) from None
+
+    return wrapper
+
+
+def register(service) -> None:
+    """Declare the endpoints inside the current ``gr.Blocks``."""
+
+    def short(job) -> dict:
+        return {"task_id": job.id, "status": job.status}
+
+    @guarded
+    def engines(request: gr.Request = None) -> list:
+        return service.engines_info()
+
+    @guarded
+    def submit(task: dict, request: gr.Request = None) -> dict:
+        return short(service.submit(task, source="api", user=getattr(request, "username", None)))
+
+    @guarded
+    def status(task_id: str, request: gr.Request = None) -> dict:
+        return service.status_dict(service.get(task_id))
+
+    @guarded
+    def cancel(task_id: str, request: gr.Request = None) -> dict:
+        return short(service.cancel(task_id))
+
+    @guarded
+    def retry(task_id: str, request: gr.Request = None) -> dict:
+        return short(service.retry(task_id))
+
+    @guarded
+    def rerun(task_id: str, request: gr.Request = None) -> dict:
+        return short(service.rerun(task_id, source="api"))
+
+    @guarded
+    def result(task_id: str, request: gr.Request = None) -> FileData:
+        return FileData(path=str(service.primary_output(service.get(task_id))))
+
+    @guarded
+    def tasks(filter: dict | None = None, request: gr.Request = None) -> list:
+        return [service.status_dict(job) for job in service.list(filter or {})]
+
+    for fn in (engines, submit, status, cancel, retry, rerun, result, tasks):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

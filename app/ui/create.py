@@ -1,0 +1,78 @@
+"""Create tab: pick an engine, write the prompt, set the engine's parameters, submit."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .api import guarded
+from .forms import component_for, params_from
+from .i18n import i18n_text, lang_of
+
+IMAGE_TASKS = {"i2v", "kf2v", "ref2v"}
+
+
+def build(service, t) -> None:
+    infos = {e["id"]: e for e in service.engines_info()}
+    choices = [(f"{e['title'] or e['id']}{'' if e['available'] else ' ⚠'}", e["id"]) for e in infos.values()]
+    first_ok = next((e["id"] for e in infos.values() if e["available"]), next(iter(infos), None))
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            engine = gr.Dropdown(choices=choices, value=first_ok, label=t("engine"), elem_id="engine")
+            engine_note = gr.Markdown(elem_id="engine-note")
+            prompt = gr.Textbox(label=t("prompt"), placeholder=t("prompt_ph"), lines=4, elem_id="prompt")
+            negative = gr.Textbox(label=t("negative_prompt"), lines=2, elem_id="negative-prompt")
+            with gr.Row():
+                image = gr.Image(label=t("image"), type="filepath", visible=False, height=220)
+                last_image = gr.Image(label=t("last_image"), type="filepath", visible=False, height=220)
+            with gr.Row():
+                random_seed = gr.Checkbox(value=True, label=t("random_seed"), elem_id="random-seed")
+                seed = gr.Number(value=-1, precision=0, label="seed", interactive=True, elem_id="seed")
+        with gr.Column(scale=2):
+            form_area = gr.Column(elem_id="params-form")
+    result = gr.JSON(label=t("submitted"), visible=False, elem_id="submit-result")
+
+    def engine_changed(engine_id, request: gr.Request):
+        info = service.engines_info()
+        e = next((x for x in info if x["id"] == engine_id), None)
+        if e is None:
+            return gr.update(value=""), gr.update(visible=False), gr.update(visible=False)
+        note = "" if e["available"] else f"⚠ **{i18n_text('engine_unavailable', lang_of(request))}:** {e['reason']}"
+        takes_image = bool(IMAGE_TASKS & set(e["tasks"]))
+        return (gr.update(value=note), gr.update(visible=takes_image),
+                gr.update(visible="kf2v" in e["tasks"]))
+
+    engine.change(engine_changed, engine, [engine_note, image, last_image], api_visibility="private")
+
+    with form_area:
+        gr.Markdown("### 参数 · Parameters")
+
+        @gr.render(inputs=engine)
+        def render_form(engine_id):
+            eng = service.engines.get(engine_id)
+            if eng is None:
+                return
+            model = eng.Params
+            names = [n for n in model.model_fields if n != "seed"]
+            comps = [component_for(n, model.model_fields[n]) for n in names]
+            button = gr.Button(t("submit"), variant="primary", elem_id="submit")
+
+            @guarded
+            def do_submit(prompt_v, negative_v, image_v, last_v, random_v, seed_v, *values, request: gr.Request = None):
+                params = params_from(model, names, list(values))
+                if "seed" in model.model_fields and not random_v and seed_v is not None and seed_v >= 0:
+                    params["seed"] = int(seed_v)
+                req = {"engine": engine_id, "prompt": prompt_v or "", "negative_prompt": negative_v or "",
+                       "params": params}
+                if image_v:
+                    req["image"] = {"path": image_v}
+                if last_v:
+                    req["last_image"] = {"path": last_v}
+                job = service.submit(req, source="ui")
+                return gr.update(value={"task_id": job.id, "status": job.status, "seed": job.params.get("seed")},
+                                 visible=True)
+
+            button.click(do_submit, [prompt, negative, image, last_image, random_seed, seed, *comps], result,
+                         api_visibility="private")
+
+    random_seed.change(lambda r: gr.update(interactive=not r), random_seed, seed, api_visibility="private")

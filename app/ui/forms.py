@@ -1,0 +1,85 @@
+"""Build Gradio inputs from an engine's pydantic ``Params`` model, and read them back.
+
+Bounded numbers become sliders, ``Literal`` choices dropdowns, booleans checkboxes; a
+``seed`` field becomes a number where -1 (or empty) means "random". Everything else is a
+textbox whose text is parsed as JSON when it looks like JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any
+
+import gradio as gr
+from annotated_types import Ge, Le, MultipleOf
+
+HIDDEN_FIELDS = {"seed"}
+
+
+def _bounds(field) -> tuple[float | None, float | None, float | None]:
+    lo = hi = step = None
+    for meta in field.metadata:
+        if isinstance(meta, Ge):
+            lo = meta.ge
+        elif isinstance(meta, Le):
+            hi = meta.le
+        elif isinstance(meta, MultipleOf):
+            step = meta.multiple_of
+    return lo, hi, step
+
+
+def _unwrap_optional(annotation):
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return non_none[0]
+    return annotation
+
+
+def component_for(name: str, field) -> gr.components.Component:
+    label = name
+    info = field.description or None
+    default = None if field.is_required() else field.default
+    ann = _unwrap_optional(field.annotation)
+    if typing.get_origin(ann) is typing.Literal:
+        choices = list(typing.get_args(ann))
+        return gr.Dropdown(choices=choices, value=default if default in choices else choices[0], label=label, info=info)
+    if ann is bool:
+        return gr.Checkbox(value=bool(default), label=label, info=info)
+    if ann in (int, float):
+        lo, hi, step = _bounds(field)
+        if lo is not None and hi is not None and hi - lo <= 4096:
+            step = step or (1 if ann is int else 0.1)
+            value = default if default is not None else lo
+            return gr.Slider(minimum=lo, maximum=hi, step=step, value=value, label=label, info=info)
+        return gr.Number(value=default, label=label, info=info, precision=0 if ann is int else None)
+    text = "" if default is None else (default if isinstance(default, str) else json.dumps(default, ensure_ascii=False))
+    return gr.Textbox(value=text, label=label, info=info)
+
+
+def read_value(field, value: Any) -> Any:
+    ann = _unwrap_optional(field.annotation)
+    if value in (None, ""):
+        return None if not field.is_required() else value
+    if ann is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and ann is not str and value.strip()[:1] in "[{0123456789-tfn":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def params_from(model, names: list[str], values: list[Any]) -> dict:
+    """The params dict for a request: fields left at their default are left out."""
+    out = {}
+    for name, value in zip(names, values):
+        field = model.model_fields[name]
+        parsed = read_value(field, value)
+        if parsed is None and not field.is_required():
+            continue
+        out[name] = parsed
+    return out

@@ -1,0 +1,80 @@
+"""Start Xianying Studio: the job database, the queue workers and the UI/API server.
+
+    python launch.py [--host 127.0.0.1] [--port 7860] [--workspace ./workspace] [--no-browser]
+
+Ctrl-C / SIGTERM stop cleanly: running local jobs stop at their next step and go back to
+the queue, cloud jobs resume polling at the next start; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+import webbrowser
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="xianying", description="Xianying Studio (仙影) — local AI video studio")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--workspace", default=None,
+                        help="data folder (default ./workspace, or $XIANYING_HOME)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    parser.add_argument("--log-level", default=os.environ.get("XIANYING_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def open_browser_when_ready(server, url: str) -> None:
+    def wait_and_open():
+        for _ in range(600):
+            if server.started:
+                webbrowser.open(url)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=wait_and_open, daemon=True, name="open-browser").start()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    import uvicorn
+
+    from app.errors import AppError
+    from app.server import create_app
+    from app.settings import load_settings
+    from app.studio import Studio
+
+    try:
+        settings = load_settings(args.workspace, host=args.host, port=args.port)
+        studio = Studio(settings)
+    except AppError as exc:
+        print(f"Xianying Studio cannot start: {exc.en}\n仙影无法启动：{exc.zh}", file=sys.stderr)
+        return 2
+    app = create_app(studio)
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=5, lifespan="on")
+    server = uvicorn.Server(config)
+    print(f"仙影 Xianying Studio: {url}  (workspace: {settings.workspace}; Ctrl-C to stop)", flush=True)
+    if not args.no_browser:
+        open_browser_when_ready(server, url)
+    server.run()
+    print("Xianying Studio stopped. 仙影已退出。", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import multiprocessing
+
+    multiprocessing.freeze_support()
+    sys.exit(main())
