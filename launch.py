@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 import time
 import webbrowser
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -24,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--workspace", default=None,
-                        help="data folder (default ./workspace, or $XIANYING_HOME)")
+                        help="data folder (default ./workspace, or $XIANYING_HOME; "
+                             "the desktop app uses the user's data folder)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     parser.add_argument("--log-level", default=os.environ.get("XIANYING_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -39,6 +42,36 @@ def open_browser_when_ready(server, url: str) -> None:
             time.sleep(0.1)
 
     threading.Thread(target=wait_and_open, daemon=True, name="open-browser").start()
+
+
+def redirect_missing_output(workspace: Path) -> None:
+    """Windowed builds (and pythonw) have no console: sys.stdout/stderr are None, which breaks
+    print() and uvicorn's log formatter. Send both to ``<workspace>/logs/xianying.log``."""
+    if sys.stdout is not None and sys.stderr is not None:
+        return
+    (workspace / "logs").mkdir(parents=True, exist_ok=True)
+    stream = open(workspace / "logs" / "xianying.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+    sys.stdout = sys.stdout or stream
+    sys.stderr = sys.stderr or stream
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is None:
+            handler.setStream(stream)
+
+
+def first_start(settings) -> None:
+    """A new workspace gets a commented ``config.yaml`` with every setting at its default."""
+    from app.media import atomic_write_bytes
+    from app.settings import default_config_text
+
+    cfg = settings.workspace / "config.yaml"
+    if not cfg.exists():
+        atomic_write_bytes(cfg, default_config_text().encode("utf-8"))
+    # Seam: profiles/ ships no sample project yet. When it does, copy it into
+    # settings.projects_dir here, only when that folder is still empty.
+
+
+def _exit_cleanly(signum, frame):
+    raise SystemExit(0)
 
 
 def main(argv=None) -> int:
@@ -56,6 +89,10 @@ def main(argv=None) -> int:
 
     try:
         settings = load_settings(args.workspace, host=args.host, port=args.port)
+        redirect_missing_output(settings.workspace)
+        # Gradio's upload/cache folder lives in the workspace, not the system temp dir
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.workspace / "cache" / "gradio"))
+        first_start(settings)
         studio = Studio(settings)
     except AppError as exc:
         print(f"Xianying Studio cannot start: {exc.en}\n仙影无法启动：{exc.zh}", file=sys.stderr)
@@ -68,7 +105,15 @@ def main(argv=None) -> int:
     print(f"仙影 Xianying Studio: {url}  (workspace: {settings.workspace}; Ctrl-C to stop)", flush=True)
     if not args.no_browser:
         open_browser_when_ready(server, url)
-    server.run()
+    # uvicorn re-raises the signal it caught once it has shut down; exit 0 instead of dying by it
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     print("Xianying Studio stopped. 仙影已退出。", flush=True)
     return 0
 
