@@ -45,18 +45,18 @@ def component_for(name: str, field) -> gr.components.Component:
     ann = _unwrap_optional(field.annotation)
     if typing.get_origin(ann) is typing.Literal:
         choices = list(typing.get_args(ann))
-        return gr.Dropdown(choices=choices, value=default if default in choices else choices[0], label=label, info=info)
+        return gr.Dropdown(choices=choices, value=default if default in choices else choices[0], label=label, info=info, interactive=True)
     if ann is bool:
-        return gr.Checkbox(value=bool(default), label=label, info=info)
+        return gr.Checkbox(value=bool(default), label=label, info=info, interactive=True)
     if ann in (int, float):
         lo, hi, step = _bounds(field)
         if lo is not None and hi is not None and hi - lo <= 4096:
             step = step or (1 if ann is int else 0.1)
             value = default if default is not None else lo
-            return gr.Slider(minimum=lo, maximum=hi, step=step, value=value, label=label, info=info)
-        return gr.Number(value=default, label=label, info=info, precision=0 if ann is int else None)
+            return gr.Slider(minimum=lo, maximum=hi, step=step, value=value, label=label, info=info, interactive=True)
+        return gr.Number(value=default, label=label, info=info, precision=0 if ann is int else None, interactive=True)
     text = "" if default is None else (default if isinstance(default, str) else json.dumps(default, ensure_ascii=False))
-    return gr.Textbox(value=text, label=label, info=info)
+    return gr.Textbox(value=text, label=label, info=info, interactive=True)
 
 
 def read_value(field, value: Any) -> Any:

@@ -13,7 +13,7 @@ def build(service, t) -> None:
     with gr.Row():
         refresh = gr.Button(t("refresh"), scale=0, elem_id="gallery-refresh")
         empty = gr.Markdown()
-    gallery = gr.Gallery(columns=5, height=300, allow_preview=False, elem_id="gallery", label=t("tab_gallery"))
+    gallery = gr.Gallery(columns=6, rows=2, height=260, object_fit="cover", allow_preview=False, elem_id="gallery", label=t("tab_gallery"))
     ids = gr.State([])
     with gr.Row():
         with gr.Column(scale=3):
