@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 
 from fastapi import FastAPI, HTTPException
@@ -38,6 +39,8 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
     app = FastAPI(title="Xianying Studio API", version="0.1.0", lifespan=lifespan,
                   description="REST surface of Xianying Studio (仙影). The Gradio API is at /gradio_api.")
     app.state.studio = studio
+    from .api import include_routes  # REST seeds, auth, metrics: before Gradio takes "/"
+    mount_kwargs = include_routes(app, studio)
 
     @app.get("/health", tags=["operations"], summary="Liveness and queue overview")
     def health() -> dict:
@@ -66,8 +69,10 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
             raise HTTPException(status_code=404, detail="No such file for this task.")
         return FileResponse(path, filename=filename)
 
+    # (demo.queue(...) would rebuild Gradio's app once more at startup; the env var sets the same limit)
+    os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "16")
     demo, i18n = build_ui(studio)
-    demo.queue(default_concurrency_limit=16)
     gr.mount_gradio_app(app, demo, path="/", allowed_paths=[str(studio.settings.workspace)],
-                        footer_links=["api", "settings"], i18n=i18n, css=CSS, show_error=True)
+                        footer_links=["api", "settings"], i18n=i18n, css=CSS, show_error=True,
+                        **mount_kwargs)
     return app
