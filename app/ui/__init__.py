@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, create, gallery, queue_view, settings_view
+from . import api, create, gallery, keys_view, queue_view, settings_view
 from .i18n import i18n
 
 CSS = """
@@ -33,8 +33,10 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
                 gallery_load, gallery_outs = gallery.build(service, t)
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
                 settings_load, settings_outs = settings_view.build(service, studio.secrets, t)
+                keys_load, keys_outs = keys_view.build(studio, t)
         gallery_tab.select(gallery_load, None, gallery_outs, api_visibility="private")
-        settings_tab.select(settings_load, None, settings_outs, api_visibility="private")
-        demo.load(settings_load, None, settings_outs, api_visibility="private")
+        for load, outs in ((settings_load, settings_outs), (keys_load, keys_outs)):
+            settings_tab.select(load, None, outs, api_visibility="private")
+            demo.load(load, None, outs, api_visibility="private")
         api.register(service)
     return demo, t

@@ -1,4 +1,4 @@
-"""Settings tab: which engines can run and why not, provider keys (write-only), models."""
+"""Settings tab: which engines can run and why not, provider keys (write-only), models on disk."""
 
 from __future__ import annotations
 
@@ -30,12 +30,30 @@ def keys_markdown(secrets, lang: str) -> str:
                  "file": "已设置（密钥文件）" if zh else "set (secrets file)"}.get(source, "未设置" if zh else "not set")
         lines.append(f"- `{name}`: {state}")
     where = f"`{secrets.path}`"
-    lines.append(("密钥文件：" if zh else "Secrets file: ") + where)
+    lines.append("\n" + ("密钥文件：" if zh else "Secrets file: ") + where)
     return "\n".join(lines)
+
+
+def models_markdown(service, lang: str) -> str:
+    from engines.local.weights import models_report
+
+    zh = lang == "zh"
+    rows = ["| 模型 | 状态 | 大小 | 位置 | 缺少 |" if zh else "| Model | State | Size | Where | Missing |",
+            "|---|---|---|---|---|"]
+    for r in models_report(service.engines):
+        state = ("✅ 已就绪" if zh else "✅ present") if r["present"] else ("⚠ 缺失" if zh else "⚠ missing")
+        size = f"{r['size_bytes'] / 2**30:.2f} GB" if r["size_bytes"] else "—"
+        where = r["path"] or r["expected"]
+        missing = ", ".join(r["missing"]) or "—"
+        rows.append(f"| `{r['engine']}` | {state} | {size} | `{html.escape(where)}` | {html.escape(missing)} |")
+    return "\n".join(rows)
 
 
 def build(service, secrets, t) -> None:
     engines_md = gr.Markdown(elem_id="engines-table")
+    gr.Markdown("---")
+    gr.Markdown("### 模型 · Models")
+    models_md = gr.Markdown(elem_id="models-table")
     gr.Markdown("---")
     keys_md = gr.Markdown(elem_id="keys-state")
     with gr.Row():
@@ -48,7 +66,7 @@ def build(service, secrets, t) -> None:
 
     def load(request: gr.Request):
         lang = lang_of(request)
-        return engines_markdown(service, lang), keys_markdown(secrets, lang)
+        return engines_markdown(service, lang), keys_markdown(secrets, lang), models_markdown(service, lang)
 
     @guarded
     def save_key(name, value, request: gr.Request = None):
@@ -62,7 +80,7 @@ def build(service, secrets, t) -> None:
     def clear_key(name, request: gr.Request = None):
         return save_key(name, None, request=request)
 
-    refresh.click(load, None, [engines_md, keys_md], api_visibility="private")
+    refresh.click(load, None, [engines_md, keys_md, models_md], api_visibility="private")
     save.click(save_key, [key_name, key_value], [engines_md, keys_md, key_value], api_visibility="private")
     clear.click(clear_key, key_name, [engines_md, keys_md, key_value], api_visibility="private")
-    return load, [engines_md, keys_md]
+    return load, [engines_md, keys_md, models_md]
