@@ -30,6 +30,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "the desktop app uses the user's data folder)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     parser.add_argument("--log-level", default=os.environ.get("XIANYING_LOG_LEVEL", "INFO"))
+    from app.api.keys_cli import add_parser  # `launch.py keys create|list|revoke`
+
+    add_parser(parser)
+    from app.team.cli import add_commands  # `launch.py worker ...` · `launch.py migrate --to-team ...`
+
+    add_commands(parser)
     return parser.parse_args(argv)
 
 
@@ -70,12 +76,36 @@ def first_start(settings) -> None:
     # settings.projects_dir here, only when that folder is still empty.
 
 
+def end_streams_on_exit(server) -> None:
+    """Open browser tabs and API clients hold Gradio heartbeat streams; uvicorn would wait out
+    its grace period for them and then log a cancelled-task traceback. Gradio ends them when
+    its app's ``stop_event`` is set, so set it as soon as a stop is asked for."""
+    handle_exit = server.handle_exit
+
+    def stop_then_exit(sig, frame):
+        for route in getattr(server.config.app, "routes", ()):
+            stop_event = getattr(getattr(route, "app", None), "stop_event", None)
+            if stop_event is not None:
+                stop_event.set()
+        handle_exit(sig, frame)
+
+    server.handle_exit = stop_then_exit
+
+
 def _exit_cleanly(signum, frame):
     raise SystemExit(0)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.command == "keys":
+        from app.api.keys_cli import run
+
+        return run(args)
+    if args.command in ("worker", "migrate"):
+        from app.team.cli import run as run_team
+
+        return run_team(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("huey").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -94,14 +124,15 @@ def main(argv=None) -> int:
         os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.workspace / "cache" / "gradio"))
         first_start(settings)
         studio = Studio(settings)
+        app = create_app(studio)  # refuses a non-loopback host without API keys
     except AppError as exc:
         print(f"Xianying Studio cannot start: {exc.en}\n仙影无法启动：{exc.zh}", file=sys.stderr)
         return 2
-    app = create_app(studio)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                             timeout_graceful_shutdown=5, lifespan="on")
     server = uvicorn.Server(config)
+    end_streams_on_exit(server)
     print(f"仙影 Xianying Studio: {url}  (workspace: {settings.workspace}; Ctrl-C to stop)", flush=True)
     if not args.no_browser:
         open_browser_when_ready(server, url)

@@ -60,6 +60,10 @@ class Job(BaseModel):
     attempts = IntegerField(default=0)
     cancel_requested = BooleanField(default=False)
     huey_id = CharField(null=True)
+    # lease (team mode, app.team): who runs it, until when, and a fencing token bumped at each claim
+    lease_owner = CharField(null=True)
+    lease_expires = FloatField(null=True, index=True)
+    fence = IntegerField(default=0)
 
     created_at = FloatField(default=time.time, index=True)
     started_at = FloatField(null=True)
@@ -73,16 +77,17 @@ class Job(BaseModel):
 MODELS = (Job,)
 
 
-def open_db(path: Path) -> SqliteDatabase:
-    """Open (creating if needed) the studio database and bind the models to it."""
-    database = SqliteDatabase(
-        str(path),
-        pragmas={"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"},
-        check_same_thread=False,
-    )
+def open_db(target: Path | object) -> SqliteDatabase:
+    """Open (creating if needed) the studio database and bind the models to it. ``target``:
+    the settings (SQLite file in the workspace, or ``database_url``: see app.backends) or a
+    SQLite path. Columns added since an older workspace was made are added to its tables."""
+    from .backends import ensure_columns, make_database
+
+    database = make_database(target)
     db.initialize(database)
     with database.connection_context():
         database.create_tables(MODELS, safe=True)
+        ensure_columns(database, MODELS)
     return database
 
 

@@ -43,6 +43,13 @@ class ConfigError(AppError):
     code = "config_error"
 
 
+class ProfileError(ConfigError):
+    """A project's YAML (project/characters/scenes) that cannot be used; ``file`` and ``field`` say where."""
+
+    status = 422
+    code = "profile_error"
+
+
 class ValidationError(AppError):
     status = 422
     code = "invalid_request"

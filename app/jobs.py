@@ -33,6 +33,7 @@ class JobService:
         self.settings = settings
         self.engines = engines
         self.queue = queue  # set by the studio once the lanes exist
+        self.admission = None  # optional hook (quotas): called inside the submit transaction; raises to refuse
 
     # --- engines --------------------------------------------------------------------
     def engines_info(self) -> list[dict]:
@@ -95,7 +96,9 @@ class JobService:
                               images=self.image_inputs(images))
         engine.check(probe)
         now = time.time()
-        with db.atomic():
+        with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
+            if self.admission is not None:
+                self.admission(user=user, engine=engine, task=task, params=params, parent=parent)
             job = Job.create(
                 id=uuid.uuid4().hex, engine=engine.id, kind=engine.kind, lane=engine.lane, task=task,
                 prompt=req.prompt, negative_prompt=req.negative_prompt, images=images,

@@ -77,6 +77,19 @@ class EmbeddedConsumer(Consumer):
         return None
 
 
+def _as_runner_task(execute: Callable[..., None]) -> Callable[..., None]:
+    """Huey names a task after its function's module: pin it to ``app.runner`` so every process
+    (the studio, a team worker whose runner is a subclass) reads the others' tasks."""
+    if getattr(execute, "__module__", None) == "app.runner":
+        return execute
+
+    def step(job_id, token=None):
+        return execute(job_id, token)
+
+    step.__module__ = "app.runner"
+    return step
+
+
 class JobQueue:
     """The lanes, the two task kinds, and consumers started/stopped with the app.
 
@@ -85,29 +98,38 @@ class JobQueue:
     """
 
     def __init__(self, queue_dir: Path, execute: Callable[..., None], *, gpu_workers: int = 1,
-                 io_workers: int = 4, immediate: bool = False):
-        queue_dir.mkdir(parents=True, exist_ok=True)
-        self.workers = {"gpu": gpu_workers, "io": io_workers}
+                 io_workers: int = 4, immediate: bool = False, settings=None):
+        from .backends import make_lane, queue_outage_errors
+
+        self.workers = {"gpu": gpu_workers, "io": io_workers}  # a lane with 0 workers is not consumed here
         self.hueys: dict[str, LaneHuey] = {}
         self.tasks = {}
         self.consumers: list[EmbeddedConsumer] = []
+        self.outage: dict[str, tuple] = {}
         for lane in LANES:
-            huey = LaneHuey(f"xianying-{lane}", filename=str(queue_dir / f"{lane}.db"),
-                            journal_mode="wal", timeout=10, immediate=immediate, results=False)
+            huey = make_lane(settings, lane, queue_dir=queue_dir, immediate=immediate)
+            self.outage[lane] = queue_outage_errors(huey)
             huey.waker = Waker()
             self.hueys[lane] = huey
-            self.tasks[lane] = huey.task(name=f"{lane}.step", retries=0)(execute)
+            self.tasks[lane] = huey.task(name=f"{lane}.step", retries=0)(_as_runner_task(execute))
 
-    def enqueue(self, lane: str, job_id: str, delay: float | None = None, token: int | None = None) -> str:
+    def enqueue(self, lane: str, job_id: str, delay: float | None = None, token: int | None = None) -> str | None:
         task = self.tasks[lane].s(job_id, token)
         if delay:
             task.eta = normalize_time(delay=delay, utc=self.hueys[lane].utc)
-        self.hueys[lane].enqueue(task)
+        try:
+            self.hueys[lane].enqueue(task)
+        except self.outage[lane] as exc:  # team queue server down: the row stays queued; the monitor re-sends
+            log.warning("queue %s unreachable (%s); job %s stays queued", lane, type(exc).__name__, job_id)
+            return None
         return task.id
 
     def revoke(self, lane: str, task_id: str | None) -> None:
         if task_id:
-            self.hueys[lane].revoke_by_id(task_id)
+            try:
+                self.hueys[lane].revoke_by_id(task_id)
+            except self.outage[lane]:  # harmless: the runner's claim refuses a cancelled job anyway
+                log.warning("queue %s unreachable; revoke of %s skipped", lane, task_id)
 
     def pending_job_ids(self, lane: str) -> set[str]:
         huey = self.hueys[lane]
@@ -117,6 +139,8 @@ class JobQueue:
 
     def start(self) -> None:
         for lane, huey in self.hueys.items():
+            if not self.workers[lane]:
+                continue
             consumer = EmbeddedConsumer(huey, workers=self.workers[lane], worker_type="thread",
                                         periodic=False, initial_delay=0.05, max_delay=1.0,
                                         backoff=1.5, check_worker_health=False)

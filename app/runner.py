@@ -9,12 +9,15 @@ folder ``<workspace>/tmp/<job_id>/``, and on success moves that folder whole int
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
-from .db import TERMINAL, Job, connection
+from .db import TERMINAL, Job, connection, db
 from .errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
 from .media import atomic_write_json
@@ -30,12 +33,23 @@ class JobRunner:
         self.service = service
         self.settings = service.settings
         self.stopping = threading.Event()  # set at shutdown: running local jobs go back to queued
+        # who holds a claimed job, and for how long unless renewed (team mode: app.team renews it)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_s = self.settings.team.lease_s
+        self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
         with connection():
             job = Job.get_or_none(Job.id == job_id)
             if job is None or job.status in TERMINAL:
+                return
+            if self.gate is not None and not self.gate(job):
+                return
+            if job.kind in ("episode", "stitch"):  # an episode's parent and stitch steps: app/episodes.py
+                from .episodes import execute
+
+                execute(self, job, token)
                 return
             engine = self.service.engines.get(job.engine)
             if engine is None:
@@ -51,7 +65,8 @@ class JobRunner:
     def _claim(self, job: Job) -> bool:
         now = time.time()
         n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
-                        progress=0, message="starting")
+                        progress=0, message="starting", fence=Job.fence + 1, lease_owner=self.owner,
+                        lease_expires=now + self.lease_s)
              .where(Job.id == job.id, Job.status == "queued").execute())
         return bool(n)
 
@@ -91,7 +106,7 @@ class JobRunner:
 
     def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
         """Write job.json, move the staging folder into outputs/, mark succeeded."""
-        job = Job.get_by_id(job.id)
+        fence, job = job.fence, Job.get_by_id(job.id)  # the fencing token this run claimed the job with
         work = self.workdir(job.id)
         now = time.time()
         final = self.settings.outputs_dir / time.strftime("%Y-%m-%d", time.localtime(job.created_at)) / job.id
@@ -110,13 +125,25 @@ class JobRunner:
             "info": {k: v for k, v in merged_info.items() if not k.startswith("_")},
             "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(now),
             "run_s": round(now - (job.started_at or now), 3)})
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            shutil.rmtree(final)
-        work.rename(final)
-        (Job.update(status="succeeded", progress=100.0, outputs=records, output_dir=str(final.relative_to(ws)),
-                    info=merged_info, finished_at=now, updated_at=now, message="done")
-         .where(Job.id == job.id).execute())
+        self.publish(job, fence, work, final, dict(
+            status="succeeded", progress=100.0, outputs=records, output_dir=str(final.relative_to(ws)),
+            info=merged_info, finished_at=now, updated_at=now, message="done"))
+
+    def publish(self, job: Job, fence: int, work: Path, final: Path, fields: dict) -> bool:
+        """Mark the row succeeded and move ``work`` whole to ``final``, in one transaction and only
+        while this run still holds the job (its fencing token): a run that lost its lease (team
+        mode) changes nothing and its files are dropped. Team workers override it (uploads)."""
+        with db.atomic():
+            n = (Job.update(**fields)
+                 .where(Job.id == job.id, Job.fence == fence, Job.status == "running").execute())
+            if not n:
+                log.warning("job %s: this run no longer holds the job (fence %s); result dropped", job.id, fence)
+                return False
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                shutil.rmtree(final)
+            work.rename(final)
+        return True
 
     def _fail(self, job: Job, exc: AppError, status: str = "failed") -> None:
         now = time.time()
@@ -124,7 +151,7 @@ class JobRunner:
                     error_zh=exc.zh if status == "failed" else None,
                     error_code=getattr(exc, "vendor_code", None) or exc.code, finished_at=now,
                     updated_at=now, message=exc.en)
-         .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+         .where(Job.id == job.id, Job.fence == job.fence, Job.status.not_in(TERMINAL)).execute())
         shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- local ----------------------------------------------------------------------
@@ -154,8 +181,9 @@ class JobRunner:
             shutil.rmtree(work, ignore_errors=True)
 
     def _requeue(self, job: Job, why: str) -> None:
-        (Job.update(status="queued", attempts=Job.attempts - 1, progress=0, message=why, updated_at=time.time())
-         .where(Job.id == job.id).execute())
+        (Job.update(status="queued", attempts=Job.attempts - 1, progress=0, message=why, updated_at=time.time(),
+                    lease_owner=None, lease_expires=None)
+         .where(Job.id == job.id, Job.fence == job.fence).execute())
         shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- cloud ----------------------------------------------------------------------
@@ -166,14 +194,14 @@ class JobRunner:
             job = Job.get_by_id(job.id)
         if job.cancel_requested:
             return
-        if not job.remote_id:
-            self._cloud_create(job, engine)
-            return
-        if token is not None:  # a poll: only the newest scheduled one may run
+        if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
             n = Job.update(polls=Job.polls + 1).where(Job.id == job.id, Job.polls == token).execute()
             if not n:
                 return
             job = Job.get_by_id(job.id)
+        if not job.remote_id:
+            self._cloud_create(job, engine)
+            return
         self._cloud_poll(job, engine)
 
     def _cloud_create(self, job: Job, engine) -> None:
@@ -250,12 +278,14 @@ class JobRunner:
         pending = {lane: queue.pending_job_ids(lane) for lane in ("gpu", "io")} if queue else {}
         with connection():
             for job in Job.select().where(Job.status == "running"):
-                if job.kind == "cloud":
+                if self.settings.database_url and (job.lease_expires or 0) > time.time():
+                    continue  # team mode: a live worker holds it; app.team's monitor acts if it goes silent
+                if job.kind in ("cloud", "episode"):  # an episode parent resumes like a poll, never re-runs
                     counts["resumed"] += 1
                     if job.remote_id:
                         self.service.enqueue(job, token=job.polls)
                     else:  # crashed mid-create: the engine re-sends with the same idempotency key
-                        self.service.enqueue(job)
+                        self.service.enqueue(job, token=job.polls)
                 elif job.attempts < self.settings.queue.max_attempts:
                     (Job.update(status="queued", progress=0, updated_at=time.time(),
                                 message="re-queued after the studio was interrupted")

@@ -7,6 +7,7 @@ variables) < command-line flags. Provider secrets are not settings: see ``app.se
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -43,6 +44,22 @@ class QueueSettings(_Strict):
     poll_max_interval_s: float = Field(30.0, ge=0.1)
 
 
+class TeamSettings(_Strict):
+    """Team mode (``database_url`` set): workers on other machines; see docs/team.md."""
+
+    lease_s: float = Field(30.0, ge=1, description="a running job's lease: a worker silent this long loses the job")
+    heartbeat_s: float = Field(5.0, ge=0.1, description="how often a worker renews its leases and advertises itself")
+    monitor_interval_s: float = Field(2.0, ge=0.1, description="how often the studio looks for lost jobs")
+    warm_wait_s: float = Field(3.0, ge=0, description="a worker without the pipeline loaded leaves a new job this "
+                                                      "long to an idle worker that has it warm")
+    min_free_vram_gb: float = Field(0.0, ge=0, description="a CUDA worker with less free VRAM declines local jobs")
+    shared_outputs: bool = Field(False, description="workers' workspace is the studio's (a shared mount): they "
+                                                    "write outputs/ directly instead of uploading")
+    studio_lanes: list[str] = Field(default_factory=lambda: ["io"], description="lanes the studio itself serves "
+                                                                                "in team mode (gpu, io)")
+    studio_url: str | None = Field(None, description="workers upload results here (http://studio:7860)")
+
+
 class Settings(_Strict):
     workspace: Path
     host: str = "127.0.0.1"
@@ -54,6 +71,11 @@ class Settings(_Strict):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     models: dict[str, str] = Field(default_factory=dict, description="engine id -> folder with its weights")
     secrets_file: Path | None = None
+    queue_url: str | None = Field(None, description="team mode: redis://host:6379/0 or postgresql://... for the "
+                                                    "queue lanes; empty = SQLite files in the workspace")
+    database_url: str | None = Field(None, description="team mode: postgresql://user:password@host/db for the job "
+                                                       "tables; empty = SQLite in the workspace")
+    team: TeamSettings = Field(default_factory=TeamSettings)
 
     # --- derived paths -------------------------------------------------------------
     @property
@@ -91,8 +113,32 @@ class Settings(_Strict):
 
 
 def default_workspace() -> Path:
+    """``$XIANYING_HOME``, else ``./workspace``; the frozen desktop app uses the user's data
+    folder instead (never the bundle's own folder or the current directory)."""
     env = os.environ.get("XIANYING_HOME")
-    return Path(env) if env else Path("workspace")
+    if env:
+        return Path(env)
+    if getattr(sys, "frozen", False):
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("xianying", appauthor=False))
+    return Path("workspace")
+
+
+def default_config_text() -> str:
+    """A ``config.yaml`` listing every setting at its default, commented out (first start)."""
+    lines = ["# Xianying Studio (仙影) settings. Uncomment a line and change it; delete this file to",
+             "# get the defaults back. XIANYING_* environment variables and flags override it.",
+             "# (host and port come from the --host/--port flags.)", ""]
+    for name, field in Settings.model_fields.items():
+        if name in ("workspace", "host", "port"):
+            continue
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        text = yaml.safe_dump({name: value}, allow_unicode=True, sort_keys=False, default_flow_style=False)
+        lines += [f"# {line}" for line in text.splitlines()]
+    return "\n".join(lines) + "\n"
 
 
 def load_settings(workspace: Path | str | None = None, **overrides) -> Settings:
@@ -114,6 +160,9 @@ def load_settings(workspace: Path | str | None = None, **overrides) -> Settings:
         data.setdefault("gpu_pool", {})["max_concurrent"] = int(os.environ["XIANYING_GPU_MAX_CONCURRENT"])
     if os.environ.get("XIANYING_SECRETS"):
         data["secrets_file"] = os.environ["XIANYING_SECRETS"]
+    for key in ("queue_url", "database_url"):  # team mode (app.backends)
+        if os.environ.get(f"XIANYING_{key.upper()}"):
+            data[key] = os.environ[f"XIANYING_{key.upper()}"]
     data.update({k: v for k, v in overrides.items() if v is not None})
     data["workspace"] = ws
     try:

@@ -24,16 +24,25 @@ class Studio:
 
         self.settings = settings
         settings.ensure_dirs()
+        from profiles.samples import install_samples  # first start: the built-in xianxia sample project
+
+        install_samples(settings.projects_dir)
         self.secrets = SecretStore(settings.secrets_file)
         self.cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
-        self.database = open_db(settings.db_path)
+        self.database = open_db(settings)  # SQLite in the workspace, or the team's database_url (app.backends)
         self.engines = engines if engines is not None else build_engines(settings, self.secrets, self.cache)
         self.service = JobService(settings, self.engines)
         self.runner = JobRunner(self.service)
         gpu_workers = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
         self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=gpu_workers,
-                              io_workers=settings.queue.io_workers, immediate=immediate)
+                              io_workers=settings.queue.io_workers, immediate=immediate, settings=settings)
         self.service.queue = self.queue
+        from .team import attach as attach_team  # team mode only (else None): fleet, lease monitor, routing
+
+        self.team = attach_team(self)
+        from .api import attach  # users, keys, quotas (service.admission), retention sweep
+
+        self.ops = attach(self)
         self.started = False
 
     def start(self) -> dict:
@@ -41,7 +50,10 @@ class Studio:
         counts = self.runner.reconcile()
         if any(counts.values()):
             log.info("startup reconcile: %s", counts)
+        if self.team:
+            self.team.start()
         self.queue.start()
+        self.ops.start()
         self.started = True
         return counts
 
@@ -49,8 +61,11 @@ class Studio:
         """Running local jobs stop at their next step and go back to queued; polls resume later."""
         if not self.started:
             return
+        self.ops.stop()
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
+        if self.team:
+            self.team.stop()
         self.queue.close()
         self.started = False
         self.database.close()

@@ -7,10 +7,27 @@ at module level, so building the registry is instant.
 from __future__ import annotations
 
 from engines.base import Engine
+from engines.cloud.ark import ArkEngine
+from engines.cloud.dashscope import DashScopeEngine
+from engines.cloud.tencent_vod import TencentVodEngine
+from engines.cloud.zhipu import ZhipuEngine
+from engines.local.sdxl import SdxlEngine
+from engines.local.sdxl_instantid import SdxlInstantIdEngine
+from engines.local.svd import SvdEngine
+from engines.local.wan_i2v import WanI2V720Engine, WanI2VEngine
 from engines.local.wan_t2v import WanT2VEngine
 
 ENGINE_CLASSES: tuple[type[Engine], ...] = (
     WanT2VEngine,
+    WanI2VEngine,
+    WanI2V720Engine,
+    SdxlEngine,
+    SdxlInstantIdEngine,
+    SvdEngine,
+    TencentVodEngine,
+    ArkEngine,
+    DashScopeEngine,
+    ZhipuEngine,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, create, gallery, keys_view, queue_view, settings_view
+from . import api, create, fleet_view, gallery, keys_view, projects_view, queue_view, settings_view, usage_view
 from .i18n import i18n
 
 CSS = """
@@ -27,6 +27,8 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
         with gr.Tabs():
             with gr.Tab(t("tab_create"), id="create"):
                 create.build(service, t)
+            with gr.Tab("项目 · Projects", id="projects"):
+                projects_view.build(service, t)
             with gr.Tab(t("tab_queue"), id="queue"):
                 queue_view.build(service, t)
             with gr.Tab(t("tab_gallery"), id="gallery") as gallery_tab:
@@ -34,8 +36,11 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
                 settings_load, settings_outs = settings_view.build(service, studio.secrets, t)
                 keys_load, keys_outs = keys_view.build(studio, t)
+                fleet_load, fleet_outs = fleet_view.build(studio, t)
+                usage_load, usage_outs = usage_view.build(service, t)
         gallery_tab.select(gallery_load, None, gallery_outs, api_visibility="private")
-        for load, outs in ((settings_load, settings_outs), (keys_load, keys_outs)):
+        for load, outs in ((settings_load, settings_outs), (keys_load, keys_outs), (fleet_load, fleet_outs),
+                           (usage_load, usage_outs)):
             settings_tab.select(load, None, outs, api_visibility="private")
             demo.load(load, None, outs, api_visibility="private")
         api.register(service)

@@ -8,6 +8,7 @@
     /rerun  (task_id)        -> {task_id, status}   (a new task, same parameters and seed)
     /result (task_id)        -> the primary output file (the client downloads it)
     /tasks  (filter)         -> [status, ...]
+    /usage  (filter)         -> {since, until, rows: [{day, engine, seconds, tokens, count, raw}], totals}
 
 Each is a few lines over the job service; ``AppError`` becomes ``gr.Error`` in the caller's
 language (Accept-Language), so clients see a clear message, never a traceback.
@@ -86,5 +87,11 @@ def register(service) -> None:
     def tasks(filter: dict | None = None, request: gr.Request = None) -> list:
         return [service.status_dict(job) for job in service.list(filter or {})]
 
-    for fn in (engines, submit, status, cancel, retry, rerun, result, tasks):
+    @guarded
+    def usage(filter: dict | None = None, request: gr.Request = None) -> dict:
+        from app.usage import ledger
+
+        return ledger(filter or {})
+
+    for fn in (engines, submit, status, cancel, retry, rerun, result, tasks, usage):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

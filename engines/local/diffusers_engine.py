@@ -8,13 +8,16 @@ from typing import ClassVar
 from app.errors import Cancelled, NotAvailable
 from engines.base import Engine
 
-from .weights import PipelineCache, find_weights, missing_packages, pick_device
+from . import memory
+from .weights import PipelineCache, find_weights, missing_packages, pick_device, torch_cpu
 
 
 class DiffusersEngine(Engine):
     kind = "local"
     hub_id: ClassVar[str | None] = None
     packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
+    transformer_based: ClassVar[bool] = False  # a DiT denoiser: attention backends apply to it
+    last_plan: memory.MemoryPlan | None = None
 
     def __init__(self, settings, secrets=None, cache: PipelineCache | None = None):
         super().__init__(settings, secrets)
@@ -41,14 +44,37 @@ class DiffusersEngine(Engine):
         """Build the pipeline from ``path`` on ``device`` (engines override)."""
         raise NotImplementedError
 
-    def pipeline(self):
+    def pipeline(self, params=None, offload: str | None = None):
+        """The warm pipeline and its device, placed per the memory plan (see ``memory.py``).
+
+        ``offload`` overrides the plan's mode (the OOM retry uses it). The plan is kept in
+        ``self.last_plan``; a pipeline loaded under another offload mode is dropped first.
+        """
         ok, reason = self.available()
         if not ok:
             raise NotAvailable(reason, f"引擎 {self.id} 不可用：{reason}")
         path = self.weights().path
         device, dtype = pick_device()
+        plan = self.memory_plan(params, path, device, dtype, offload)
         key = (self.id, str(path), str(device), str(dtype))
-        return self.cache.get(key, lambda: self.load(path, device, dtype)), device
+        self.cache.discard(lambda k: k[:4] == key and k[4:] != (plan.offload,))
+        load_device = device if plan.offload == "none" else torch_cpu()
+        pipe = self.cache.get((*key, plan.offload),
+                              lambda: memory.place(self.load(path, load_device, dtype), plan, device))
+        memory.apply_run_modes(pipe, plan)
+        self.last_plan = plan
+        return pipe, device
+
+    def memory_plan(self, params, path, device, dtype, offload: str | None = None):
+        requested = offload or getattr(params, "offload", "auto")
+        free = memory.free_vram(device)
+        need = memory.needed_bytes(path, dtype.itemsize) if free is not None and requested == "auto" else 0
+        return memory.plan_memory(requested, device.type, need, free, getattr(params, "vae_tiling", None),
+                                  getattr(params, "attention", "auto"), transformer=self.transformer_based)
+
+    def generate(self, params, call):
+        """``call(pipe, device)`` on the warm pipeline; one retry with more offload after a CUDA OOM."""
+        return memory.run_with_retry(self, params, call)
 
     # --- per-run helpers ------------------------------------------------------------
     @staticmethod

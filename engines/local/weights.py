@@ -63,6 +63,12 @@ def pick_device(gpu_id: int | None = None):
     return torch.device("cpu"), torch.float32
 
 
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
 def pipeline_bytes(pipe) -> int:
     total = 0
     for comp in getattr(pipe, "components", {}).values():
@@ -99,6 +105,16 @@ class PipelineCache:
             self._items.popitem(last=False)
         _free_cuda()
 
+    def discard(self, predicate: Callable[[Any], bool]) -> int:
+        """Drop the pipelines whose key matches; returns how many."""
+        with self._lock:
+            gone = [k for k in self._items if predicate(k)]
+            for k in gone:
+                del self._items[k]
+            if gone:
+                _free_cuda()
+            return len(gone)
+
     def keys(self) -> list:
         with self._lock:
             return list(self._items)
@@ -115,3 +131,48 @@ def _free_cuda() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def missing_components(path: Path) -> list[str]:
+    """Components named in ``model_index.json`` whose subfolder is absent or empty."""
+    import json
+
+    try:
+        index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["model_index.json"]
+    missing = []
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        sub = path / name
+        if not sub.is_dir() or not any(sub.iterdir()):
+            missing.append(name)
+    return missing
+
+
+def models_report(engines: dict) -> list[dict]:
+    """One row per local engine for the Settings "Models" section: present or not, where, how
+    big, what is missing, and what to do. An engine may add rows for extra parts through
+    ``extra_models() -> [(name, path, present)]`` (InstantID files, face models, LoRAs)."""
+    rows = []
+    for engine in engines.values():
+        if engine.kind != "local" or not hasattr(engine, "weights"):
+            continue
+        ok, reason = engine.available()
+        info = engine.weights()
+        missing = missing_components(info.path) if info.path else ["model_index.json"]
+        parts = []
+        for name, path, present in getattr(engine, "extra_models", lambda: [])():
+            size = folder_size(path) if present and path.is_dir() else (path.stat().st_size if present else 0)
+            parts.append({"name": name, "path": str(path), "present": present, "size_bytes": size})
+            if not present:
+                missing.append(name)
+        size = folder_size(info.path) if info.path else 0
+        rows.append({
+            "engine": engine.id, "title": engine.title, "available": ok, "reason": reason,
+            "present": info.path is not None and not missing, "source": info.source,
+            "path": str(info.path) if info.path else None, "expected": str(info.expected),
+            "hub_id": getattr(engine, "hub_id", None), "size_bytes": size + sum(p["size_bytes"] for p in parts),
+            "missing": missing, "parts": parts})
+    return rows

@@ -1,0 +1,103 @@
+"""The retention sweep: scratch outputs older than ``storage.retention_hours`` are deleted.
+
+Scratch = a finished job outside any project (no ``project``, no ``parent``) submitted through
+an API (Gradio API or REST; UI jobs too when ``sweep_ui_outputs`` is on in rest.yaml). Project
+assets are never swept. The job row stays, with ``info.cleaned`` saying when and why its files
+went, so a later download answers "removed by the retention sweep" rather than a bare 404.
+
+``RetentionSweeper`` runs ``sweep()`` on a daemon thread every ``interval_s`` while the studio
+runs; ``retention_hours: 0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from app.db import Job, connection
+from app.jobs import iso
+
+log = logging.getLogger(__name__)
+
+
+class RetentionSweeper:
+    def __init__(self, settings, *, interval_s: float = 600.0, include_ui: bool = False):
+        self.settings = settings
+        self.interval_s = interval_s
+        self.include_ui = include_ui
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def hours(self) -> float:
+        return float(self.settings.storage.retention_hours)
+
+    def candidates(self, now: float):
+        cutoff = now - self.hours * 3600.0
+        query = (Job.select().where(Job.status == "succeeded", Job.project.is_null(), Job.parent.is_null(),
+                                    Job.finished_at < cutoff, Job.output_dir.is_null(False))
+                 .order_by(Job.finished_at))
+        if not self.include_ui:
+            query = query.where(Job.source != "ui")
+        return query
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete expired scratch outputs; return how many jobs were cleaned."""
+        if self.hours <= 0:
+            return 0
+        now = time.time() if now is None else now
+        outputs = self.settings.outputs_dir.resolve()
+        cleaned = 0
+        with connection():
+            for job in self.candidates(now).limit(1000):
+                if job.info.get("cleaned"):
+                    continue
+                folder = (self.settings.workspace / job.output_dir).resolve()
+                if not folder.is_relative_to(outputs) or folder == outputs:
+                    log.warning("retention: job %s has an output folder outside outputs/; left alone", job.id)
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                self._drop_empty(folder.parent, outputs)
+                note = (f"Removed by the retention sweep at {iso(now)}: scratch outputs are kept "
+                        f"{self.hours:g} h (storage.retention_hours).")
+                note_zh = f"已于 {iso(now)} 被保留期清理删除：临时输出保留 {self.hours:g} 小时（storage.retention_hours）。"
+                (Job.update(info={**job.info, "cleaned": note, "cleaned_zh": note_zh, "cleaned_at": iso(now)},
+                            updated_at=now)
+                 .where(Job.id == job.id).execute())
+                cleaned += 1
+        if cleaned:
+            log.info("retention: removed the outputs of %d job(s)", cleaned)
+        return cleaned
+
+    @staticmethod
+    def _drop_empty(folder: Path, stop: Path) -> None:
+        if folder != stop and folder.is_relative_to(stop):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass
+
+    # --- background thread ------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # a sweep must never take the studio down; try again next round
+                log.exception("retention sweep failed")
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="retention-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

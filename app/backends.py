@@ -1,0 +1,191 @@
+"""The one place that chooses storage: embedded (SQLite files in the workspace, what a desktop
+user gets) or team mode (Postgres for the job tables, Redis or Postgres for the queue lanes).
+
+    make_database(settings)      SQLite (WAL, busy timeout) or Postgres from ``database_url``
+    make_lane(settings, lane)    a Huey for one lane: SQLite file, ``RedisHuey`` or ``PostgresHuey``
+                                 from ``queue_url`` (default in team mode: ``database_url``)
+    ensure_columns(database, models)   add columns a newer model has and an older table lacks
+
+Everything above these factories (models, task code, the job service, the runner) is the same
+on every backend. Team-mode drivers (``redis``, ``psycopg``) are imported only when a URL asks
+for them; a missing one is a ``ConfigError`` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from peewee import InterfaceError, OperationalError, SqliteDatabase
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": "normal"}
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Errors after which a statement outside a transaction is retried once on a fresh connection
+# (a Postgres restart, a dropped socket). Inside a transaction the error goes to the caller.
+_RECONNECT_FRAGMENTS = ("terminating connection", "server closed the connection", "connection is lost",
+                        "connection is closed", "connection is bad", "consuming input failed",
+                        "connection already closed", "could not receive data", "connection not open",
+                        "ssl connection has been closed", "cannot rollback")
+SUBMIT_LOCK = 0x78790001  # advisory lock: Postgres's stand-in for SQLite's BEGIN IMMEDIATE
+
+
+def is_team(settings) -> bool:
+    """Team mode: the job tables live in a shared database."""
+    return bool(getattr(settings, "database_url", None))
+
+
+def redact(url: str | None) -> str:
+    """A URL fit for logs and screens: the password replaced by ``***``."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.split("+")[0].lower()
+
+
+def _need(module: str, what: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"{what} needs the '{module}' package: pip install -e '.[team]'.",
+                          f"{what}需要安装 '{module}'：pip install -e '.[team]'。") from exc
+
+
+# --- the job database ---------------------------------------------------------------------
+def make_database(target):
+    """The studio database for ``target``: settings (``database_url`` or the workspace's
+    SQLite file) or a SQLite path."""
+    url = getattr(target, "database_url", None)
+    if url:
+        return _postgres(url)
+    path = target.db_path if hasattr(target, "db_path") else Path(target)
+    return SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+
+
+def _postgres(url: str):
+    if _scheme(url) not in POSTGRES_SCHEMES:
+        raise ConfigError(f"database_url must be postgresql://user:password@host:port/dbname (got {redact(url)}).",
+                          f"database_url 应为 postgresql://用户:密码@主机:端口/库名（当前：{redact(url)}）。")
+    _need("psycopg", "A Postgres database_url")
+    from playhouse.db_url import parse
+    from playhouse.pool import PooledPostgresqlDatabase
+
+    class TeamPostgresDatabase(PooledPostgresqlDatabase):
+        """Pooled, reconnecting Postgres; floats are double precision (Postgres's FLOAT is
+        4-byte REAL, which would round timestamps to minutes); ``atomic("IMMEDIATE")``
+        serialises like SQLite's write lock, through an advisory lock."""
+
+        field_types = {**PooledPostgresqlDatabase.field_types, "FLOAT": "DOUBLE PRECISION"}
+
+        def begin(self, isolation_level=None):
+            if isinstance(isolation_level, str) and isolation_level.upper() in ("IMMEDIATE", "EXCLUSIVE"):
+                super().begin()
+                self.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
+                return None
+            return self._retry(super().begin, isolation_level)
+
+        def execute_sql(self, sql, params=None):
+            return self._retry(super().execute_sql, sql, params)
+
+        def _retry(self, func, *args):
+            try:
+                return func(*args)
+            except (OperationalError, InterfaceError) as exc:
+                if self.in_transaction() or not any(f in str(exc).lower() for f in _RECONNECT_FRAGMENTS):
+                    raise
+                log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
+                if not self.is_closed():
+                    self.manual_close()
+                self.connect()
+                return func(*args)
+
+    params = parse(url)
+    database = params.pop("database")
+    return TeamPostgresDatabase(database, max_connections=32, stale_timeout=300, timeout=30,
+                                prefer_psycopg3=True, **params)
+
+
+def ensure_columns(database, models) -> list[str]:
+    """Add the columns a model declares and its existing table lacks (an older workspace
+    opened by a newer studio). Returns ``table.column`` for each one added."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrator = SchemaMigrator.from_database(database)
+    added = []
+    for model in models:
+        table = model._meta.table_name
+        have = {c.name for c in database.get_columns(table)}
+        ops = []
+        for field in model._meta.sorted_fields:
+            if field.column_name not in have:
+                ops.append(migrator.add_column(table, field.column_name, field))
+                added.append(f"{table}.{field.column_name}")
+        if ops:
+            with database.atomic():
+                migrate(*ops)
+    if added:
+        log.info("database: added columns %s", ", ".join(added))
+    return added
+
+
+# --- the queue lanes ----------------------------------------------------------------------
+def make_lane(settings, lane: str, *, queue_dir: Path | None = None, immediate: bool = False):
+    """The Huey for ``lane`` (``gpu`` / ``io``): one SQLite file per lane, or a named queue
+    on the team's Redis / Postgres."""
+    from .queue import LaneHuey
+
+    name = f"xianying-{lane}"
+    # team mode without a queue_url: the lanes live in the team's Postgres too
+    url = (getattr(settings, "queue_url", None) or getattr(settings, "database_url", None)) if settings else None
+    if not url:
+        folder = queue_dir or settings.queue_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        return LaneHuey(name, filename=str(folder / f"{lane}.db"), journal_mode="wal", timeout=10,
+                        immediate=immediate, results=False)
+    scheme = _scheme(url)
+    if scheme in REDIS_SCHEMES:
+        _need("redis", "A Redis queue_url")
+        from huey import RedisHuey
+
+        return RedisHuey(name, url=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
+    if scheme in POSTGRES_SCHEMES:
+        _need("psycopg", "A Postgres queue_url")
+        from huey import PostgresHuey
+
+        return PostgresHuey(name, dsn=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
+    raise ConfigError(f"queue_url must start with redis:// or postgresql:// (got {redact(url)}).",
+                      f"queue_url 应以 redis:// 或 postgresql:// 开头（当前：{redact(url)}）。")
+
+
+def queue_outage_errors(huey) -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the queue server is unreachable right now" for this lane: the job
+    row stays queued and the team monitor enqueues it again once the server is back. Empty for
+    SQLite, whose errors keep propagating as before."""
+    module = type(huey.storage).__module__
+    name = type(huey.storage).__name__
+    if module.startswith("huey") and name.startswith("Redis"):
+        import redis
+
+        return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    if name.startswith("Postgres"):
+        import psycopg
+
+        return (psycopg.OperationalError, psycopg.InterfaceError)
+    return ()

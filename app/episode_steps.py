@@ -1,0 +1,270 @@
+"""The episode state machine, driven by the job runner (``JobRunner.execute`` hands it the jobs
+of kind ``episode`` and ``stitch``).
+
+An episode is a parent job (engine ``episode``, io lane) whose request holds the checked plan
+(``profiles.plan.EpisodePlan``). Each of its steps looks once at the children, starts what has
+become possible, and schedules the next step — it never waits in a worker, like a cloud poll.
+The state (which job does which scene step) lives in the parent row's ``info["episode"]`` and
+is written right after each child is submitted, so after a crash the next step carries on
+where the last one stopped. Steps carry a token (the row's ``polls``): only the newest
+scheduled step acts, so a resumed episode never runs twice.
+
+A scene step whose resolved inputs — engine, parameters with the seed, prompt, negative
+prompt, the content of its input images — hash the same as a finished job of the project
+reuses that job instead of running again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from profiles.plan import STILL_PLACEHOLDER, EpisodePlan
+
+from .db import TERMINAL, Job
+from .errors import AppError, EngineError
+
+log = logging.getLogger(__name__)
+
+EPISODE, STITCH = "episode", "stitch"
+IDLE_DELAY_S = 1.0
+_HASHES: dict[tuple, str] = {}
+
+
+# --- input hashes --------------------------------------------------------------------------
+def file_sha(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def input_hash(engine: str, params: dict, prompt: str, negative: str, images: list[tuple[str, str]]) -> str:
+    """``images``: (role, content sha256 or URL) in request order."""
+    blob = json.dumps({"engine": engine, "params": params, "prompt": prompt, "negative": negative,
+                       "images": sorted(images)}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def row_hash(service, job: Job) -> str | None:
+    images = []
+    for image in job.images:
+        if image.get("url"):
+            images.append((image["role"], image["url"]))
+            continue
+        path = service.settings.workspace / image["path"]
+        if not path.is_file():
+            return None
+        images.append((image["role"], file_sha(path)))
+    return input_hash(job.engine, job.params, job.prompt, job.negative_prompt, images)
+
+
+def request_hash(service, request: dict) -> str:
+    req, engine, params, _task = service.validate(request)
+    images = []
+    for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
+                        *(("reference", v) for v in req.reference_images)):
+        if value is None:
+            continue
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            images.append((role, value))
+        elif isinstance(value, str) and value.startswith("job:"):
+            images.append((role, file_sha(service.image_of_job(value[4:]))))
+        else:
+            images.append((role, file_sha(Path(value))))
+    return input_hash(engine.id, params.model_dump(mode="json"), req.prompt, req.negative_prompt, images)
+
+
+def outputs_exist(service, job: Job) -> bool:
+    ws = service.settings.workspace
+    return bool(job.outputs) and all((ws / o["file"]).is_file() for o in job.outputs)
+
+
+def find_reusable(service, parent: Job, engine: str, prompt: str, digest: str) -> tuple[Job | None, bool]:
+    """(job, reused): this episode's own unfinished child for these inputs (a step submitted just before
+    a crash), else a finished job of the project with the same inputs."""
+    query = (Job.select().where(Job.project == parent.project, Job.engine == engine, Job.prompt == prompt,
+                                Job.status.in_(("queued", "running", "succeeded")), Job.kind != EPISODE)
+             .order_by(Job.created_at.desc()).limit(100))
+    for job in query:
+        own = job.parent == parent.id
+        if job.status != "succeeded" and not own:
+            continue
+        if job.status == "succeeded" and not outputs_exist(service, job):
+            continue
+        if row_hash(service, job) == digest:
+            return job, not own
+    return None, False
+
+
+# --- the parent ----------------------------------------------------------------------------
+def _take_turn(runner, job: Job, token: int | None) -> Job | None:
+    """Claim a queued parent, or check the step's token; None when another step owns the turn."""
+    if job.status == "queued":
+        if not runner._claim(job):
+            return None
+        job = Job.get_by_id(job.id)
+        token = None
+    expected = job.polls if token is None else token
+    n = (Job.update(polls=Job.polls + 1)
+         .where(Job.id == job.id, Job.polls == expected, Job.status == "running").execute())
+    return Job.get_by_id(job.id) if n else None
+
+
+def _save(job: Job, state: dict, **fields) -> None:
+    info = {**Job.get_by_id(job.id).info, "episode": state}
+    Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job.id).execute()
+
+
+def advance(runner, job: Job, token: int | None) -> None:
+    job = _take_turn(runner, job, token)
+    if job is None:
+        return
+    service = runner.service
+    plan = EpisodePlan.from_json(job.request["plan"])
+    state = job.info.get("episode") or {"scenes": {}, "stitch": None}
+    if job.cancel_requested:
+        _cancel(service, job, state)
+        return
+    try:
+        changed, failure = _start_ready_steps(service, job, plan, state)
+    except AppError as exc:
+        _finish_parent(runner, job, state, error=exc)
+        return
+    if failure is not None:
+        _finish_parent(runner, job, state, error=failure)
+        return
+    done = all(_status(state["scenes"][s.scene].get(st.step)) == "succeeded"
+               for s in plan.scenes for st in s.steps if s.scene in state["scenes"])
+    done = done and len(state["scenes"]) == len(plan.scenes)
+    if done and state.get("stitch") is None:
+        state["stitch"] = {"job": _submit_stitch(service, job, plan, state)}
+        _save(job, state)
+        changed = True
+    stitch = Job.get_or_none(Job.id == state["stitch"]["job"]) if state.get("stitch") else None
+    if stitch is not None and stitch.status == "succeeded":
+        _finish_parent(runner, job, state, stitch=stitch)
+        return
+    if stitch is not None and stitch.status in ("failed", "cancelled"):
+        _finish_parent(runner, job, state, error=EngineError(
+            f"Stitching the episode failed: {stitch.error or stitch.status}", f"拼接失败：{stitch.error_zh or stitch.status}"))
+        return
+    progress, message = _progress(plan, state)
+    _save(job, state, progress=progress, message=message)
+    service.enqueue(Job.get_by_id(job.id), delay=None if changed else IDLE_DELAY_S, token=job.polls)
+
+
+def _status(record: dict | None) -> str | None:
+    if not record:
+        return None
+    child = Job.get_or_none(Job.id == record["job"])
+    return child.status if child else "failed"
+
+
+def _start_ready_steps(service, job: Job, plan: EpisodePlan, state: dict):
+    """Submit (or reuse) every step whose inputs are ready; (changed, failure or None)."""
+    changed = False
+    for scene in plan.scenes:
+        records = state["scenes"].setdefault(scene.scene, {})
+        for step in scene.steps:
+            record = records.get(step.step)
+            if record is None:
+                request = dict(step.request)
+                if request.get("image") == STILL_PLACEHOLDER:
+                    still = records.get("still")
+                    if _status(still) != "succeeded":
+                        break
+                    request["image"] = f"job:{still['job']}"
+                record = _start_step(service, job, request)
+                records[step.step] = record
+                _save(job, state)
+                changed = True
+            child = Job.get_or_none(Job.id == record["job"])
+            status = child.status if child else "failed"
+            if status in ("failed", "cancelled"):
+                why = (child.error if child else None) or status
+                return changed, EngineError(
+                    f"Scene '{scene.scene}' ({step.step} on {step.engine}) {status}: {why} Fix the scene and render "
+                    "again; finished scenes are reused.",
+                    f"场景“{scene.scene}”（{step.engine} 上的 {step.step}）失败：{(child.error_zh if child else None) or why}"
+                    " 请修改场景后重新渲染；已完成的场景会被复用。")
+            if status != "succeeded":
+                break
+    return changed, None
+
+
+def _start_step(service, parent: Job, request: dict) -> dict:
+    digest = request_hash(service, request)
+    found, reused = find_reusable(service, parent, request["engine"], request["prompt"], digest)
+    if found is None:
+        found = service.submit(request, source="project", user=parent.user, parent=parent.id)
+        reused = False
+    return {"job": found.id, "engine": found.engine, "hash": digest, "reused": reused}
+
+
+def _progress(plan: EpisodePlan, state: dict) -> tuple[float, str]:
+    units, done, running = 0, 0.0, None
+    for scene in plan.scenes:
+        for step in scene.steps:
+            units += 1
+            record = state["scenes"].get(scene.scene, {}).get(step.step)
+            child = Job.get_or_none(Job.id == record["job"]) if record else None
+            if child is not None:
+                done += 100.0 if child.status == "succeeded" else child.progress
+                if child.status == "running" and running is None:
+                    running = f"scene {scene.scene}: {step.step} on {step.engine}"
+    units += 1
+    if state.get("stitch"):
+        child = Job.get_or_none(Job.id == state["stitch"]["job"])
+        done += child.progress if child else 0
+        running = running or "stitching"
+    return min(99.0, done / units), running or "waiting for the queue"
+
+
+def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
+    clips = []
+    for scene in plan.scenes:
+        child = Job.get_by_id(state["scenes"][scene.scene]["clip"]["job"])
+        clips.append({"scene": scene.scene, "job": child.id, "file": child.outputs[0]["file"],
+                      "duration": scene.duration, "transition": scene.transition})
+    now = time.time()
+    stitch = Job.create(id=uuid.uuid4().hex, engine=STITCH, kind=STITCH, lane="io", task=STITCH,
+                        prompt=f"{plan.title} · stitch", params={"clips": len(clips), "fps": plan.fps},
+                        request={"clips": clips}, project=parent.project, parent=parent.id, user=parent.user,
+                        source="project", created_at=now, updated_at=now)
+    service.enqueue(stitch)
+    return stitch.id
+
+
+def _cancel(service, job: Job, state: dict) -> None:
+    records = [r for s in state["scenes"].values() for r in s.values()] + [state.get("stitch")]
+    for record in filter(None, records):
+        child = Job.get_or_none(Job.id == record["job"])
+        if child is not None and child.parent == job.id and child.status not in TERMINAL:
+            service.cancel(child.id)
+    now = time.time()
+    (Job.update(status="cancelled", finished_at=now, updated_at=now, message="episode cancelled",
+                info={**job.info, "episode": state})
+     .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+
+
+def _finish_parent(runner, job: Job, state: dict, stitch: Job | None = None, error: AppError | None = None) -> None:
+    _save(job, state)
+    if error is not None:
+        runner._fail(job, error)
+        return
+    now = time.time()
+    render = stitch.info.get("render", {})
+    (Job.update(status="succeeded", progress=100.0, outputs=stitch.outputs, output_dir=stitch.output_dir,
+                info={**Job.get_by_id(job.id).info, "render": render}, finished_at=now, updated_at=now,
+                message=f"done: {render.get('file', '')}")
+     .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())

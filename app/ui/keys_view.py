@@ -1,0 +1,91 @@
+"""Settings → API keys: create (shown once), list, revoke. Admins only (the person at the machine
+on a loopback bind is one).
+
+``build(studio, t)`` creates the components inside the current Blocks and returns
+``(load, outputs)`` like the other settings sections, for the tab's ``select``/``load`` events.
+"""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from app.api.auth import LOCAL_USER, describe
+from app.api.middleware import PRINCIPAL
+from app.errors import Unauthorized
+
+from .api import guarded
+from .i18n import lang_of
+
+
+def _principal(request):
+    raw = getattr(request, "request", None) if request is not None else None
+    scope = getattr(raw, "scope", None)
+    return scope.get(PRINCIPAL) if isinstance(scope, dict) else None
+
+
+def require_admin(studio, request) -> None:
+    principal = _principal(request)
+    if principal is not None:
+        admin = principal.admin
+    else:
+        user = getattr(request, "username", None)
+        admin = user == LOCAL_USER or studio.ops.users.is_admin(user or "")
+    if not admin:
+        raise Unauthorized("Only an admin can manage API keys.", "只有管理员可以管理 API 密钥。")
+
+
+def keys_markdown(studio, lang: str) -> str:
+    zh = lang == "zh"
+    rows = [describe(r) for r in studio.ops.keys.list()]
+    if not rows:
+        return "还没有 API 密钥。" if zh else "No API keys yet."
+    head = "| ID | 用户 | 开头 | 管理员 | 状态 | 创建时间 | 最近使用 | 备注 |" if zh else \
+        "| ID | User | Starts with | Admin | State | Created | Last used | Label |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        state = ("有效" if zh else "active") if r["active"] else ("已吊销" if zh else "revoked")
+        cells = [f"`{r['id']}`", r["user"], f"`{r['hint']}`", "✔" if r["admin"] else "", state,
+                 r["created_at"] or "", r["last_used_at"] or "", r["label"]]
+        lines.append("| " + " | ".join(html.escape(str(c)).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def build(studio, t):
+    gr.Markdown("### API 密钥 · API keys")
+    listing = gr.Markdown(elem_id="api-keys-list")
+    with gr.Row():
+        user = gr.Textbox(label="用户 / User", placeholder="alice", scale=2)
+        label = gr.Textbox(label="备注 / Label", placeholder="render-farm script", scale=2)
+        admin = gr.Checkbox(label="管理员 / Admin", value=False, scale=1)
+        create = gr.Button("创建密钥 / Create key", variant="primary", scale=1)
+    new_key = gr.Textbox(label="新密钥（只显示这一次）/ New key (shown once)", interactive=False,
+                         buttons=["copy"], elem_id="api-key-new")
+    with gr.Row():
+        key_id = gr.Textbox(label="密钥 ID / Key id", placeholder="1e42cc759de2", scale=3)
+        revoke = gr.Button("吊销 / Revoke", variant="stop", scale=1)
+
+    @guarded
+    def load(request: gr.Request = None):
+        try:
+            require_admin(studio, request)
+        except Unauthorized as exc:
+            return exc.text(lang_of(request))
+        return keys_markdown(studio, lang_of(request))
+
+    @guarded
+    def create_key(name, note, is_admin, request: gr.Request = None):
+        require_admin(studio, request)
+        row, key = studio.ops.keys.create(name, admin=bool(is_admin), label=note or "")
+        return keys_markdown(studio, lang_of(request)), key, ""
+
+    @guarded
+    def revoke_key(kid, request: gr.Request = None):
+        require_admin(studio, request)
+        studio.ops.keys.revoke(kid)
+        return keys_markdown(studio, lang_of(request)), ""
+
+    create.click(create_key, [user, label, admin], [listing, new_key, user], api_visibility="private")
+    revoke.click(revoke_key, key_id, [listing, key_id], api_visibility="private")
+    return load, [listing]

@@ -1,0 +1,267 @@
+"""Projects tab: open / create / duplicate / import / export a project, edit its settings, its
+characters and scenes (``projects_edit``), render the episode and follow its progress.
+Every edit writes the project's YAML; nothing about a project is kept in the UI.
+
+Named endpoints for scripts (``gradio_client``):
+
+    /projects (project_id="")            -> {"projects": [...]}  or one project's status
+    /render_project (project_id, options) -> {task_id, status, project, name, scenes}
+                                             options: {"scenes": [ids], "name": "episode"}
+    /episode (task_id)                   -> the episode with each scene's step jobs
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import gradio as gr
+
+from app.episodes import EpisodeService
+from profiles.archive import MAX_ZIP_BYTES, export_zip, import_zip
+from profiles.styles import STYLES
+
+from . import projects_edit
+from .api import guarded
+from .i18n import lang_of
+
+ACTIVE = ("queued", "running")
+STATUS_ICON = {"succeeded": "✅", "failed": "❌", "cancelled": "⏹", "running": "⏳", "queued": "…", "waiting": "·"}
+
+
+def register(episodes: EpisodeService) -> None:
+    """The named endpoints (declared inside the current Blocks)."""
+
+    @guarded
+    def projects(project_id: str | None = None, request: gr.Request = None) -> dict:
+        if project_id:
+            return episodes.project_status(project_id)
+        return {"projects": episodes.store.summaries()}
+
+    @guarded
+    def render_project(project_id: str, options: dict | None = None, request: gr.Request = None) -> dict:
+        options = options or {}
+        job = episodes.render(project_id, scenes=options.get("scenes") or None, name=options.get("name") or None,
+                              user=getattr(request, "username", None), source="api")
+        return {"task_id": job.id, "status": job.status, "project": project_id, "name": job.params["name"],
+                "scenes": job.params["scenes"]}
+
+    @guarded
+    def episode(task_id: str, request: gr.Request = None) -> dict:
+        return episodes.episode_status(task_id)
+
+    for fn in (projects, render_project, episode):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+
+def project_choices(store) -> list[tuple[str, str]]:
+    return [(f"{p['title']} ({p['id']})" + (" ⚠" if p["error"] else ""), p["id"]) for p in store.summaries()]
+
+
+def progress_html(status: dict | None, lang: str) -> str:
+    if not status:
+        return ""
+    zh = lang == "zh"
+    rows = []
+    def cell(s: dict) -> str:
+        text = f"{STATUS_ICON.get(s['status'], '')} {html.escape(s['step'])} · {html.escape(s['engine'])}"
+        return text + (" ♻" if s["reused"] else "") + (f" {s['progress']:.0f}%" if s["status"] == "running" else "")
+
+    for scene in status["scenes"]:
+        cells = " → ".join(cell(s) for s in scene["steps"])
+        rows.append(f"<tr><td><code>{html.escape(scene['scene'])}</code></td><td>{scene['duration']:g}s</td>"
+                    f"<td>{cells}</td></tr>")
+    head = (f"<p><b>{html.escape(status['status'])}</b> · {status['progress']:.0f}% · "
+            f"{html.escape(status.get('message') or '')}</p>")
+    if status.get("error"):
+        error = status["error_zh"] if zh and status.get("error_zh") else status["error"]
+        head += f"<p style='color:#d64545'>{html.escape(error)}</p>"
+    legend = "♻ = 复用已有结果" if zh else "♻ = reused an earlier result"
+    return head + f"<table class='xy-jobs'>{''.join(rows)}</table><small>{legend}</small>"
+
+
+def build(service, t) -> None:
+    episodes = EpisodeService(service)
+    store = episodes.store
+    ws = service.settings.workspace
+    engine_ids = sorted(service.engines)
+    choices = project_choices(store)
+    with gr.Row():
+        project = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="项目 / Project",
+                              scale=4, elem_id="project-select")
+        refresh = gr.Button(t("refresh"), scale=1)
+    error = gr.Markdown(elem_id="project-error")
+    with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False):
+        with gr.Row():
+            new_id = gr.Textbox(label="新项目 ID / New project id", placeholder="my-series", scale=2)
+            new_title = gr.Textbox(label="标题 / Title", placeholder="我的仙侠剧", scale=3)
+            create = gr.Button("新建 / Create", scale=1)
+            duplicate = gr.Button("复制当前 / Duplicate", scale=1)
+        with gr.Row():
+            upload = gr.File(label="导入 zip / Import a zip", file_types=[".zip"], type="filepath", scale=3)
+            export = gr.Button("导出 zip / Export", scale=1)
+            download = gr.File(label="下载 / Download", interactive=False, scale=3)
+    with gr.Tabs():
+        with gr.Tab("设置 / Settings"):
+            with gr.Row():
+                title = gr.Textbox(label="标题 / Title", scale=3)
+                style = gr.Dropdown([(f"{s.name_zh} {s.name_en}", s.id) for s in STYLES.values()], label="风格 / Style")
+                fps = gr.Number(label="fps", precision=0)
+                resolution = gr.Textbox(label="分辨率 / Resolution (WxH)")
+            with gr.Row():
+                blank = [("（无 / none）", "")]
+                default_engine = gr.Dropdown(blank + [(e, e) for e in engine_ids], label="default_engine")
+                still_engine = gr.Dropdown(engine_ids, label="still_engine")
+                i2v_engine = gr.Dropdown(engine_ids, label="i2v_engine")
+                t2v_engine = gr.Dropdown(engine_ids, label="t2v_engine")
+            negative = gr.Textbox(label=t("negative_prompt"), lines=2)
+            with gr.Row():
+                seed = gr.Number(label="seed", precision=0)
+                seed_policy = gr.Radio(["fixed", "random"], label="seed_policy")
+                upscale = gr.Checkbox(label="upscale 2x")
+                transition = gr.Radio(["cut", "crossfade"], label="transition")
+                fade = gr.Number(label="transition_duration (s)")
+            engine_params = gr.Code(label="engine_params (JSON)", language="json")
+            save_settings = gr.Button("保存设置 / Save settings", variant="primary")
+        with gr.Tab("角色 / Characters"):
+            chars_load, chars_outs = projects_edit.build_characters(store, project, t)
+        with gr.Tab("场景 / Scenes"):
+            scenes_load, scenes_outs = projects_edit.build_scenes(store, episodes, project, engine_ids, t)
+        with gr.Tab("渲染 / Render"):
+            with gr.Row():
+                name = gr.Textbox(value="episode", label="剧集名称 / Episode name", scale=2)
+                only = gr.Dropdown([], multiselect=True, label="只渲染这些场景（空 = 全部）/ Only these scenes (empty = all)",
+                                   scale=4)
+                render = gr.Button("渲染剧集 / Render episode", variant="primary", scale=1, elem_id="render-episode")
+            cancel = gr.Button("取消剧集 / Cancel episode", variant="stop")
+            episode_id = gr.Textbox(label="剧集任务 / Episode task", interactive=False, elem_id="episode-task")
+            progress = gr.HTML(elem_id="episode-progress")
+            with gr.Row():
+                renders = gr.Dropdown([], label="成片 / Renders", scale=3)
+                player = gr.Video(label=t("output"), scale=4)
+            sidecar = gr.JSON(label="sidecar")
+            timer = gr.Timer(1.5, active=False)
+
+    settings_fields = [title, style, fps, resolution, default_engine, still_engine, i2v_engine, t2v_engine, negative,
+                       seed, seed_policy, upscale, transition, fade, engine_params]
+    names = ["title", "style", "fps", "resolution", "default_engine", "still_engine", "i2v_engine", "t2v_engine",
+             "negative_prompt", "seed", "seed_policy", "upscale", "transition", "transition_duration"]
+
+    def render_choices(pid):
+        return [(f"{r['name']} v{r['version']}", str(ws / r["file"])) for r in reversed(episodes.renders(pid))]
+
+    def open_project(pid, request: gr.Request):
+        lang = lang_of(request)
+        empty = [gr.update()] * len(settings_fields)
+        if not pid:
+            return ["", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
+        try:
+            p = store.get(pid)
+        except Exception as exc:  # an AppError from the YAML: show it where the user looks
+            text = getattr(exc, "zh" if lang == "zh" else "en", str(exc))
+            return [f"⚠ {text}", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
+        cfg = p.config.model_dump(mode="json")
+        values = [cfg[n] if n != "default_engine" else (cfg[n] or "") for n in names]
+        values.append(json.dumps(cfg["engine_params"], ensure_ascii=False, indent=2))
+        latest = next(iter(episodes.episodes(pid, limit=1)), None)
+        status = episodes.episode_status(latest.id) if latest else None
+        render_list = render_choices(pid)
+        return ["", *values, gr.update(choices=[(s.id, s.id) for s in p.scenes], value=[]),
+                gr.update(choices=render_list, value=render_list[0][1] if render_list else None),
+                latest.id if latest else "", gr.update(active=bool(latest and latest.status in ACTIVE))]
+
+    open_outs = [error, *settings_fields, only, renders, episode_id, timer]
+    root = gr.context.Context.root_block  # the page's first load opens the selected project
+    triggers = [project.change, refresh.click] + ([root.load] if root is not None else [])
+    for trigger in triggers:
+        trigger(open_project, project, open_outs, api_visibility="private")
+        trigger(chars_load, project, chars_outs, api_visibility="private")
+        trigger(scenes_load, project, scenes_outs, api_visibility="private")
+    refresh.click(lambda: gr.update(choices=project_choices(store)), None, project, api_visibility="private")
+
+    @guarded
+    def do_save_settings(pid, *values, request: gr.Request = None):
+        if not pid:
+            return gr.update()
+        changes = dict(zip(names, values[:-1]))
+        changes["default_engine"] = changes["default_engine"] or None
+        changes["fps"], changes["seed"] = int(changes["fps"] or 16), int(changes["seed"] or 0)
+        try:
+            changes["engine_params"] = json.loads(values[-1] or "{}")
+        except json.JSONDecodeError as exc:
+            raise gr.Error(f"engine_params: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        store.update_config(pid, changes)
+        return "✅ project.yaml"
+
+    save_settings.click(do_save_settings, [project, *settings_fields], error, api_visibility="private")
+
+    @guarded
+    def do_create(pid, new_title_v, request: gr.Request = None):
+        p = store.create(pid.strip(), new_title_v.strip() or pid.strip())
+        return gr.update(choices=project_choices(store), value=p.id)
+
+    @guarded
+    def do_duplicate(pid, new_pid, request: gr.Request = None):
+        p = store.duplicate(pid, new_pid.strip() or None)
+        return gr.update(choices=project_choices(store), value=p.id)
+
+    @guarded
+    def do_import(path, request: gr.Request = None):
+        if not path:
+            return gr.update()
+        with open(path, "rb") as fh:
+            pid, _skipped = import_zip(store, fh.read(MAX_ZIP_BYTES + 1))
+        return gr.update(choices=project_choices(store), value=pid)
+
+    @guarded
+    def do_export(pid, request: gr.Request = None):
+        if not pid:
+            return None
+        folder = service.settings.staging_dir / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{pid}.zip"
+        target.write_bytes(export_zip(store, pid))
+        return str(target)
+
+    create.click(do_create, [new_id, new_title], project, api_visibility="private")
+    duplicate.click(do_duplicate, [project, new_id], project, api_visibility="private")
+    upload.upload(do_import, upload, project, api_visibility="private")
+    export.click(do_export, project, download, api_visibility="private")
+
+    @guarded
+    def do_render(pid, name_v, only_v, request: gr.Request = None):
+        job = episodes.render(pid, scenes=only_v or None, name=(name_v or "").strip() or None,
+                              user=getattr(request, "username", None), source="ui")
+        return job.id, gr.update(active=True)
+
+    def poll(job_id, request: gr.Request):
+        if not job_id:
+            return "", gr.update(active=False), gr.update()
+        status = episodes.episode_status(job_id)
+        active = status["status"] in ACTIVE
+        renders_update = gr.update()
+        if not active and status.get("project"):
+            render_list = render_choices(status["project"])
+            renders_update = gr.update(choices=render_list, value=render_list[0][1] if render_list else None)
+        return progress_html(status, lang_of(request)), gr.update(active=active), renders_update
+
+    @guarded
+    def do_cancel(job_id, request: gr.Request = None):
+        if job_id:
+            service.cancel(job_id)
+        return gr.update(active=True)
+
+    def show_render(path):
+        if not path:
+            return None, None
+        from pathlib import Path
+
+        side = Path(path).with_suffix(".json")
+        return path, json.loads(side.read_text(encoding="utf-8")) if side.exists() else None
+
+    render.click(do_render, [project, name, only], [episode_id, timer], api_visibility="private")
+    cancel.click(do_cancel, episode_id, timer, api_visibility="private")
+    timer.tick(poll, episode_id, [progress, timer, renders], api_visibility="private", show_progress="hidden")
+    episode_id.change(poll, episode_id, [progress, timer, renders], api_visibility="private")
+    renders.change(show_render, renders, [player, sidecar], api_visibility="private")
+    register(episodes)

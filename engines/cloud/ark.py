@@ -1,0 +1,314 @@
+"""Volcengine Ark (Seedance): ``POST/GET/DELETE {base}/contents/generations/tasks[/{id}]``, Bearer key.
+
+Ark has no idempotency key, so a create is made safe by the create journal: the engine notes
+the (concrete) seed and the time before sending, and if ``start()`` runs again for the same
+job it first looks for the task it may already have made (list by model, matched on seed and
+creation time) before it sends anything. Seed 003's prompt flags (``--duration 5 --rs 720p``)
+are parsed out of the prompt into fields (``parse_prompt_flags``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+import time
+
+import httpx
+
+from app.errors import NotAvailable, ProviderError, ValidationError
+from engines.base import CloudEngine, EngineRequest, RemoteState
+from engines.cloud import http
+from engines.cloud.ark_params import MODELS, ArkParams, parse_prompt_flags, resolve_fields
+from engines.cloud.journal import CreateJournal
+
+__all__ = ["ArkEngine", "ArkParams", "MODELS", "parse_prompt_flags", "resolve_fields", "task_state"]
+
+VENDOR = "Volcengine Ark"
+DEFAULT_BASE = "https://ark.cn-beijing.volces.com/api/v3"
+MAX_IMAGE_BYTES = 10 * 2**20
+LOOKUP_SLACK_S = 120.0
+ROLES = {"first_frame": "first_frame", "last_frame": "last_frame", "reference": "reference_image"}
+
+
+def error_of(response: httpx.Response, key: str | None = None) -> ProviderError:
+    """Map Ark's ``{"error": {code, message}}`` answers, once."""
+    err = http.error_body(response).get("error") or {}
+    code = str(err.get("code") or "") or None
+    message = http.scrub(str(err.get("message") or ""), key)
+    status = response.status_code
+    if code and "SensitiveContent" in code:
+        return moderation_error(code, message)
+    if status == 401:
+        return http.http_error(VENDOR, status, code, message, retryable=False,
+                               hint_en="Check ARK_API_KEY in Settings (an Ark API key, not an AK/SK pair).",
+                               hint_zh="请在设置中检查 ARK_API_KEY（方舟 API Key，而非 AK/SK）。")
+    if status == 403:
+        return http.http_error(VENDOR, status, code, message, retryable=False,
+                               hint_en="Check the account's balance and that the model is activated.",
+                               hint_zh="请检查账户余额并确认已开通该模型。")
+    if status == 404:
+        return http.http_error(VENDOR, status, code, message, retryable=False,
+                               hint_en="Check the model or endpoint id (ep-...).", hint_zh="请检查模型或接入点 ID。")
+    return http.http_error(VENDOR, status, code, message, retry_after=http.retry_after_of(response))
+
+
+def moderation_error(code: str, message: str = "") -> ProviderError:
+    return ProviderError(f"{VENDOR} refused the content (moderation, {code}). Change the prompt or the images and "
+                         "try again.", f"{VENDOR} 内容审核未通过（{code}）。请修改提示词或图片后重试。",
+                         retryable=False, vendor_code=code, detail=message)
+
+
+def task_kind(request: EngineRequest) -> str:
+    roles = {im.role for im in request.images}
+    if "reference" in roles:
+        return "ref2v"
+    if "last_frame" in roles:
+        return "kf2v"
+    return "i2v" if "first_frame" in roles else "t2v"
+
+
+class ArkEngine(CloudEngine):
+    id = "ark"
+    title = "Volcengine Ark Seedance"
+    tasks = ("t2v", "i2v", "kf2v", "ref2v")
+    needs = ("key:ARK_API_KEY",)
+    Params = ArkParams
+    can_cancel = True
+
+    def __init__(self, settings, secrets=None):
+        super().__init__(settings, secrets)
+        self.journal = CreateJournal(settings.workspace, self.id)
+
+    # --- configuration and transport ------------------------------------------------
+    def _key(self) -> str:
+        key = self.secrets.get("ARK_API_KEY") if self.secrets is not None else os.environ.get("ARK_API_KEY")
+        if not key:
+            raise NotAvailable("Ark needs ARK_API_KEY (Settings or environment).",
+                               "火山方舟需要 ARK_API_KEY（在设置或环境变量中填写）。")
+        return key
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            self._key()
+        except NotAvailable:
+            return False, "set ARK_API_KEY in Settings or the environment"
+        return True, ""
+
+    def base(self) -> str:
+        return (os.environ.get("ARK_BASE_URL") or DEFAULT_BASE).rstrip("/")
+
+    def _send(self, method: str, path: str, *, json: dict | None = None, params=None,
+              idempotent: bool = True) -> dict:
+        key = self._key()
+        return http.send_json(method, self.base() + path, vendor=VENDOR, json=json, params=params,
+                              headers={"Authorization": f"Bearer {key}"}, idempotent=idempotent,
+                              error_of=lambda r: error_of(r, key))
+
+    # --- checks and body ------------------------------------------------------------
+    def check(self, request: EngineRequest) -> None:
+        p: ArkParams = request.params
+        text, fields = resolve_fields(request.prompt, p)
+        if not text and not request.images:
+            raise ValidationError("Write a prompt (the --flags alone are not a prompt).", "请填写提示词（仅有 --参数 不算）。")
+        spec = MODELS.get(p.model)
+        if spec is not None:
+            kind = task_kind(request)
+            if kind not in spec["tasks"]:
+                raise ValidationError(f"{p.model} cannot do {kind}; it does {', '.join(spec['tasks'])}.",
+                                      f"{p.model} 不支持 {kind}；支持：{', '.join(spec['tasks'])}。")
+            refs = sum(1 for im in request.images if im.role == "reference")
+            if refs > spec.get("refs", 0):
+                raise ValidationError(f"{p.model} takes at most {spec.get('refs', 0)} reference images.",
+                                      f"{p.model} 最多支持 {spec.get('refs', 0)} 张参考图。")
+            lo, hi = spec["dur"]
+            duration = fields.get("duration")
+            if duration is not None and not (lo <= duration <= hi or (duration == -1 and hi >= 15)):
+                raise ValidationError(f"{p.model}: duration {duration} is not allowed; use {lo}-{hi} seconds.",
+                                      f"{p.model}：时长 {duration} 不支持；可选 {lo}-{hi} 秒。")
+            if fields.get("resolution") and fields["resolution"] not in spec["res"]:
+                raise ValidationError(f"{p.model}: resolution {fields['resolution']} is not allowed; use "
+                                      f"{', '.join(spec['res'])}.", f"{p.model}：不支持分辨率 {fields['resolution']}。")
+        for im in request.images:
+            size = im.path.stat().st_size if im.path is not None and im.path.exists() else 0
+            if size > MAX_IMAGE_BYTES:
+                raise ValidationError(f"{im.role}: the image is {size / 2**20:.1f} MB; Ark accepts 10 MB.",
+                                      f"{im.role}：图片 {size / 2**20:.1f} MB，方舟上限 10 MB。")
+
+    def create_body(self, request: EngineRequest) -> dict:
+        p: ArkParams = request.params
+        text, fields = resolve_fields(request.prompt, p)
+        content: list[dict] = [{"type": "text", "text": text}] if text else []
+        for im in request.images:
+            url = http.image_payload(im, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+            content.append({"type": "image_url", "image_url": {"url": url}, "role": ROLES.get(im.role, "reference_image")})
+        return {"model": p.model, "content": content, **fields}
+
+    # --- create (made safe by the journal) ------------------------------------------
+    def start(self, request: EngineRequest) -> str:
+        job = request.job_id
+        note = self.journal.load(job)
+        if note.get("task_id"):
+            task = self._get_or_none(note["task_id"])
+            if task is not None and task.get("status") in ("queued", "running", "succeeded"):
+                return note["task_id"]
+            note = self.journal.save(job, task_id=None, sent_at=None, seed=None)  # a retry of a failed job
+        body = self.create_body(request)
+        if "seed" not in body:  # send a concrete seed: it is recorded, and it identifies the task later
+            body["seed"] = note.get("seed") if note.get("seed") is not None else _secrets.randbelow(2**32)
+        if note.get("sent_at"):  # an earlier start() may have reached Ark: look before sending again
+            found = self.find_created(job, body, note["sent_at"])
+            if found:
+                self.journal.save(job, task_id=found)
+                return found
+        self.journal.save(job, sent_at=time.time(), seed=body["seed"], model=body["model"])
+        sends = [0]
+
+        def create_once() -> str:
+            if sends[0]:
+                found = self.find_created(job, body, self.journal.load(job)["sent_at"])
+                if found:
+                    return found
+            sends[0] += 1
+            return str(self._send("POST", "/contents/generations/tasks", json=body, idempotent=False)["id"])
+
+        try:
+            task_id = http.with_retries(create_once, what=f"{VENDOR} create")
+        except ProviderError as exc:
+            if exc.vendor_code != "uncertain_create":
+                raise
+            task_id = self._recover(job, body, exc)
+        self.journal.save(job, task_id=task_id)
+        return task_id
+
+    def _recover(self, job: str, body: dict, uncertain: ProviderError) -> str:
+        """The create timed out after it was sent: find the task, never send a second one."""
+        sent_at = self.journal.load(job)["sent_at"]
+
+        def look() -> str:
+            found = self.find_created(job, body, sent_at)
+            if not found:
+                raise ProviderError("not listed yet", retryable=True, vendor_code="not_listed")
+            return found
+
+        try:
+            return http.with_retries(look, what=f"{VENDOR} lookup")
+        except ProviderError as exc:
+            if exc.vendor_code == "not_listed":
+                raise uncertain from None
+            raise
+
+    def find_created(self, job: str, body: dict, sent_at: float) -> str | None:
+        """The task this job created since ``sent_at`` (same model, seed and settings), if any."""
+        taken = _claimed_task_ids(self.journal, exclude_job=job)
+        matches = []
+        for page in (1, 2, 3):
+            data = self._send("GET", "/contents/generations/tasks",
+                              params={"page_num": page, "page_size": 50, "filter.model": body["model"]})
+            items = data.get("items") or []
+            for item in items:
+                if (item.get("id") and item.get("id") not in taken and item.get("seed") == body["seed"]
+                        and float(item.get("created_at") or 0) >= sent_at - LOOKUP_SLACK_S
+                        and all(item.get(k) in (None, body[k]) for k in ("duration", "ratio", "resolution")
+                                if k in body and body[k] not in (None, -1, "adaptive"))):
+                    matches.append(str(item["id"]))
+            if len(items) < 50 or any(float(i.get("created_at") or 0) < sent_at - LOOKUP_SLACK_S for i in items):
+                break
+        if len(set(matches)) > 1:
+            raise ProviderError(f"{VENDOR} lists several tasks that could be this job's ({', '.join(matches)}); "
+                                "check the Ark console.", f"{VENDOR} 有多个任务可能属于本作业，请在方舟控制台确认。",
+                                vendor_code="ambiguous_create")
+        return matches[0] if matches else None
+
+    # --- poll / collect / cancel ----------------------------------------------------
+    def _get_or_none(self, task_id: str) -> dict | None:
+        try:
+            return self._send("GET", f"/contents/generations/tasks/{task_id}")
+        except ProviderError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+
+    def poll(self, remote_id: str, request: EngineRequest | None = None) -> RemoteState:
+        task = self._get_or_none(remote_id)
+        if task is None:
+            err = ProviderError(f"{VENDOR} no longer knows task {remote_id} (expired or deleted). Run the job again.",
+                                f"{VENDOR} 已找不到任务 {remote_id}（已过期或被删除）。请重新运行。",
+                                vendor_code="not_found")
+            return RemoteState("failed", "not_found", error=err)
+        return task_state(task)
+
+    def collect(self, state: RemoteState, request: EngineRequest) -> list:
+        outputs = []
+        for index, url in enumerate(state.urls):
+            path = http.download_video(url, request.workdir, self.id, index)
+            meta = {"url": url, "provider": self.id, "model": state.info.get("model"),
+                    "last_frame_url": state.info.get("last_frame_url")}
+            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v}))
+        self.journal.clear(request.job_id)
+        self.journal.sweep()
+        return outputs
+
+    def cancel_remote(self, remote_id: str) -> bool:
+        """Ark cancels queued tasks only (DELETE on a finished one would delete its record)."""
+        task = self._get_or_none(remote_id)
+        if task is None or task.get("status") != "queued":
+            return False
+        key = self._key()
+        try:
+            response = http.get_client().delete(f"{self.base()}/contents/generations/tasks/{remote_id}",
+                                                headers={"Authorization": f"Bearer {key}"}, timeout=http.timeouts())
+        except httpx.HTTPError as exc:
+            raise http.transport_error(VENDOR, exc) from exc
+        return response.status_code < 300
+
+    def poll_delay(self, polls: int) -> float:
+        """About 5 s, growing to 10 s (seed 003's advice); ``XIANYING_POLL_SCALE`` scales it."""
+        return min(5.0 * 1.2 ** polls, 10.0) * http.poll_scale()
+
+
+def _claimed_task_ids(journal: CreateJournal, exclude_job: str) -> set[str]:
+    """Task ids other jobs' notes already hold (a lookup must never adopt another job's task)."""
+    ids: set[str] = set()
+    for path in journal.root.glob("*.json") if journal.root.is_dir() else ():
+        if path.stem != exclude_job and (tid := journal.load(path.stem).get("task_id")):
+            ids.add(str(tid))
+    return ids
+
+
+def task_state(task: dict) -> RemoteState:
+    raw = str(task.get("status") or "")
+    info: dict = {"provider": "ark"}
+    for key in ("model", "seed", "resolution", "ratio", "duration", "framespersecond", "revised_prompt"):
+        if task.get(key) not in (None, ""):
+            info[key] = task[key]
+    if isinstance(task.get("usage"), dict):
+        info["usage"] = task["usage"]
+        info["usage_tokens"] = task["usage"].get("total_tokens") or task["usage"].get("completion_tokens")
+    content = task.get("content") or {}
+    if content.get("last_frame_url"):
+        info["last_frame_url"] = content["last_frame_url"]
+    if raw in ("queued", "running"):
+        return RemoteState(raw, raw, info=info)
+    if raw == "succeeded":
+        url = content.get("video_url")
+        if not url:
+            return RemoteState("failed", raw, info=info, error=ProviderError(
+                f"{VENDOR} finished the task without a video URL.", f"{VENDOR} 任务已完成但没有视频链接。",
+                vendor_code="no_output"))
+        info["video_urls"] = [url]
+        return RemoteState("succeeded", raw, progress=100.0, urls=[url], info=info)
+    if raw == "cancelled":
+        return RemoteState("cancelled", raw, info=info)
+    err = task.get("error") or {}
+    code, message = str(err.get("code") or raw or "unknown"), str(err.get("message") or "")
+    info["error"] = {"code": code, "message": message}
+    if raw == "expired":
+        error = ProviderError(f"{VENDOR} let the task expire before it ran ({code}). Run the job again, perhaps at a "
+                              "quieter time.", f"{VENDOR} 任务在执行前已过期（{code}）。请重新运行。",
+                              vendor_code="expired")
+    elif "SensitiveContent" in code:
+        error = moderation_error(code, message)
+    else:
+        error = ProviderError(f"{VENDOR} could not make the video ({code}: {message}).",
+                              f"{VENDOR} 生成视频失败（{code}：{message}）。", vendor_code=code)
+    return RemoteState("failed", raw or "unknown", error=error, info=info)

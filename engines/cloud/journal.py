@@ -1,0 +1,66 @@
+"""What a cloud adapter was doing around its create call, kept on disk per job.
+
+The runner commits the vendor's task id only after ``start()`` returns, so a crash while the
+create request is in flight (or just after its answer) leaves a job with no remote id, and
+the runner calls ``start()`` again. A note written before the create (idempotency key,
+generation) and after it (the vendor's task id) lets the adapter resume instead of sending a
+second billed create.
+
+``CreateJournal(workspace, engine_id)``   notes live in ``<workspace>/cloud/<engine_id>/<job>.json``
+``load(job_id) -> dict``                  the note, ``{}`` when there is none (or it is unreadable)
+``save(job_id, **fields) -> dict``        merge fields into the note, written atomically
+``clear(job_id)``                         forget the note (the job's task is finished)
+``sweep(keep_s=7 days) -> int``           remove notes older than that
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from app.media import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+KEEP_S = 7 * 24 * 3600
+
+
+class CreateJournal:
+    def __init__(self, workspace: Path, engine_id: str):
+        self.root = Path(workspace) / "cloud" / engine_id
+
+    def _path(self, job_id: str) -> Path:
+        return self.root / f"{job_id}.json"
+
+    def load(self, job_id: str) -> dict:
+        try:
+            data = json.loads(self._path(job_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            log.warning("unreadable create note for job %s; treating it as absent", job_id)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, job_id: str, **fields) -> dict:
+        data = {**self.load(job_id), **fields, "updated_at": time.time()}
+        atomic_write_json(self._path(job_id), data)
+        return data
+
+    def clear(self, job_id: str) -> None:
+        self._path(job_id).unlink(missing_ok=True)
+
+    def sweep(self, keep_s: float = KEEP_S) -> int:
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - keep_s, 0
+        for path in self.root.glob("*.json"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed

@@ -1,0 +1,392 @@
+"""Tencent Cloud VOD AIGC video: CreateAigcVideoTask / DescribeTaskDetail, TC3-HMAC-SHA256 signed.
+
+Every call is ``POST <endpoint>/`` with a JSON body and ``X-TC-Action``; errors come back as
+HTTP 200 with ``Response.Error``. ``SessionId`` (derived from the job id) makes a create
+idempotent for three days: a repeated one is refused with ``InvalidParameterValue.SessionId``,
+and the engine then finds the task it already created (``DescribeTasks``) instead of failing
+or creating a second one. There is no cancel API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import Field
+
+from app.errors import NotAvailable, ProviderError, ValidationError
+from engines.base import CloudEngine, EngineRequest, Params, RemoteState
+from engines.cloud import http
+from engines.cloud.journal import CreateJournal
+
+VENDOR = "Tencent Cloud VOD"
+API_VERSION = "2018-07-17"
+DEFAULT_ENDPOINT = "https://vod.tencentcloudapi.com/"
+MAX_PROMPT = 1000
+MAX_IMAGE_BYTES = 10 * 2**20  # per image
+MAX_BASE64_TOTAL = 7 * 2**20  # all inline images together (the API's 10 MB packet limit)
+LOOKUP_PAGES = 10
+
+# ModelName -> versions (first = default), durations, resolutions, aspect ratios (None = not settable).
+# From the API reference of CreateAigcVideoTask (late 2026); Hunyuan's limits are unconfirmed.
+MODELS: dict[str, dict] = {
+    "Hailuo": {"versions": ("2.3", "02", "2.3-fast"), "durations": (6, 10),
+               "resolutions": ("768P", "1080P"), "ratios": None},
+    "Kling": {"versions": ("2.1", "1.6", "2.0", "2.5", "2.6", "O1"), "durations": tuple(range(3, 16)),
+              "resolutions": ("720P", "1080P"), "ratios": ("16:9", "9:16", "1:1")},
+    "Vidu": {"versions": ("q2", "q2-pro", "q2-turbo", "q3", "q3-pro", "q3-turbo"),
+             "durations": tuple(range(1, 11)), "resolutions": ("720P", "1080P"),
+             "ratios": ("16:9", "9:16", "4:3", "3:4", "1:1")},
+    "OS": {"versions": ("2.0",), "durations": (4, 8, 12), "resolutions": ("720P",), "ratios": ("16:9", "9:16")},
+    "GV": {"versions": ("3.1", "3.1-fast"), "durations": (8,), "resolutions": ("720P", "1080P"),
+           "ratios": ("16:9", "9:16")},
+    "Hunyuan": {"versions": ("1.5",), "durations": tuple(range(1, 16)), "resolutions": ("720P", "1080P"),
+                "ratios": ("16:9", "9:16", "1:1")},
+}
+USAGE = {"first_frame": "FirstFrame", "last_frame": "LastFrame", "reference": "Reference"}
+RETRYABLE = ("RequestLimitExceeded", "LimitExceeded", "InternalError", "ResourceUnavailable",
+             "ResourceInsufficient", "FailedOperation.TaskPile")
+MODERATION = ("InvalidParameter.ViolationContent", "InvalidParameter.VoilationContent", "ContentModerationFailed")
+
+
+class TencentVodParams(Params):
+    model: Literal["Hailuo", "Kling", "Vidu", "OS", "GV", "Hunyuan"] = Field(
+        "Hailuo", description="ModelName: the video model Tencent VOD runs")
+    model_version: str | None = Field(None, max_length=32, description="ModelVersion; empty for the model's default")
+    duration: int | None = Field(None, ge=1, le=15, description="Seconds of video (allowed values depend on the model)")
+    resolution: str | None = Field(None, max_length=8, description="720P / 768P / 1080P, by model")
+    aspect_ratio: str | None = Field(None, max_length=8, description="16:9, 9:16, 1:1... (text-to-video)")
+    enhance_prompt: bool | None = Field(None, description="Let Tencent rewrite the prompt (EnhancePrompt)")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed; empty for a random one")
+    sub_app_id: int | None = Field(None, ge=1, description="VOD SubAppId; empty to use TENCENTCLOUD_VOD_SUBAPPID")
+
+
+# --- signing ------------------------------------------------------------------------
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def tc3_authorization(secret_id: str, secret_key: str, *, host: str, body: bytes, timestamp: int,
+                      service: str = "vod", content_type: str = "application/json") -> str:
+    """The ``Authorization`` header of a TC3-HMAC-SHA256 signed POST to ``/``."""
+    date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
+    canonical = (f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n"
+                 + hashlib.sha256(body).hexdigest())
+    scope = f"{date}/{service}/tc3_request"
+    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode("utf-8"), date), service), "tc3_request")
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return (f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
+            f"Signature={signature}")
+
+
+# --- errors -------------------------------------------------------------------------
+def moderation_error(vendor_code: str, message: str = "") -> ProviderError:
+    return ProviderError(
+        f"{VENDOR} refused the content (moderation, {vendor_code}). Change the prompt or the images and "
+        "try again.", f"{VENDOR} 内容审核未通过（{vendor_code}）。请修改提示词或图片后重试。",
+        retryable=False, vendor_code=vendor_code, detail=message)
+
+
+def api_error(code: str, message: str, secrets: tuple = ()) -> ProviderError:
+    """Map ``Response.Error`` (HTTP 200) to a ProviderError, once."""
+    message = http.scrub(message, *secrets)
+    if code.startswith(MODERATION):
+        return moderation_error(code, message)
+    if code.startswith(("AuthFailure", "UnauthorizedOperation")):
+        hint_en = ("Check TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY in Settings"
+                   + (" and this computer's clock" if "SignatureExpire" in code else "") + ".")
+        hint_zh = "请在设置中检查 TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY" + (
+            "以及本机时钟" if "SignatureExpire" in code else "") + "。"
+        return ProviderError(f"{VENDOR} refused the credentials ({code}: {message}). {hint_en}",
+                             f"{VENDOR} 拒绝了密钥（{code}：{message}）。{hint_zh}", retryable=False, vendor_code=code)
+    if code.startswith(RETRYABLE):
+        return ProviderError(f"{VENDOR} is busy ({code}: {message}); trying again later.",
+                             f"{VENDOR} 繁忙（{code}：{message}），稍后重试。", retryable=True, vendor_code=code)
+    if code.startswith("ResourceNotFound"):
+        return ProviderError(f"{VENDOR} does not know this task any more ({code}: {message}); tasks are kept "
+                             "3 days. Run the job again.", f"{VENDOR} 找不到该任务（{code}：{message}），任务仅保留 3 天。"
+                             "请重新运行。", retryable=False, vendor_code=code)
+    return ProviderError(f"{VENDOR} refused the request ({code}: {message}). Check the parameters (model, version, "
+                         "duration, resolution, SubAppId).", f"{VENDOR} 拒绝了请求（{code}：{message}）。请检查参数"
+                         "（模型、版本、时长、分辨率、SubAppId）。", retryable=False, vendor_code=code)
+
+
+def _http_status_error(response: httpx.Response) -> ProviderError:
+    return http.http_error(VENDOR, response.status_code, retry_after=http.retry_after_of(response))
+
+
+class TencentVodEngine(CloudEngine):
+    id = "tencent-vod"
+    title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Vidu, OS, GV, Hunyuan)"
+    tasks = ("t2v", "i2v", "kf2v", "ref2v")
+    needs = ("key:TENCENTCLOUD_SECRET_ID", "key:TENCENTCLOUD_SECRET_KEY")
+    Params = TencentVodParams
+    can_cancel = False
+
+    def __init__(self, settings, secrets=None):
+        super().__init__(settings, secrets)
+        self.journal = CreateJournal(settings.workspace, self.id)
+
+    # --- configuration --------------------------------------------------------------
+    def _secret(self, name: str) -> str | None:
+        return self.secrets.get(name) if self.secrets is not None else os.environ.get(name)
+
+    def _credentials(self) -> tuple[str, str]:
+        sid, key = self._secret("TENCENTCLOUD_SECRET_ID"), self._secret("TENCENTCLOUD_SECRET_KEY")
+        if not sid or not key:
+            raise NotAvailable("Tencent VOD needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (Settings or "
+                               "environment).", "腾讯云点播需要 TENCENTCLOUD_SECRET_ID 和 TENCENTCLOUD_SECRET_KEY"
+                               "（在设置或环境变量中填写）。")
+        return sid, key
+
+    def endpoint(self) -> str:
+        return os.environ.get("TENCENTCLOUD_VOD_ENDPOINT") or DEFAULT_ENDPOINT
+
+    def _sub_app_id(self, params: TencentVodParams | None = None) -> int | None:
+        if params is not None and params.sub_app_id:
+            return params.sub_app_id
+        raw = self._secret("TENCENTCLOUD_VOD_SUBAPPID")
+        try:
+            return int(raw) if raw else None
+        except ValueError as exc:
+            raise ValidationError("TENCENTCLOUD_VOD_SUBAPPID must be a number (the VOD application id).",
+                                  "TENCENTCLOUD_VOD_SUBAPPID 必须是数字（点播应用 ID）。") from exc
+
+    def available(self) -> tuple[bool, str]:
+        missing = [n for n in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY") if not self._secret(n)]
+        if missing:
+            return False, f"set {' and '.join(missing)} in Settings or the environment"
+        return True, ""
+
+    # --- transport ------------------------------------------------------------------
+    def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
+        """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
+        sid, key = self._credentials()
+        url = self.endpoint()
+        host = urlsplit(url).netloc
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        ts = int(time.time())
+        headers = {"Content-Type": "application/json", "Host": host, "X-TC-Action": action,
+                   "X-TC-Timestamp": str(ts), "X-TC-Version": API_VERSION,
+                   "Authorization": tc3_authorization(sid, key, host=host, body=body, timestamp=ts)}
+        try:
+            response = http.get_client().post(url, content=body, headers=headers, timeout=timeout or http.timeouts())
+        except httpx.HTTPError as exc:
+            raise http.transport_error(VENDOR, exc) from exc
+        if response.status_code >= 400:
+            raise _http_status_error(response)
+        data = http.error_body(response)
+        resp = data.get("Response")
+        if not isinstance(resp, dict):
+            raise ProviderError(f"{VENDOR} answered {action} with something that is not its JSON; try again later.",
+                                f"{VENDOR} 对 {action} 的响应不是有效 JSON，请稍后再试。", retryable=True,
+                                vendor_code="bad_json")
+        err = resp.get("Error")
+        if isinstance(err, dict):
+            raise api_error(str(err.get("Code") or "UnknownError"), str(err.get("Message") or ""), (sid, key))
+        return resp
+
+    # --- checks and body ------------------------------------------------------------
+    def check(self, request: EngineRequest) -> None:
+        p: TencentVodParams = request.params
+        spec = MODELS[p.model]
+
+        def bad(field: str, value, allowed) -> ValidationError:
+            shown = ", ".join(str(a) for a in allowed) if allowed else "none (not settable for this model)"
+            return ValidationError(f"{p.model}: {field} {value} is not allowed; use one of: {shown}.",
+                                   f"{p.model}：{field} 不支持 {value}；可选：{shown}。")
+
+        if p.model_version is not None and p.model_version not in spec["versions"]:
+            raise bad("model_version", p.model_version, spec["versions"])
+        if p.duration is not None and p.duration not in spec["durations"]:
+            raise bad("duration", p.duration, spec["durations"])
+        if p.resolution is not None and p.resolution.upper() not in spec["resolutions"]:
+            raise bad("resolution", p.resolution, spec["resolutions"])
+        if p.aspect_ratio is not None and p.aspect_ratio not in (spec["ratios"] or ()):
+            raise bad("aspect_ratio", p.aspect_ratio, spec["ratios"])
+        if len(request.prompt) > MAX_PROMPT:
+            raise ValidationError(f"The prompt is {len(request.prompt)} characters; Tencent VOD accepts {MAX_PROMPT}.",
+                                  f"提示词 {len(request.prompt)} 字，腾讯云点播上限 {MAX_PROMPT} 字。")
+        roles = [im.role for im in request.images]
+        if "last_frame" in roles and "first_frame" not in roles:
+            raise ValidationError("A last frame needs a first frame too.", "使用尾帧时必须同时提供首帧。")
+        inline = 0
+        for im in request.images:
+            if im.url:
+                continue
+            size = im.path.stat().st_size if im.path and im.path.exists() else 0
+            if size > MAX_IMAGE_BYTES:
+                raise ValidationError(f"{im.role}: the image is {size / 2**20:.1f} MB; Tencent VOD accepts 10 MB.",
+                                      f"{im.role}：图片 {size / 2**20:.1f} MB，腾讯云点播上限 10 MB。")
+            inline += size
+        if inline > MAX_BASE64_TOTAL:
+            raise ValidationError(f"The uploaded images total {inline / 2**20:.1f} MB; Tencent VOD accepts 7 MB "
+                                  "in one request. Use smaller images or public URLs.",
+                                  f"上传图片共 {inline / 2**20:.1f} MB，腾讯云点播单次上限 7 MB。请缩小图片或使用公开 URL。")
+
+    def create_payload(self, request: EngineRequest, session_id: str) -> dict:
+        p: TencentVodParams = request.params
+        spec = MODELS[p.model]
+        body: dict = {"ModelName": p.model, "ModelVersion": p.model_version or spec["versions"][0],
+                      "SessionId": session_id, "SessionContext": f"xianying:{request.job_id}"}
+        sub = self._sub_app_id(p)
+        if sub:
+            body["SubAppId"] = sub
+        if request.prompt:
+            body["Prompt"] = request.prompt
+        if request.negative_prompt:
+            body["NegativePrompt"] = request.negative_prompt
+        if p.enhance_prompt is not None:
+            body["EnhancePrompt"] = "Enabled" if p.enhance_prompt else "Disabled"
+        if p.seed is not None:
+            body["Seed"] = p.seed
+        files = []
+        for im in request.images:
+            item = {"Category": "Image", "Usage": USAGE.get(im.role, "Reference")}
+            if im.url:
+                item.update(Type="Url", Url=im.url)
+            else:
+                item.update(Type="Base64", Base64=http.image_payload(im, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES,
+                                                                      raw_base64=True))
+            files.append(item)
+        if files:
+            body["FileInfos"] = files
+        out = {"StorageMode": "Temporary"}
+        if p.duration is not None:
+            out["Duration"] = p.duration
+        if p.resolution is not None:
+            out["Resolution"] = p.resolution.upper()
+        if p.aspect_ratio is not None:
+            out["AspectRatio"] = p.aspect_ratio
+        body["OutputConfig"] = out
+        return body
+
+    # --- create (idempotent through SessionId) --------------------------------------
+    def start(self, request: EngineRequest) -> str:
+        note = self.journal.load(request.job_id)
+        generation = int(note.get("generation") or 1)
+        if note.get("task_id"):
+            if self._usable(note["task_id"], request.params):
+                return note["task_id"]
+            generation += 1  # the earlier task failed: this is a retry of the job, under a new SessionId
+        session = f"xianying-{request.job_id}" + (f"-{generation}" if generation > 1 else "")
+        payload = self.create_payload(request, session)
+        self.journal.save(request.job_id, generation=generation, session_id=session, sent_at=time.time())
+
+        def attempt() -> str:
+            try:
+                return str(self.call("CreateAigcVideoTask", payload)["TaskId"])
+            except ProviderError as exc:
+                if exc.vendor_code != "InvalidParameterValue.SessionId":
+                    raise
+            found = self.find_session(session, request.params)
+            if found is None:
+                raise ProviderError(
+                    f"{VENDOR} says this job was already submitted (SessionId {session}) but the task was not "
+                    "found. Check the VOD console before running it again, or it may be billed twice.",
+                    f"{VENDOR} 表示该任务已提交过（SessionId {session}），但找不到对应任务。重新运行前请先在点播控制台确认，"
+                    "以免重复计费。", retryable=False, vendor_code="InvalidParameterValue.SessionId")
+            return found
+
+        task_id = http.with_retries(attempt, what=f"{VENDOR} CreateAigcVideoTask")
+        self.journal.save(request.job_id, task_id=task_id)
+        return task_id
+
+    def _usable(self, task_id: str, params: TencentVodParams) -> bool:
+        """True when an earlier task of this job is still worth following (not failed)."""
+        try:
+            state = self.poll(task_id, None, params=params)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            return False
+        return state.status in ("queued", "running", "succeeded")
+
+    def find_session(self, session: str, params: TencentVodParams | None = None) -> str | None:
+        """The task created earlier with this SessionId (DescribeTasks, last 3 days)."""
+        after = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query: dict = {"CreateTime": {"After": after}, "Limit": 100, "Sort": {"Field": "CreateTime", "Order": "Desc"}}
+        sub = self._sub_app_id(params)
+        if sub:
+            query["SubAppId"] = sub
+        for _ in range(LOOKUP_PAGES):
+            resp = self.call("DescribeTasks", query)
+            for task in resp.get("TaskSet") or []:
+                if task.get("SessionId") == session and task.get("TaskId"):
+                    return str(task["TaskId"])
+            token = resp.get("ScrollToken")
+            if not token:
+                return None
+            query["ScrollToken"] = token
+        return None
+
+    # --- poll / collect -------------------------------------------------------------
+    def poll(self, remote_id: str, request: EngineRequest | None, *, params: TencentVodParams | None = None) -> RemoteState:
+        query: dict = {"TaskId": remote_id}
+        sub = self._sub_app_id(params or (request.params if request is not None else None))
+        if sub:
+            query["SubAppId"] = sub
+        resp = self.call("DescribeTaskDetail", query)
+        return task_state(resp)
+
+    def collect(self, state: RemoteState, request: EngineRequest) -> list:
+        outputs = []
+        for index, url in enumerate(state.urls):
+            path = http.download_video(url, request.workdir, self.id, index)
+            outputs.append(http.video_output(path, meta={"url": url, "provider": self.id,
+                                                         "model": state.info.get("model")}))
+        self.journal.clear(request.job_id)
+        self.journal.sweep()
+        return outputs
+
+    def poll_delay(self, polls: int) -> float:
+        """Tencent asks for a query every 5-10 s (``XIANYING_POLL_SCALE`` scales it for tests)."""
+        return min(5.0 + 1.0 * polls, 10.0) * http.poll_scale()
+
+
+def task_state(resp: dict) -> RemoteState:
+    """Turn a DescribeTaskDetail ``Response`` into a RemoteState."""
+    raw = str(resp.get("Status") or "")
+    task = resp.get("AigcVideoTask") or {}
+    progress = task.get("Progress")
+    info: dict = {"provider": "tencent-vod"}
+    inp = task.get("Input") or {}
+    if inp.get("ModelName"):
+        info["model"] = f"{inp.get('ModelName')} {inp.get('ModelVersion') or ''}".strip()
+    if raw in ("WAITING", "PROCESSING"):
+        return RemoteState("queued" if raw == "WAITING" else "running", raw,
+                           progress=float(progress) if isinstance(progress, (int, float)) else None, info=info)
+    err_code = task.get("ErrCode", 0) or 0
+    ext = str(task.get("ErrCodeExt") or "")
+    message = str(task.get("Message") or "")
+    output = task.get("Output") or {}
+    urls = [f["FileUrl"] for f in output.get("FileInfos") or [] if isinstance(f, dict) and f.get("FileUrl")]
+    if isinstance(output.get("Usage"), dict):
+        info["usage"] = output["Usage"]
+        if output["Usage"].get("OutputSeconds") is not None:
+            info["video_seconds"] = output["Usage"]["OutputSeconds"]
+    if urls:
+        info["video_urls"] = urls
+    if raw == "FINISH" and not err_code and not ext and urls:
+        return RemoteState("succeeded", raw, progress=100.0, urls=urls, info=info)
+    if raw not in ("FINISH", "ABORTED"):
+        return RemoteState("running", raw or "UNKNOWN", info=info)
+    if ext.startswith(MODERATION):
+        error = moderation_error(ext, message)
+    elif raw == "FINISH" and not err_code and not ext:
+        error = ProviderError(f"{VENDOR} finished the task without a video file.",
+                              f"{VENDOR} 任务已完成但没有视频文件。", vendor_code="no_output")
+    else:
+        code = ext or str(err_code)
+        error = ProviderError(f"{VENDOR} could not make the video ({code}: {message or raw}).",
+                              f"{VENDOR} 生成视频失败（{code}：{message or raw}）。", vendor_code=code)
+    info["error"] = {"code": ext or err_code, "message": message}
+    return RemoteState("failed", raw, urls=urls, error=error, info=info)

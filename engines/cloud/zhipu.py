@@ -1,0 +1,320 @@
+"""Zhipu (BigModel) video: CogVideoX and Vidu models behind one asynchronous API.
+
+Create ``POST {base}/videos/generations``; query ``GET {base}/async-result/{id}`` (PROCESSING,
+SUCCESS, FAIL); no cancel endpoint. ``request_id`` is an idempotency key, derived here from the
+job id and a generation counter kept in the create journal: after a crash mid-create the same
+key is sent again, so Zhipu refuses a duplicate (1231) instead of billing a second task; since
+Zhipu cannot look a task up by that key, such a job then fails saying so, and a Retry sends a
+fresh key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from app.errors import ProviderError, ValidationError
+from engines.base import CloudEngine, EngineRequest, Params, RemoteState
+from engines.cloud import http
+from engines.cloud.journal import CreateJournal
+
+VENDOR = "Zhipu"
+KEY = "ZHIPUAI_API_KEY"
+DEFAULT_BASE = "https://open.bigmodel.cn/api/paas/v4"
+MAX_PROMPT = 512
+MAX_IMAGE_BYTES = 5 * 2**20
+COG_SIZES = ("720x480", "1024x1024", "1280x960", "960x1280", "1920x1080", "1080x1920", "2048x1080", "3840x2160")
+STATUS = {"PROCESSING": "running", "SUCCESS": "succeeded", "FAIL": "failed"}
+
+
+@dataclass(frozen=True)
+class ZhipuModel:
+    task: str  # t2v | i2v (a cogvideox model does both) | kf2v | ref2v
+    fields: frozenset[str]
+    sizes: tuple[str, ...]
+    durations: tuple[int, ...]
+
+
+_COG = frozenset({"quality", "size", "fps", "duration", "with_audio"})
+_VIDU = frozenset({"size", "duration", "movement_amplitude", "with_audio"})
+MODELS = {
+    "cogvideox-3": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
+    "cogvideox-2": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
+    "cogvideox-flash": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
+    "viduq1-text": ZhipuModel("t2v", _VIDU | {"style", "aspect_ratio"}, ("1920x1080",), (5,)),
+    "viduq1-image": ZhipuModel("i2v", _VIDU, ("1920x1080",), (5,)),
+    "viduq1-start-end": ZhipuModel("kf2v", _VIDU, ("1920x1080",), (5,)),
+    "vidu2-image": ZhipuModel("i2v", _VIDU, ("1280x720",), (4,)),
+    "vidu2-start-end": ZhipuModel("kf2v", _VIDU, ("1280x720",), (4,)),
+    "vidu2-reference": ZhipuModel("ref2v", _VIDU | {"aspect_ratio"}, ("1280x720",), (4,)),
+}
+ModelId = Literal["cogvideox-3", "cogvideox-2", "cogvideox-flash", "viduq1-text", "viduq1-image",
+                  "viduq1-start-end", "vidu2-image", "vidu2-start-end", "vidu2-reference"]
+NEEDS = {"t2v": ("text only", "仅文本"), "i2v": ("one first-frame image", "一张首帧图片"),
+         "kf2v": ("a first and a last frame image", "首帧和尾帧两张图片"),
+         "ref2v": ("1 to 3 reference images", "1 到 3 张参考图")}
+
+
+class ZhipuParams(Params):
+    model: ModelId = Field("cogvideox-3", description="CogVideoX (text or first frame) or Vidu model "
+                           "(-text, -image, -start-end, -reference)")
+    quality: Literal["speed", "quality"] | None = Field(None, description="CogVideoX: speed or quality first")
+    size: str | None = Field(None, pattern=r"^\d{3,4}x\d{3,4}$", description="Frame size 'WxH' (e.g. 1920x1080)")
+    fps: Literal[30, 60] | None = Field(None, description="CogVideoX frames per second")
+    duration: int | None = Field(None, ge=4, le=10, description="Seconds (CogVideoX 5 or 10; viduq1 5; vidu2 4)")
+    style: Literal["general", "anime"] | None = Field(None, description="viduq1-text style")
+    aspect_ratio: Literal["16:9", "9:16", "1:1"] | None = Field(
+        None, description="viduq1-text and vidu2-reference aspect ratio")
+    movement_amplitude: Literal["auto", "small", "medium", "large"] | None = Field(
+        None, description="Vidu motion amplitude")
+    with_audio: bool | None = Field(None, description="Also generate sound")
+
+
+def _invalid(en: str, zh: str) -> ValidationError:
+    return ValidationError(en, zh)
+
+
+def moderation_error(code: str | None, message: str | None) -> ProviderError:
+    return ProviderError(
+        f"{VENDOR}'s content check refused this prompt or image ({code}). Change the prompt or the image and "
+        "try again." + (f" ({message})" if message else ""),
+        f"{VENDOR} 内容安全审核未通过（{code}）。请修改提示词或图片后重试。",
+        retryable=False, vendor_code=code or "1301")
+
+
+def error_of(response, key: str | None = None) -> ProviderError:
+    """Zhipu's ``{"error": {"code", "message"}}`` → ProviderError."""
+    err = http.error_body(response).get("error") or {}
+    err = err if isinstance(err, dict) else {}
+    code = str(err.get("code") or "") or None
+    message = http.scrub(err.get("message"), key) or None
+    status = response.status_code
+    if code == "1301":
+        return moderation_error(code, message)
+    hint_en = hint_zh = ""
+    retryable = None
+    if status == 401 or (code or "").startswith("100"):
+        hint_en = f"Check {KEY} in Settings → API keys (or the environment variable of that name)."
+        hint_zh = f"请在“设置 → API 密钥”或环境变量中检查 {KEY}。"
+        retryable = False
+    elif code == "1113":
+        hint_en, hint_zh, retryable = "The account is overdue; top it up on open.bigmodel.cn.", \
+            "账户已欠费，请在智谱开放平台充值。", False
+    elif code in ("1211", "1231"):
+        retryable = False
+    return http.http_error(VENDOR, status, code, message, retryable=retryable, hint_en=hint_en, hint_zh=hint_zh,
+                           retry_after=http.retry_after_of(response))
+
+
+class ZhipuEngine(CloudEngine):
+    id = "zhipu"
+    title = "Zhipu CogVideoX / Vidu (BigModel)"
+    tasks = ("t2v", "i2v", "kf2v", "ref2v")
+    needs = (f"key:{KEY}",)
+    Params = ZhipuParams
+    can_cancel = False
+
+    def __init__(self, settings, secrets=None):
+        super().__init__(settings, secrets)
+        self.journal = CreateJournal(settings.workspace, self.id)
+        self.journal.sweep()
+
+    # --- configuration --------------------------------------------------------------
+    def _key(self) -> str | None:
+        return self.secrets.get(KEY) if self.secrets is not None else os.environ.get(KEY)
+
+    def base_url(self) -> str:
+        return (os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE).rstrip("/")
+
+    def _headers(self) -> dict:
+        key = self._key()
+        if not key:
+            raise ProviderError(f"{VENDOR} needs an API key: set {KEY} in Settings → API keys.",
+                                f"{VENDOR} 需要 API 密钥：请在“设置 → API 密钥”中填写 {KEY}。",
+                                vendor_code="no_key")
+        return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def available(self) -> tuple[bool, str]:
+        if self._key():
+            return True, ""
+        return False, (f"set {KEY} in Settings → API keys or as an environment variable "
+                       f"(请在设置中填写 {KEY} 或设置同名环境变量)")
+
+    # --- validation -----------------------------------------------------------------
+    @staticmethod
+    def task_of(request: EngineRequest) -> str:
+        refs = [im for im in request.images if im.role == "reference"]
+        if refs:
+            return "ref2v"
+        first, last = request.image("first_frame"), request.image("last_frame")
+        return "kf2v" if first and last else "i2v" if first else "t2v"
+
+    def check(self, request: EngineRequest) -> None:
+        p: ZhipuParams = request.params
+        spec = MODELS[p.model]
+        task = self.task_of(request)
+        if task not in spec.task.split("+"):
+            wanted = " or ".join(NEEDS[t][0] for t in spec.task.split("+"))
+            wanted_zh = "或".join(NEEDS[t][1] for t in spec.task.split("+"))
+            raise _invalid(f"{p.model} takes {wanted}; this request has {NEEDS[task][0]}.",
+                           f"{p.model} 需要{wanted_zh}；当前请求为{NEEDS[task][1]}。")
+        refs = [im for im in request.images if im.role == "reference"]
+        if len(refs) > 3:
+            raise _invalid(f"{p.model} takes at most 3 reference images.", f"{p.model} 最多 3 张参考图。")
+        if task == "t2v" and not request.prompt.strip():
+            raise _invalid("Write a prompt first.", "请先填写提示词。")
+        if len(request.prompt) > MAX_PROMPT:
+            raise _invalid(f"The prompt is {len(request.prompt)} characters; {VENDOR} accepts at most {MAX_PROMPT}.",
+                           f"提示词 {len(request.prompt)} 字，{VENDOR} 最多 {MAX_PROMPT} 字。")
+        if request.negative_prompt.strip():
+            raise _invalid(f"{VENDOR} models take no negative prompt; leave it empty.",
+                           f"{VENDOR} 模型不支持反向提示词，请留空。")
+        for name in ("quality", "size", "fps", "duration", "style", "aspect_ratio", "movement_amplitude",
+                     "with_audio"):
+            if getattr(p, name) is not None and name not in spec.fields:
+                raise _invalid(f"{p.model} has no '{name}' setting; leave it empty.",
+                               f"{p.model} 不支持参数“{name}”，请留空。")
+        if p.size and p.size not in spec.sizes:
+            extra = " (use aspect_ratio for portrait or square)" if "aspect_ratio" in spec.fields else ""
+            raise _invalid(f"{p.model} does not make {p.size}; sizes: {', '.join(spec.sizes)}{extra}.",
+                           f"{p.model} 不支持尺寸 {p.size}；可选：{', '.join(spec.sizes)}。")
+        if p.duration is not None and p.duration not in spec.durations:
+            allowed = ", ".join(str(d) for d in spec.durations)
+            raise _invalid(f"{p.model} makes videos of {allowed} s, not {p.duration} s.",
+                           f"{p.model} 支持的时长为 {allowed} 秒，不支持 {p.duration} 秒。")
+        for image in request.images:
+            http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+
+    # --- create ---------------------------------------------------------------------
+    def create_body(self, request: EngineRequest, request_id: str) -> dict:
+        p: ZhipuParams = request.params
+        body: dict = {"model": p.model, "request_id": request_id}
+        if request.prompt:
+            body["prompt"] = request.prompt
+        images = [http.image_payload(im, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES) for im in
+                  sorted(request.images, key=lambda im: {"first_frame": 0, "last_frame": 1}.get(im.role, 2))]
+        task = self.task_of(request)
+        if task == "i2v":
+            body["image_url"] = images[0]
+        elif task in ("kf2v", "ref2v"):
+            body["image_url"] = images
+        for name in ("quality", "size", "fps", "duration", "style", "aspect_ratio", "movement_amplitude",
+                     "with_audio"):
+            value = getattr(p, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+    def start(self, request: EngineRequest) -> str:
+        note = self.journal.load(request.job_id) or {}
+        if note.get("state") == "created" and note.get("remote_id"):
+            return str(note["remote_id"])  # answered before a crash, never committed: follow it
+        if note.get("state") == "sending" and note.get("request_id"):
+            request_id, generation = note["request_id"], int(note.get("generation") or 1)  # same key again
+        else:
+            generation = int(note.get("generation") or 0) + 1
+            request_id = f"xianying-{request.job_id}-{generation}"
+        body = self.create_body(request, request_id)
+        headers = self._headers()
+        key = self._key()
+        self.journal.save(request.job_id, state="sending", request_id=request_id, generation=generation,
+                          sent_at=time.time())
+
+        def create() -> str:
+            answer = http.send_json("POST", f"{self.base_url()}/videos/generations", vendor=VENDOR,
+                                    headers=headers, json=body, error_of=lambda r: error_of(r, key))
+            if not answer.get("id"):
+                raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
+                                    f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_id")
+            return str(answer["id"])
+
+        try:
+            task_id = http.with_retries(create, what=f"{VENDOR} create")
+        except ProviderError as exc:
+            if exc.vendor_code == "1231":
+                self.journal.save(request.job_id, state="rejected")
+                raise ProviderError(
+                    f"{VENDOR} already received this job (request_id {request_id}) before the studio lost its "
+                    "answer, and it cannot be looked up by that key. Check the BigModel console for the video; "
+                    "Retry sends the job again (billed again).",
+                    f"{VENDOR} 已收到该任务（request_id {request_id}），但工作室未收到其返回结果，且无法按该 ID 查询。"
+                    "请在智谱开放平台控制台查看；点击重试将重新提交（会再次计费）。",
+                    retryable=False, vendor_code="1231") from exc
+            if not exc.retryable:  # refused for good: nothing was created under this key
+                self.journal.save(request.job_id, state="rejected")
+            raise  # retryable and exhausted: keep "sending", a Retry re-sends the same key
+        self.journal.save(request.job_id, state="created", remote_id=task_id)
+        return task_id
+
+    # --- poll / collect -------------------------------------------------------------
+    def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        key = self._key()
+
+        def errors(response) -> ProviderError:
+            if response.status_code == 404:
+                return ProviderError(f"{VENDOR} no longer knows this task ({remote_id}); run the job again.",
+                                     f"{VENDOR} 已找不到该任务（{remote_id}），请重新运行。", vendor_code="404",
+                                     http_status=404)
+            return error_of(response, key)
+
+        answer = http.with_retries(lambda: http.send_json(
+            "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self._headers(),
+            error_of=errors), what=f"{VENDOR} query")
+        state = task_state(answer, key)
+        if state.status not in ("queued", "running"):
+            self.journal.clear(request.job_id)
+        return state
+
+    def collect(self, state: RemoteState, request: EngineRequest) -> list:
+        outputs = []
+        covers = state.info.get("cover_image_urls") or []
+        for index, url in enumerate(state.urls):
+            path = http.download_video(url, request.workdir, self.id, index)
+            meta = {"url": url, "provider": self.id, "model": request.params.model,
+                    "cover_image_url": covers[index] if index < len(covers) else None}
+            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v is not None}))
+        return outputs
+
+    def poll_delay(self, polls: int) -> float:
+        """No official interval; the SDK's example waits 5 s (``XIANYING_ZHIPU_POLL_INTERVAL``)."""
+        interval = float(os.environ.get("XIANYING_ZHIPU_POLL_INTERVAL") or 5.0)
+        return (min(2.0 + polls, interval)) * http.poll_scale()
+
+
+def task_state(answer: dict, key: str | None = None) -> RemoteState:
+    raw = str(answer.get("task_status") or "")
+    status = STATUS.get(raw, "running")
+    results = [r for r in (answer.get("video_result") or []) if isinstance(r, dict)]
+    info: dict = {}
+    if answer.get("model"):
+        info["model"] = answer["model"]
+    if results:
+        info["video_urls"] = [r.get("url") for r in results if r.get("url")]
+        covers = [r.get("cover_image_url") for r in results if r.get("cover_image_url")]
+        if covers:
+            info["cover_image_urls"] = covers
+    if isinstance(answer.get("usage"), dict):
+        info["usage"] = answer["usage"]
+    state = RemoteState(status=status, raw_status=raw or "?", info=info)
+    if status == "succeeded":
+        state.urls = list(info.get("video_urls") or [])
+        if not state.urls:
+            state.status = "failed"
+            state.error = ProviderError(f"{VENDOR} finished the task but gave no video URL.",
+                                        f"{VENDOR} 任务已完成但没有返回视频地址。", vendor_code="no_result")
+    elif status == "failed":
+        err = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+        code = str(err.get("code") or "") or None
+        message = http.scrub(err.get("message") or answer.get("message"), key) or None
+        if code == "1301":
+            state.error = moderation_error(code, message)
+        else:
+            state.error = ProviderError(
+                f"{VENDOR} could not generate the video ({code or 'FAIL'})" + (f": {message}" if message else "."),
+                f"{VENDOR} 生成视频失败（{code or 'FAIL'}）" + (f"：{message}" if message else "。"),
+                vendor_code=code or "FAIL")
+    return state

@@ -1,0 +1,38 @@
+"""Fixtures for cloud engine tests: fast retries and polls, a real tiny MP4, a started Studio.
+
+Every test here talks only to loopback fakes (``tests/cloud/fake_*.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cloud.fakeserver import tiny_mp4
+
+
+@pytest.fixture(scope="session")
+def mp4_bytes(tmp_path_factory) -> bytes:
+    return tiny_mp4(tmp_path_factory.mktemp("video") / "tiny.mp4").read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def fast_cloud(monkeypatch):
+    """Polls without delay, retries within milliseconds, short timeouts: no test waits long."""
+    for name, value in {"XIANYING_POLL_SCALE": "0", "XIANYING_RETRY_ATTEMPTS": "3",
+                        "XIANYING_RETRY_MAX_WAIT": "0.05", "XIANYING_RETRY_INITIAL": "0.01",
+                        "XIANYING_HTTP_TIMEOUT": "5", "XIANYING_DOWNLOAD_ATTEMPTS": "3",
+                        "XIANYING_DOWNLOAD_TIMEOUT": "5", "NO_PROXY": "127.0.0.1,localhost"}.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def cloud_studio(workspace):
+    from app.db import db
+    from app.settings import load_settings
+    from app.studio import Studio
+
+    st = Studio(load_settings(workspace))
+    st.start()
+    with db.connection_context():
+        yield st
+    st.stop()

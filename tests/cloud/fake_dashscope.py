@@ -1,0 +1,150 @@
+"""A loopback DashScope: the async video-synthesis protocol as the official SDK speaks it.
+
+Each created task walks through ``plan`` (one status per query; the last one sticks), e.g.
+``["RUNNING", "SUCCEEDED"]``. ``hold=True`` keeps new tasks PENDING until cancelled.
+``failure = (code, message)`` is reported when a plan reaches ``FAILED``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import uuid
+
+from tests.cloud.fakeserver import FakeServer, Reply, Req
+
+PREFIX = "/api/v1"
+T2V = "/services/aigc/video-generation/video-synthesis"
+KF2V = "/services/aigc/image2video/video-synthesis"
+MODELS = {
+    "wanx2.1-t2v-turbo": "t2v", "wanx2.1-t2v-plus": "t2v", "wan2.2-t2v-plus": "t2v", "wan2.5-t2v-preview": "t2v",
+    "wanx2.1-i2v-turbo": "i2v", "wanx2.1-i2v-plus": "i2v", "wan2.2-i2v-plus": "i2v", "wan2.2-i2v-flash": "i2v",
+    "wan2.5-i2v-preview": "i2v", "wanx2.1-kf2v-plus": "kf2v", "wan2.2-kf2v-flash": "kf2v",
+}
+_DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.I)
+
+
+def error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, {"request_id": str(uuid.uuid4()), "code": code, "message": message})
+
+
+class FakeDashScope(FakeServer):
+    def __init__(self, api_key: str, video: bytes):
+        super().__init__()
+        self.api_key = api_key
+        self.video = video
+        self.plan = ["RUNNING", "SUCCEEDED"]
+        self.hold = False
+        self.failure = ("InternalError.Algo", "An internal error occurred during generation.")
+        self.url_ttl = 600.0
+        self.tasks: dict[str, dict] = {}
+        self.bodies: list[dict] = []
+        self._tasks_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self.url + PREFIX
+
+    def route(self, req: Req) -> str:
+        path = req.path
+        if path.startswith("/files/"):
+            return "download"
+        if req.method == "POST" and path in (PREFIX + T2V, PREFIX + KF2V):
+            return "create"
+        if req.method == "GET" and re.fullmatch(PREFIX + r"/tasks/[^/]+", path):
+            return "poll"
+        if req.method == "POST" and re.fullmatch(PREFIX + r"/tasks/[^/]+/cancel", path):
+            return "cancel"
+        return "other"
+
+    def handle(self, req: Req, route: str) -> Reply:
+        if route == "other":
+            return error(404, "NotFound", f"Path {req.path} not found.")
+        if req.headers.get("authorization") != f"Bearer {self.api_key}":
+            return error(401, "InvalidApiKey", "Invalid API-key provided.")
+        if route == "create":
+            return self._create(req)
+        task_id = req.path.split("/")[4]
+        if route == "cancel":
+            return self._cancel(task_id)
+        return self._query(task_id)
+
+    # --- create -----------------------------------------------------------------------
+    def _create(self, req: Req) -> Reply:
+        if req.headers.get("x-dashscope-async") != "enable":
+            return error(403, "AccessDenied", "current user api does not support synchronous calls")
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+            return error(400, "InvalidParameter", "input is required")
+        model = body.get("model")
+        kind = MODELS.get(model)
+        if kind is None:
+            return error(400, "InvalidParameter", "Model not exist.")
+        if (kind == "kf2v") != req.path.endswith(KF2V):
+            return error(400, "InvalidParameter", "url error, please check url!")
+        inp, params = body["input"], body.get("parameters") or {}
+        if kind == "t2v" and not inp.get("prompt"):
+            return error(400, "InvalidParameter", "Field required: input.prompt")
+        need = {"i2v": ("img_url",), "kf2v": ("first_frame_url", "last_frame_url")}.get(kind, ())
+        for name in need:
+            value = inp.get(name)
+            if not isinstance(value, str) or not (value.startswith(("http://", "https://")) or _DATA_URI.match(value)):
+                return error(400, "InvalidParameter", f"Field required: input.{name}")
+            if _DATA_URI.match(value):
+                try:
+                    base64.b64decode(value.split(",", 1)[1], validate=True)
+                except ValueError:
+                    return error(400, "InvalidURL", f"input.{name} is not valid base64.")
+        if len(inp.get("prompt") or "") > 800 or len(inp.get("negative_prompt") or "") > 500:
+            return error(400, "InvalidParameter", "Range of input length should be [0, 800]")
+        if "size" in params and not re.fullmatch(r"\d+\*\d+", str(params["size"])):
+            return error(400, "InvalidParameter", "The size is not match the allowed size.")
+        seed = params.get("seed")
+        if seed is not None and not (isinstance(seed, int) and 0 <= seed <= 2147483647):
+            return error(400, "InvalidParameter", "seed out of range")
+        if "blocked" in (inp.get("prompt") or ""):
+            return error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
+        task_id = str(uuid.uuid4())
+        with self._tasks_lock:
+            self.bodies.append(body)
+            self.tasks[task_id] = {"body": body, "queries": 0, "status": "PENDING", "url": None}
+        return Reply(200, {"request_id": str(uuid.uuid4()),
+                           "output": {"task_id": task_id, "task_status": "PENDING"}})
+
+    # --- query / cancel ----------------------------------------------------------------
+    def _query(self, task_id: str) -> Reply:
+        with self._tasks_lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                return Reply(200, {"request_id": str(uuid.uuid4()),
+                                   "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
+            if task["status"] not in ("CANCELED",) and not self.hold:
+                step = min(task["queries"], len(self.plan) - 1)
+                task["status"] = self.plan[step]
+            task["queries"] += 1
+            status = task["status"]
+            out = {"task_id": task_id, "task_status": status, "submit_time": "2026-11-22 10:00:00.000",
+                   "scheduled_time": "2026-11-22 10:00:01.000"}
+            body = task["body"]
+            if status == "SUCCEEDED":
+                if task["url"] is None:
+                    task["url"] = self.publish(self.video, f"{task_id}.mp4", ttl=self.url_ttl)
+                prompt = body["input"].get("prompt") or ""
+                out.update(end_time="2026-11-22 10:01:00.000", video_url=task["url"], orig_prompt=prompt,
+                           actual_prompt=prompt + "，画面细腻，光影柔和。")
+                usage = {"video_count": 1, "video_duration": (body.get("parameters") or {}).get("duration", 5),
+                         "video_ratio": (body.get("parameters") or {}).get("size", "1280*720")}
+                return Reply(200, {"request_id": str(uuid.uuid4()), "output": out, "usage": usage})
+            if status == "FAILED":
+                out.update(code=self.failure[0], message=self.failure[1])
+            return Reply(200, {"request_id": str(uuid.uuid4()), "output": out})
+
+    def _cancel(self, task_id: str) -> Reply:
+        with self._tasks_lock:
+            task = self.tasks.get(task_id)
+            if task is None or task["status"] != "PENDING":
+                return error(400, "UnsupportedOperation",
+                             "Failed to cancel the task, please confirm if the task is in PENDING status.")
+            task["status"] = "CANCELED"
+        return Reply(200, {"request_id": str(uuid.uuid4())})

@@ -1,0 +1,276 @@
+"""Loopback fake vendor servers: a real HTTP/1.1 server on 127.0.0.1 in a thread.
+
+Stable API (vendor fakes for every cloud adapter build on it):
+
+``FakeServer``            subclass it and implement ``route(req) -> str`` (a name such as
+                          ``"create"``, ``"poll"``) and ``handle(req, route) -> Reply``.
+    ``start()/stop()``, or ``with FakeServer() as s:``; ``s.url`` is ``http://127.0.0.1:<port>``.
+    ``s.requests``        every ``Req`` received, in order (thread-safe list).
+    ``s.count(route)``    how many requests hit a route.
+    ``s.latency``         seconds to sleep before every answer (a slow vendor).
+    ``s.inject(route, Fault(...), ...)``  scripted faults, consumed in order by that route.
+    ``s.publish(data, name, ttl=600) -> url``  a signed, expiring URL served by this server
+                          (route ``"download"``); an expired or bad signature → 403 with an
+                          OSS-style XML body. ``s.expire_all()`` makes every link expire now.
+``Req``                   method, path, query (dict of first values), headers (lower-case keys),
+                          body (bytes), ``json()`` (None when not JSON).
+``Reply``                 status, body (dict/list → JSON, str, bytes), headers; ``drop=True``
+                          closes the connection unanswered (the work was done, the answer lost).
+``Fault``                 status+body (answer that instead), delay (wait, then work and answer),
+                          late (work at once, answer late: the client may give up first), bad_json
+                          (200 with HTML), truncate (cut the real body in half, close), drop
+                          (close without answering); ``times`` how many requests it covers.
+``tiny_mp4(path) -> Path``  a real 8-frame 64x48 H.264 MP4 made with app.media.write_video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Req:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body.decode("utf-8")) if self.body else None
+        except ValueError:
+            return None
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # the work was done but the answer is lost: close without answering
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        headers = dict(self.headers)
+        body = self.body
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        return body, headers
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    late: float = 0.0
+    bad_json: bool = False
+    truncate: bool = False
+    drop: bool = False
+    times: int = 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Http"
+
+    def log_message(self, format, *args):  # keep test output quiet
+        return None
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        req = Req(self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
+        self.server.fake._serve(req, self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _any
+
+    def send_reply(self, reply: Reply, *, truncate: bool = False) -> None:
+        body, headers = reply.encoded()
+        self.send_response(reply.status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        if truncate:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+    def drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Http(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: "FakeServer"
+
+    def handle_error(self, request, client_address):  # a client that gave up is not news
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class FakeServer:
+    secret = b"fake-storage-signing-key"
+
+    def __init__(self):
+        self.requests: list[Req] = []
+        self.latency = 0.0
+        self.faults: dict[str, list[Fault]] = {}
+        self.files: dict[str, bytes] = {}
+        self.expired_before = 0.0
+        self._lock = threading.Lock()
+        self._http: _Http | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+    def start(self) -> "FakeServer":
+        self._http = _Http(("127.0.0.1", 0), _Handler)
+        self._http.fake = self
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"{type(self).__name__}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    def __enter__(self) -> "FakeServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None, "start() the fake first"
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    # --- scripting --------------------------------------------------------------------
+    def inject(self, route: str, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.setdefault(route, []).extend(faults)
+
+    def _take_fault(self, route: str) -> Fault | None:
+        with self._lock:
+            queue = self.faults.get(route) or []
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                queue.pop(0)
+            return fault
+
+    def count(self, route: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if self.route(r) == route)
+
+    # --- signed storage ---------------------------------------------------------------
+    def _sign(self, name: str, expires: int) -> str:
+        return hmac.new(self.secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def publish(self, data: bytes, name: str, ttl: float = 600.0) -> str:
+        self.files[name] = data
+        expires = int(time.time() + ttl)
+        return f"{self.url}/files/{name}?Expires={expires}&Signature={self._sign(name, expires)}"
+
+    def expire_all(self) -> None:
+        self.expired_before = time.time() + 10**6
+
+    def _download(self, req: Req) -> Reply:
+        name = req.path.removeprefix("/files/")
+        try:
+            expires = int(req.query.get("Expires", "0"))
+        except ValueError:
+            expires = 0
+        good = hmac.compare_digest(req.query.get("Signature", ""), self._sign(name, expires))
+        if not good or expires < time.time() or expires < self.expired_before:
+            xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>"
+                   "<Message>Request has expired.</Message></Error>")
+            return Reply(403, xml, {"Content-Type": "application/xml"})
+        if name not in self.files:
+            return Reply(404, "<Error><Code>NoSuchKey</Code></Error>", {"Content-Type": "application/xml"})
+        return Reply(200, self.files[name], {"Content-Type": "video/mp4"})
+
+    # --- dispatch ---------------------------------------------------------------------
+    def route(self, req: Req) -> str:
+        if req.path.startswith("/files/"):
+            return "download"
+        return "other"
+
+    def handle(self, req: Req, route: str) -> Reply:
+        return Reply(404, {"error": "not found"})
+
+    def _serve(self, req: Req, handler: _Handler) -> None:
+        with self._lock:
+            self.requests.append(req)
+        route = self.route(req)
+        fault = self._take_fault(route)
+        if self.latency:
+            time.sleep(self.latency)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if fault and fault.drop:
+            handler.drop()
+            return
+        if fault and fault.status is not None:
+            handler.send_reply(Reply(fault.status, fault.body if fault.body is not None else b"", fault.headers))
+            return
+        if fault and fault.bad_json:
+            handler.send_reply(Reply(200, "<html><body>502 Bad Gateway</body></html>",
+                                     {"Content-Type": "text/html"}))
+            return
+        reply = self._download(req) if route == "download" else self.handle(req, route)
+        if fault and fault.late:
+            time.sleep(fault.late)
+        if reply.drop:
+            handler.drop()
+            return
+        handler.send_reply(reply, truncate=bool(fault and fault.truncate))
+
+
+def tiny_mp4(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: float = 8.0) -> Path:
+    import numpy as np
+
+    from app.media import write_video
+
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)
+    return write_video(video, path, fps)
