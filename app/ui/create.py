@@ -64,7 +64,9 @@ def build(service, t) -> None:
                     params["seed"] = int(seed_v)
                 req = {"engine": engine_id, "prompt": prompt_v or "", "negative_prompt": negative_v or "",
                        "params": params}
-                if image_v:
+                if image_v and "i2v" not in eng.tasks and "ref2v" in eng.tasks:
+                    req["reference_images"] = [{"path": image_v}]  # e.g. InstantID's reference face
+                elif image_v:
                     req["image"] = {"path": image_v}
                 if last_v:
                     req["last_image"] = {"path": last_v}

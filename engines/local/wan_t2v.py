@@ -8,12 +8,13 @@ from pydantic import Field, field_validator
 
 from app import media
 from app.errors import Cancelled
-from engines.base import Output, Params, output_name
+from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine
+from .memory import LowVramParams
 
 
-class WanT2VParams(Params):
+class WanT2VParams(LowVramParams):
     width: int = Field(832, ge=16, le=1920, multiple_of=16, description="Frame width in pixels (multiple of 16)")
     height: int = Field(480, ge=16, le=1920, multiple_of=16, description="Frame height in pixels (multiple of 16)")
     num_frames: int = Field(81, ge=1, le=257, description="Frames to generate; Wan needs 4k+1 (81 = 5 s at 16 fps)")
@@ -36,6 +37,7 @@ class WanT2VEngine(DiffusersEngine):
     tasks = ("t2v",)
     needs = ("weights",)
     hub_id = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    transformer_based = True
     Params = WanT2VParams
 
     def load(self, path, device, dtype):
@@ -51,24 +53,27 @@ class WanT2VEngine(DiffusersEngine):
         p: WanT2VParams = request.params
         if cancelled():
             raise Cancelled()
-        pipe, device = self.pipeline()
         progress(0, p.num_inference_steps)
-        result = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            width=p.width,
-            height=p.height,
-            num_frames=p.num_frames,
-            num_inference_steps=p.num_inference_steps,
-            guidance_scale=p.guidance_scale,
-            generator=self.generator(p.seed, device),
-            output_type="np",
-            callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled),
-        )
+
+        def call(pipe, device):
+            return pipe(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                width=p.width,
+                height=p.height,
+                num_frames=p.num_frames,
+                num_inference_steps=p.num_inference_steps,
+                guidance_scale=p.guidance_scale,
+                generator=self.generator(p.seed, device),
+                output_type="np",
+                callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled),
+            )
+
+        result = self.generate(p, call)
         frames = result.frames[0]
         meta = {"comment": json.dumps({"engine": self.id, "prompt": request.prompt, **p.model_dump()},
                                       ensure_ascii=False)}
         video = media.write_video(frames, request.workdir / output_name(self.id, 0, "mp4"), p.fps, meta)
         thumb = media.write_thumbnail(media.first_frame(video), request.workdir / "thumb.jpg")
         return [Output(video, "video", width=p.width, height=p.height, frames=len(frames),
-                       fps=p.fps, thumbnail=thumb)]
+                       fps=p.fps, thumbnail=thumb, meta={"memory": self.last_plan.as_info()})]
