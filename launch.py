@@ -64,6 +64,15 @@ def redirect_missing_output(workspace: Path) -> None:
             handler.setStream(stream)
 
 
+def keep_caches_in_workspace(workspace: Path) -> None:
+    """Gradio's upload cache and torch's compile caches go under ``<workspace>/cache`` instead
+    of the system temp dir or home (set before Gradio/torch are imported; env still wins)."""
+    cache = workspace / "cache"
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(cache / "gradio"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "torchinductor"))
+    os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
+
+
 def first_start(settings) -> None:
     """A new workspace gets a commented ``config.yaml`` with every setting at its default."""
     from app.media import atomic_write_bytes
@@ -120,8 +129,7 @@ def main(argv=None) -> int:
     try:
         settings = load_settings(args.workspace, host=args.host, port=args.port)
         redirect_missing_output(settings.workspace)
-        # Gradio's upload/cache folder lives in the workspace, not the system temp dir
-        os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.workspace / "cache" / "gradio"))
+        keep_caches_in_workspace(settings.workspace)
         first_start(settings)
         studio = Studio(settings)
         app = create_app(studio)  # refuses a non-loopback host without API keys

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 EPISODE, STITCH = "episode", "stitch"
 IDLE_DELAY_S = 1.0
+MAX_STEP_ERRORS = 5
 _HASHES: dict[tuple, str] = {}
 
 
@@ -129,6 +130,21 @@ def advance(runner, job: Job, token: int | None) -> None:
     job = _take_turn(runner, job, token)
     if job is None:
         return
+    try:
+        _advance(runner, job)
+    except Exception as exc:  # a bug or a locked database: try again a few times, then fail with a message
+        log.exception("episode %s: step failed", job.id)
+        errors = Job.get_by_id(job.id).info.get("_step_errors", 0) + 1
+        if errors >= MAX_STEP_ERRORS:
+            runner._fail(Job.get_by_id(job.id), AppError(f"The episode could not continue: {type(exc).__name__}: {exc}",
+                                                         f"剧集无法继续：{type(exc).__name__}: {exc}"))
+            return
+        info = {**Job.get_by_id(job.id).info, "_step_errors": errors}
+        Job.update(info=info, updated_at=time.time()).where(Job.id == job.id).execute()
+        runner.service.enqueue(Job.get_by_id(job.id), delay=2.0 * errors, token=job.polls)
+
+
+def _advance(runner, job: Job) -> None:
     service = runner.service
     plan = EpisodePlan.from_json(job.request["plan"])
     state = job.info.get("episode") or {"scenes": {}, "stitch": None}

@@ -125,9 +125,9 @@ class JobRunner:
             "info": {k: v for k, v in merged_info.items() if not k.startswith("_")},
             "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(now),
             "run_s": round(now - (job.started_at or now), 3)})
-        self.publish(job, fence, work, final, dict(
-            status="succeeded", progress=100.0, outputs=records, output_dir=str(final.relative_to(ws)),
-            info=merged_info, finished_at=now, updated_at=now, message="done"))
+        self.publish(job, fence, work, final, {
+            "status": "succeeded", "progress": 100.0, "outputs": records, "output_dir": str(final.relative_to(ws)),
+            "info": merged_info, "finished_at": now, "updated_at": now, "message": "done"})
 
     def publish(self, job: Job, fence: int, work: Path, final: Path, fields: dict) -> bool:
         """Mark the row succeeded and move ``work`` whole to ``final``, in one transaction and only

@@ -119,7 +119,8 @@ def parse_filters(filters: dict | None) -> tuple[int, list[str]]:
     elif isinstance(engine, list) and all(isinstance(e, str) for e in engine):
         engines = engine
     else:
-        raise ValidationError("engine must be an engine id or a list of them.", "engine 必须是引擎 ID 或其列表。")
+        raise ValidationError("engine must be an engine id or a list of them.",
+                              "engine 必须是引擎 ID 或其列表。")
     return days, [e.strip() for e in engines if e.strip()]
 
 

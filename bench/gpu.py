@@ -3,6 +3,7 @@
     python bench/gpu.py                      # full size on CUDA (tiny on a CPU)
     python bench/gpu.py --size tiny          # shrunken configs: proves the bench runs anywhere
     python bench/gpu.py --models wan --no-compile --json out.json
+    python bench/gpu.py --models wan --cache-steps 50   # + first-block step caching, PSNR vs uncached
 
 Each model is built from its published config in ``bench/configs/`` and timed for one
 denoising step the way its pipeline runs it:
@@ -20,9 +21,11 @@ bf16 peak where the GPU is known.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import json
+import math
 import resource
 import sys
 import time
@@ -256,6 +259,70 @@ def bench_model(key: str, args, device, dtype) -> list[dict]:
     return rows
 
 
+def denoise(model, inputs, steps: int, guidance: float = 5.0, cached: bool = False):
+    """A short flow-matching Euler loop with CFG (two passes a step), as WanPipeline runs it."""
+    import torch
+
+    x = inputs["hidden_states"].clone()
+    negative = {**inputs, "encoder_hidden_states": torch.zeros_like(inputs["encoder_hidden_states"])}
+    sigmas = torch.linspace(1.0, 0.0, steps + 1, device=x.device)
+    ctx = model.cache_context if cached else (lambda name: contextlib.nullcontext())
+    with torch.inference_mode():
+        for i in range(steps):
+            t = (sigmas[i] * 1000).reshape(1)
+            with ctx("cond"):
+                cond = model(**{**inputs, "hidden_states": x, "timestep": t})[0]
+            with ctx("uncond"):
+                uncond = model(**{**negative, "hidden_states": x, "timestep": t})[0]
+            x = x + (sigmas[i + 1] - sigmas[i]) * (uncond + guidance * (cond - uncond))
+    return x.float()
+
+
+def step_cache_rows(args, device, dtype) -> list[dict]:
+    """Wan with diffusers' first-block cache against the uncached loop: time and PSNR."""
+    import torch
+    from diffusers import FirstBlockCacheConfig
+
+    spec = wan_spec(args.size)
+    torch.manual_seed(0)
+    model = build(spec, device, dtype)
+    inputs = spec["inputs"](torch, device, dtype)
+    rows = []
+    reference = None
+    for label, threshold in [("uncached", None), *((f"fbcache {t:g}", t) for t in args.cache_thresholds)]:
+        if threshold is not None:
+            if model.is_cache_enabled:
+                model.disable_cache()
+            model.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+        denoise(model, inputs, 2, cached=threshold is not None)  # warm-up
+        sync(device)
+        t0 = time.perf_counter()
+        out = denoise(model, inputs, args.cache_steps, cached=threshold is not None)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        if reference is None:
+            reference, base = out, seconds
+            psnr = float("inf")
+        else:
+            mse = torch.mean((out - reference) ** 2).item()
+            span = (reference.max() - reference.min()).item()
+            psnr = 10 * math.log10(span**2 / mse) if mse > 0 else float("inf")
+        rows.append({"model": spec["name"], "variant": label, "steps": args.cache_steps, "seconds": seconds,
+                     "speedup": base / seconds, "psnr_db": psnr})
+    return rows
+
+
+def cache_table(rows: list[dict]) -> str:
+    head = f"{'model':17} {'variant':14} {'steps':>5} {'seconds':>9} {'speedup':>7} {'PSNR vs uncached':>17}"
+    lines = ["step caching (random weights: how often blocks are skipped is not what trained weights give)",
+             head, "-" * len(head)]
+    for r in rows:
+        psnr = "exact" if math.isinf(r["psnr_db"]) else f"{r['psnr_db']:.1f} dB"
+        lines.append(f"{r['model']:17} {r['variant']:14} {r['steps']:5d} {r['seconds']:9.3f} "
+                     f"{r['speedup']:6.2f}x {psnr:>17}")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], device_name: str, peak: float | None, args) -> str:
     head = (f"{'model':17} {'path':7} {'size':>14} {'params':>8} {'GFLOP/step':>11} {'s/step':>9} "
             f"{'TFLOP/s':>8} {'%peak':>6} {'peak mem':>9} {'speedup':>7} {'est. run':>12}  notes")
@@ -287,6 +354,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="studio path without torch.compile")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--cache-steps", type=int, default=0,
+                        help="also time Wan over this many CFG steps with first-block caching (0 = skip)")
+    parser.add_argument("--cache-thresholds", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[0.05, 0.1], help="first-block cache thresholds to try")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if cuda else "cpu")
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -297,9 +368,12 @@ def main(argv=None) -> int:
             parser.error(f"unknown model {key!r}; choose from {', '.join(SPECS)}")
         rows += bench_model(key, args, device, dtype)
     sys.stdout.write(table(rows, device_name, peak, args) + "\n")
+    cache = step_cache_rows(args, device, dtype) if args.cache_steps else []
+    if cache:
+        sys.stdout.write("\n" + cache_table(cache) + "\n")
     if args.json:
         args.json.write_text(json.dumps({"device": device_name, "size": args.size, "bf16_peak": peak,
-                                         "rows": rows}, indent=2))
+                                         "rows": rows, "step_cache": cache}, indent=2, default=str))
     return 0
 
 

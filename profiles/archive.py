@@ -13,7 +13,7 @@ import io
 import shutil
 import stat
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from app.errors import ProfileError, ValidationError
 

@@ -245,7 +245,7 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
     notes: list[str] = []
     steps: list[StepPlan] = []
     face_owner = next((c for c in scene.characters if project.faces(c)), None)
-    first_frame = None  # (request value, stand-in file for checks)
+    keyframe = None
     if scene.keyframe:
         keyframe = project.asset(scene.keyframe)
         if not keyframe.is_file():
@@ -254,10 +254,16 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
                 "the image there or remove the keyframe.",
                 f"{cfg.scene_profiles} → scenes[{index}].keyframe：assets/{scene.keyframe} 不存在。请放入该图片或删除关键帧。",
                 file=cfg.scene_profiles, field=f"scenes[{index}].keyframe")
+    engine, where, task = choose_clip_engine(project, engines, index, scene,
+                                             "i2v" if keyframe or face_owner else "t2v")
+    first_frame = None  # (request value, stand-in file for checks)
+    if task == "t2v" and (keyframe or face_owner):
+        notes.append(f"{engine.id} makes text-to-video: the keyframe or the reference face is not used")
+    elif keyframe is not None:
         first_frame = (str(keyframe), keyframe)
     elif face_owner is not None:
-        still_engine, where = choose_still_engine(project, engines)
-        _usable(still_engine, where, f"{what} (character still)")
+        still_engine, still_where = choose_still_engine(project, engines)
+        _usable(still_engine, still_where, f"{what} (character still)")
         face = project.faces(face_owner)[0]
         request = {"engine": still_engine.id, "prompt": prompt, "negative_prompt": negative, "project": project.id,
                    "params": still_params(still_engine, project, project.characters[face_owner], seed)}
@@ -266,19 +272,11 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
         _checked(check, request, [("reference", face)], what, still_engine.id)
         steps.append(StepPlan("still", still_engine.id, request))
         first_frame = (STILL_PLACEHOLDER, face)
-        others = [c for c in scene.characters if c != face_owner]
-        if others:
+        if len(scene.characters) > 1:
             notes.append(f"the still keeps the face of {face_owner} (one face per still)")
-    for cid in scene.characters:
-        if not project.faces(cid) and cid != face_owner and first_frame is None:
-            notes.append(f"{cid} has no reference face: text-to-video (add one in "
-                         f"{cfg.character_profiles} for the same face in every scene)")
-    task = "i2v" if first_frame else "t2v"
-    engine, where, task = choose_clip_engine(project, engines, index, scene, task)
-    if first_frame and task == "t2v":
-        steps.clear()
-        notes.append(f"{engine.id} makes text-to-video: the still/keyframe is not used")
-        first_frame = None
+    if first_frame is None:
+        notes += [f"{cid} has no reference face: text-to-video (add one in {cfg.character_profiles} for the same "
+                  "face in every scene)" for cid in scene.characters if not project.faces(cid)]
     _usable(engine, where, what)
     params, computed = video_params(engine, task, project, scene, seed)
     request = {"engine": engine.id, "prompt": prompt, "negative_prompt": negative, "project": project.id,

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from app.db import connection
 from app.errors import NotFound, ValidationError
 
-from .models import ApiKey
+from .models import ApiKey, ApiSession
 
 KEY_PREFIX = "xy_"
 CACHE_S = 2.0
+SESSION_S = 30 * 86400.0
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOCAL_USER = "local"
 
@@ -117,6 +118,7 @@ class KeyStore:
             if row.revoked_at is None:
                 row.revoked_at = time.time()
                 ApiKey.update(revoked_at=row.revoked_at).where(ApiKey.id == row.id).execute()
+            ApiSession.delete().where(ApiSession.key_id == row.id).execute()
         self._forget()
         return row
 
@@ -140,6 +142,21 @@ class KeyStore:
             return True, hit[1]
         return False, None
 
+    def _principal(self, row: ApiKey | None) -> Principal | None:
+        if row is None or row.revoked_at is not None:
+            return None
+        now = time.time()
+        if not row.last_used_at or now - row.last_used_at > 60:
+            ApiKey.update(last_used_at=now).where(ApiKey.id == row.id).execute()
+        return Principal(user=row.user, admin=row.admin or bool(self._is_admin_user(row.user)), key_id=row.id)
+
+    def _remember(self, d: str, principal: Principal | None) -> Principal | None:
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[d] = (time.monotonic(), principal)
+        return principal
+
     def verify(self, key: str) -> Principal | None:
         """The principal for a key, or None when it is unknown or revoked."""
         if not key or len(key) > 256:
@@ -149,19 +166,50 @@ class KeyStore:
             return principal
         d = digest(key)
         with connection():
-            row = ApiKey.get_or_none(ApiKey.digest == d)
-            principal = None
-            if row is not None and row.revoked_at is None and secrets.compare_digest(row.digest, d):
-                principal = Principal(user=row.user, admin=row.admin or bool(self._is_admin_user(row.user)),
-                                      key_id=row.id)
-                now = time.time()
-                if not row.last_used_at or now - row.last_used_at > 60:
-                    ApiKey.update(last_used_at=now).where(ApiKey.id == row.id).execute()
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[d] = (time.monotonic(), principal)
-        return principal
+            return self._remember(d, self._principal(ApiKey.get_or_none(ApiKey.digest == d)))
+
+    # --- UI sessions: a login with a key gives a cookie token, never the key itself ---------
+    def open_session(self, key: str) -> str | None:
+        """A new session token for a valid key (None when the key is not valid)."""
+        if self.verify(key) is None:
+            return None
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with connection():
+            row = ApiKey.get(ApiKey.digest == digest(key))
+            ApiSession.delete().where(ApiSession.expires_at < now).execute()
+            ApiSession.create(id=digest("session:" + token), key_id=row.id, created_at=now,
+                              expires_at=now + SESSION_S)
+        return token
+
+    def verify_session(self, token: str) -> Principal | None:
+        if not token or len(token) > 256:
+            return None
+        hit, principal = self.cached("session:" + token)
+        if hit:
+            return principal
+        d = digest("session:" + token)
+        with connection():
+            session = ApiSession.get_or_none(ApiSession.id == d)
+            row = None
+            if session is not None and session.expires_at > time.time():
+                row = ApiKey.get_or_none(ApiKey.id == session.key_id)
+            return self._remember(d, self._principal(row))
+
+    def close_session(self, token: str) -> None:
+        with connection():
+            ApiSession.delete().where(ApiSession.id == digest("session:" + (token or ""))).execute()
+        self._forget()
+
+
+def principal_of(request) -> Principal | None:
+    """The caller the security middleware found, from a Starlette or a Gradio request (None when
+    unknown). Gradio handlers use it to keep users to their own jobs: ``principal.can_see(job.user)``."""
+    if request is None:
+        return None
+    raw = getattr(request, "request", request)  # gr.Request wraps the Starlette request
+    scope = getattr(raw, "scope", None)
+    return scope.get("xianying.principal") if isinstance(scope, dict) else None
 
 
 def describe(row: ApiKey) -> dict:

@@ -72,7 +72,7 @@ class StudioCollector:
                 .where(Job.status == "succeeded", Job.started_at.is_null(False), Job.finished_at.is_null(False))
                 .group_by(Job.engine).tuples())
         for engine, count, total, *cumulative in rows:
-            buckets = [(str(float(b)), int(c or 0)) for b, c in zip(BUCKETS, cumulative)]
+            buckets = [(str(float(b)), int(c or 0)) for b, c in zip(BUCKETS, cumulative, strict=True)]
             buckets.append(("+Inf", int(count)))
             hist.add_metric([engine], buckets, float(total or 0.0))
         yield hist

@@ -2,9 +2,10 @@
 
 For each request it works out the caller (``Principal``) and stores it in the scope:
 
-* ``Authorization: Bearer <key>`` (scripts, gradio_client ``headers=``) or the ``xianying_key``
-  cookie set by the UI login page (``/auth/login``). A key that is given but unknown or
-  revoked is refused with 401 everywhere except public paths.
+* ``Authorization: Bearer <key>`` (scripts, gradio_client ``headers=``) or the
+  ``xianying_session`` cookie set by the UI login page (``/auth/login``; a session token, not
+  the key). A key or session that is given but unknown, expired or revoked is refused with 401
+  everywhere except public paths.
 * No key: the person at the machine (``LOCAL``, admin) when the runtime does not require one
   (see ``ApiRuntime.auth_required``); otherwise 401 — or, for a browser asking for the UI, a
   redirect to the login page.
@@ -27,8 +28,8 @@ from starlette.responses import JSONResponse, RedirectResponse
 
 from .auth import LOCAL
 
-PRINCIPAL = "xianying.principal"
-COOKIE = "xianying_key"
+PRINCIPAL = "xianying.principal"  # the scope key (auth.principal_of reads it)
+COOKIE = "xianying_session"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/videos/health", "/health", "/docs", "/docs/oauth2-redirect",
                           "/redoc", "/openapi.json", "/auth/login", "/auth/logout"})
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/favicon.ico", "/manifest.json", "/pwa_icon", "/robots.txt",
@@ -43,7 +44,7 @@ def is_rest(path: str) -> bool:
 
 
 def credentials(headers: Headers) -> tuple[str | None, bool]:
-    """(key, from_cookie): the bearer token, else the login cookie."""
+    """(credential, from_cookie): the bearer key, else the login session token."""
     auth = headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -73,16 +74,18 @@ class SecurityMiddleware:
         key, from_cookie = credentials(headers)
         principal = None
         if key:
-            hit, principal = self.runtime.keys.cached(key)
+            keys = self.runtime.keys
+            hit, principal = keys.cached("session:" + key if from_cookie else key)
             if not hit:
-                principal = await anyio.to_thread.run_sync(self.runtime.keys.verify, key)
+                check = keys.verify_session if from_cookie else keys.verify
+                principal = await anyio.to_thread.run_sync(check, key)
             if principal is None and not public:
                 en = "Invalid or revoked API key." + (" Log in again." if from_cookie else "")
                 zh = "API 密钥无效或已被吊销。" + ("请重新登录。" if from_cookie else "")
                 await self.deny(scope, receive, send, headers, rest, en, zh, clear_cookie=from_cookie)
                 return
         if principal is None:
-            required = await anyio.to_thread.run_sync(self.runtime.auth_required, rest)
+            required = self.runtime.auth_required(rest)  # no I/O but a cached key count (every 2 s)
             if required and not public:
                 await self.deny(scope, receive, send, headers, rest,
                                 "Missing API key: send 'Authorization: Bearer <key>' (create keys with "

@@ -3,6 +3,7 @@
 ``ApiKey``     one row per key: only the SHA-256 of the key is stored (keys are 256-bit random
                strings, so a fast hash is enough; the key itself is shown once, at creation).
 ``TaskGroup``  a seed 000 video request: one id for the jobs of its scenes.
+``ApiSession`` a UI login made with a key (the cookie carries a session token, not the key).
 """
 
 from __future__ import annotations
@@ -41,4 +42,16 @@ class TaskGroup(BaseModel):
         table_name = "api_task_groups"
 
 
-TABLES = (ApiKey, TaskGroup)
+class ApiSession(BaseModel):
+    """A UI login: the cookie holds a random token (never the key); the row, its SHA-256."""
+
+    id = CharField(primary_key=True, max_length=64)  # sha256 hex of the session token
+    key_id = CharField(index=True, max_length=16)
+    created_at = FloatField(default=time.time)
+    expires_at = FloatField()
+
+    class Meta:
+        table_name = "api_sessions"
+
+
+TABLES = (ApiKey, TaskGroup, ApiSession)

@@ -182,11 +182,13 @@ class Admission:
             if short_side > cap_short or (long_side is not None and long_side > cap_long):
                 raise QuotaExceeded(f"Your limit is {profile.max_resolution}; this request is larger. "
                                     "Lower the resolution or ask the admin to raise max_resolution.",
-                                    f"你的分辨率上限为 {profile.max_resolution}，本次请求超出。请降低分辨率或请管理员调整。")
+                                    f"你的分辨率上限为 {profile.max_resolution}，本次请求超出。"
+                                    "请降低分辨率或请管理员调整。")
         if profile.limits.max_duration and m.get("duration") and m["duration"] > profile.limits.max_duration + 1e-6:
             raise QuotaExceeded(f"Videos may last at most {profile.limits.max_duration:g} s for you "
                                 f"(this one: {m['duration']:.1f} s).",
-                                f"你的视频时长上限为 {profile.limits.max_duration:g} 秒（本次 {m['duration']:.1f} 秒）。")
+                                f"你的视频时长上限为 {profile.limits.max_duration:g} 秒"
+                                f"（本次 {m['duration']:.1f} 秒）。")
         if profile.limits.max_frames and m.get("frames") and m["frames"] > profile.limits.max_frames:
             raise QuotaExceeded(f"Videos may have at most {profile.limits.max_frames} frames for you "
                                 f"(this one: {m['frames']}).",
@@ -212,5 +214,5 @@ class Admission:
             what_en, what_zh = ("images", "图片") if images else ("videos", "视频")
             raise QuotaExceeded(f"Daily quota reached: {used} of {cap} {what_en} today. It resets at midnight; "
                                 "ask the admin to raise it in users/" + f"{user}.yaml.",
-                                f"已达到每日配额：今天已用 {used}/{cap} 个{what_zh}。午夜重置；如需提高请联系管理员修改 "
-                                f"users/{user}.yaml。", used=used, cap=cap)
+                                f"已达到每日配额：今天已用 {used}/{cap} 个{what_zh}。午夜重置；"
+                                f"如需提高请联系管理员修改 users/{user}.yaml。", used=used, cap=cap)

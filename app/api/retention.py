@@ -2,8 +2,9 @@
 
 Scratch = a finished job outside any project (no ``project``, no ``parent``) submitted through
 an API (Gradio API or REST; UI jobs too when ``sweep_ui_outputs`` is on in rest.yaml). Project
-assets are never swept. The job row stays, with ``info.cleaned`` saying when and why its files
-went, so a later download answers "removed by the retention sweep" rather than a bare 404.
+assets are never swept. The job row stays (``output_dir`` cleared, ``outputs`` kept as a record),
+with ``info.cleaned`` saying when and why its files went, so a later download answers "removed
+by the retention sweep" rather than a bare 404.
 
 ``RetentionSweeper`` runs ``sweep()`` on a daemon thread every ``interval_s`` while the studio
 runs; ``retention_hours: 0`` turns it off.
@@ -53,8 +54,6 @@ class RetentionSweeper:
         cleaned = 0
         with connection():
             for job in self.candidates(now).limit(1000):
-                if job.info.get("cleaned"):
-                    continue
                 folder = (self.settings.workspace / job.output_dir).resolve()
                 if not folder.is_relative_to(outputs) or folder == outputs:
                     log.warning("retention: job %s has an output folder outside outputs/; left alone", job.id)
@@ -63,9 +62,10 @@ class RetentionSweeper:
                 self._drop_empty(folder.parent, outputs)
                 note = (f"Removed by the retention sweep at {iso(now)}: scratch outputs are kept "
                         f"{self.hours:g} h (storage.retention_hours).")
-                note_zh = f"已于 {iso(now)} 被保留期清理删除：临时输出保留 {self.hours:g} 小时（storage.retention_hours）。"
+                note_zh = (f"已于 {iso(now)} 被保留期清理删除：临时输出保留 {self.hours:g} 小时"
+                           "（storage.retention_hours）。")
                 (Job.update(info={**job.info, "cleaned": note, "cleaned_zh": note_zh, "cleaned_at": iso(now)},
-                            updated_at=now)
+                            output_dir=None, updated_at=now)
                  .where(Job.id == job.id).execute())
                 cleaned += 1
         if cleaned:

@@ -120,7 +120,7 @@ def group_view(c: Ctx, group: TaskGroup) -> dict:
     jobs = scenes.group_jobs(group)
     status = scenes.group_status(jobs)
     parts = []
-    for scene, job in zip(group.request.get("scenes", []), jobs):
+    for scene, job in zip(group.request.get("scenes", []), jobs, strict=False):
         view = job_view(c, job)
         parts.append({"id": scene.get("id"), "task_id": job.id, "status": view["status"],
                       "output_path": (view["result"] or {}).get("output_path"),

@@ -23,8 +23,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.db import Job, connection
 from app.errors import ValidationError
 
-from .common import (Ctx, check_image_ref, ctx, engine_for, local_str, media_url, output_file, seed_route,
-                     submit, validation_text, visible_job)
+from .common import (
+    Ctx,
+    check_image_ref,
+    ctx,
+    engine_for,
+    local_str,
+    media_url,
+    output_file,
+    seed_route,
+    submit,
+    validation_text,
+    visible_job,
+)
 
 STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed", "failed": "failed",
           "cancelled": "cancelled"}
@@ -37,7 +48,8 @@ EXAMPLES = [
      "parameters": {"prompt": "宇航员在月球上行走，高清，写实风格", "negative_prompt": "模糊, 低质量", "duration": 5,
                     "resolution": "720P", "prompt_extend": True}},
     {"model": "wanx2.1-i2v-turbo", "provider": "aliyun", "is_async": True,
-     "parameters": {"prompt": "使图片动起来，高清效果", "img_url": "https://example.com/source-image.jpg", "duration": 5,
+     "parameters": {"prompt": "使图片动起来，高清效果", "img_url": "https://example.com/source-image.jpg",
+                    "duration": 5,
                     "resolution": "720P"}},
     {"model": "wanx2.1-kf2v-plus", "provider": "aliyun", "is_async": True,
      "parameters": {"prompt": "一个女孩从森林中漫步而出，脸上洋溢着喜悦的笑容",
@@ -82,7 +94,8 @@ class Envelope(BaseModel):
                                            "local_path": "/data/workspace/outputs/2025-06-16/685008a3/"
                                                          "dashscope_20250616_200858_0_a1b2c3d4.mp4",
                                            "duration": 5}],
-                               "prompt": "宇航员在月球上行走，高清，写实风格", "actual_prompt": "宇航员在月球上行走，写实风格…",
+                               "prompt": "宇航员在月球上行走，高清，写实风格",
+                               "actual_prompt": "宇航员在月球上行走，写实风格…",
                                "resolution": "720P",
                                "usage": {"video_count": 1, "video_duration": 5, "video_ratio": "standard"}}}}]})
     success: bool
@@ -167,7 +180,8 @@ def result_view(c: Ctx, job: Job) -> dict:
         videos = []
         for i, o in enumerate(job.outputs):
             path = output_file(c, job, i)
-            seconds = round(o["frames"] / o["fps"], 2) if o.get("frames") and o.get("fps") else job.params.get("duration")
+            seconds = (round(o["frames"] / o["fps"], 2) if o.get("frames") and o.get("fps")
+                       else job.params.get("duration"))
             videos.append({"index": i, "url": (o.get("meta") or {}).get("url") or media_url(c, job, i),
                            "local_path": str(path) if path and path.exists() else None, "duration": seconds,
                            "download_url": media_url(c, job, i)})
@@ -218,7 +232,8 @@ def build() -> APIRouter:
             results["adjusted_parameters"] = adjusted
         return {"success": True, "message": "任务创建成功", "results": results}
 
-    errors = {422: {"description": "Bad parameters or unknown provider"}, 503: {"description": "The provider's engine is not set up"}}
+    errors = {422: {"description": "Bad parameters or unknown provider"},
+              503: {"description": "The provider's engine is not set up"}}
 
     @router.post("/api/v1/tasks/", response_model=Envelope, responses=errors, summary="Create a video task")
     def create_task(body: CreateBody, c: Ctx = Depends(ctx)):

@@ -20,7 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.db import Job, connection
 from app.errors import ValidationError
 
-from .common import Ctx, check_image_ref, ctx, engine_for, media_url, seed_route, submit, unix, validation_text, visible_job
+from .common import (
+    Ctx,
+    check_image_ref,
+    ctx,
+    engine_for,
+    media_url,
+    seed_route,
+    submit,
+    unix,
+    validation_text,
+    visible_job,
+)
 
 STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed", "failed": "failed",
           "cancelled": "failed"}

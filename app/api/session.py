@@ -1,8 +1,9 @@
 """The UI login page: people log in to the Gradio UI with their API key.
 
 ``GET /auth/login`` shows a one-field form; ``POST /auth/login`` checks the key and sets the
-``xianying_key`` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS); ``GET /auth/logout``
-clears it. The middleware then treats the cookie like a bearer key.
+``xianying_session`` cookie — a random session token, never the key (HttpOnly, SameSite=Lax,
+Secure over HTTPS; 30 days; revoking the key ends its sessions); ``GET /auth/logout`` ends the
+session.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import html
 from urllib.parse import parse_qs
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from .auth import SESSION_S
 from .middleware import COOKIE
 
 PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -54,18 +57,19 @@ def build(runtime) -> APIRouter:
         body = (await request.body())[:8192].decode("utf-8", "replace")
         form = {k: v[0] for k, v in parse_qs(body).items() if v}
         key, next_url = form.get("key", "").strip(), _safe_next(form.get("next"))
-        import anyio
-
-        principal = await anyio.to_thread.run_sync(runtime.keys.verify, key) if key else None
-        if principal is None:
+        token = await anyio.to_thread.run_sync(runtime.keys.open_session, key) if key else None
+        if token is None:
             return page(next_url, "密钥无效或已被吊销 · Invalid or revoked key", status=401)
         response = RedirectResponse(next_url, status_code=303)
-        response.set_cookie(COOKIE, key, max_age=30 * 86400, path="/", httponly=True, samesite="lax",
+        response.set_cookie(COOKIE, token, max_age=int(SESSION_S), path="/", httponly=True, samesite="lax",
                             secure=request.url.scheme == "https")
         return response
 
     @router.get("/auth/logout")
-    def logout():
+    def logout(request: Request):
+        token = request.cookies.get(COOKIE)
+        if token:
+            runtime.keys.close_session(token)
         response = RedirectResponse("/auth/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -1,5 +1,6 @@
 """The fleet: every team process (the studio and each ``launch.py worker``) advertises itself in
-the ``workers`` table and renews the leases of the jobs it runs, from one heartbeat thread.
+the ``workers`` table and renews the leases of the jobs it runs (two heartbeat threads: leases
+never wait behind a pipeline that is loading).
 
 A row says who it is (host, pid, role, lanes, GPUs), what it can do (engines whose
 ``available()`` is true here, free VRAM when torch and CUDA are already loaded), what it has warm
@@ -152,7 +153,7 @@ class FleetMember:
         self.id = runner.owner
         self.interval = settings.team.heartbeat_s
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._engines: tuple[float, list[str]] = (0.0, [])
         self.beats = 0
 
@@ -166,8 +167,13 @@ class FleetMember:
     def refresh_engines(self) -> None:
         self._engines = (0.0, [])
 
-    def beat(self) -> list[str]:
-        """Renew this process's leases and upsert its row; returns the job ids it holds."""
+    def identity(self) -> dict:
+        return {"role": self.role, "host": socket.gethostname(), "pid": os.getpid(), "lanes": self.lanes,
+                "gpus": self.gpus, "slots": self.slots, "outputs": self.outputs}
+
+    def renew(self) -> list[str]:
+        """Renew the leases of the runs in hand and the row's heartbeat; returns their job ids.
+        Touches nothing but the database (no app locks): it must keep time while a job loads."""
         now = time.time()
         held = getattr(self.runner, "held", None)  # a worker's runner knows the runs it has in hand
         with connection():
@@ -176,20 +182,30 @@ class FleetMember:
                 mine &= Job.id.in_(list(held) or [""])
             Job.update(lease_expires=now + self.runner.lease_s).where(mine).execute()
             running = [j.id for j in Job.select(Job.id).where(mine)]
-            fields = {"role": self.role, "host": socket.gethostname(), "pid": os.getpid(), "lanes": self.lanes,
-                      "gpus": self.gpus, "vram": vram_info(), "engines": self.runnable(),
-                      "warm": warm_engines(self.cache), "running": running, "slots": self.slots,
-                      "outputs": self.outputs, "heartbeat_at": now, "stopped_at": None}
-            n = Worker.update(**fields).where(Worker.id == self.id).execute()
+            n = Worker.update(heartbeat_at=now, running=running, stopped_at=None).where(Worker.id == self.id).execute()
             if not n:
-                Worker.insert(id=self.id, started_at=now, **fields).on_conflict_ignore().execute()
+                Worker.insert(id=self.id, started_at=now, heartbeat_at=now, running=running,
+                              **self.identity()).on_conflict_ignore().execute()
         self.beats += 1
         return running
 
-    def _loop(self) -> None:
+    def advertise(self) -> None:
+        """What this process can do and has warm. May wait (the pipeline cache is locked while a
+        pipeline loads), so it runs on its own thread, apart from the lease renewals."""
+        fields = {**self.identity(), "vram": vram_info(), "engines": self.runnable(),
+                  "warm": warm_engines(self.cache)}
+        with connection():
+            Worker.update(**fields).where(Worker.id == self.id).execute()
+
+    def beat(self) -> list[str]:
+        running = self.renew()
+        self.advertise()
+        return running
+
+    def _loop(self, step) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.beat()
+                step()
             except Exception as exc:  # database restarting: keep beating, the lease outlives a few misses
                 log.warning("heartbeat failed (%s: %s); retrying", type(exc).__name__, exc)
 
@@ -197,13 +213,15 @@ class FleetMember:
         with connection() as database:
             database.create_tables(TABLES, safe=True)
         self.beat()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="fleet-heartbeat")
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, args=(step,), daemon=True, name=f"fleet-{step.__name__}")
+                         for step in (self.renew, self.advertise)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         try:
             with connection():
                 Worker.update(stopped_at=time.time(), running=[]).where(Worker.id == self.id).execute()

@@ -90,7 +90,7 @@ class LeaseMonitor:
     def _silent_cloud_jobs(self, now: float, counts: dict) -> None:
         quiet = self.settings.queue.poll_max_interval_s + self.settings.team.lease_s
         query = Job.select().where(Job.status == "running", Job.kind == "cloud", Job.updated_at < now - quiet,
-                                   Job.cancel_requested == False)  # noqa: E712 (peewee expression)
+                                   Job.cancel_requested == False)
         for job in query:
             n = Job.update(updated_at=now).where(Job.id == job.id, Job.updated_at == job.updated_at).execute()
             if n:

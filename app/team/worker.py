@@ -103,15 +103,14 @@ class WorkerProcess:
     """Everything a worker runs, built from settings; ``start()``/``stop()``."""
 
     def __init__(self, settings, *, lanes=("gpu",), gpus=(), api_key: str | None = None, uploader=None):
-        from engines.local.weights import PipelineCache
-        from engines.registry import build_engines
-
         from app.backends import is_team
         from app.db import open_db
         from app.errors import ConfigError
         from app.jobs import JobService
         from app.queue import JobQueue
         from app.secrets import SecretStore
+        from engines.local.weights import PipelineCache
+        from engines.registry import build_engines
 
         from .dispatch import Router
         from .fleet import FleetMember

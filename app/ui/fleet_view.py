@@ -19,7 +19,7 @@ from .i18n import lang_of
 STATE = {"alive": ("🟢 在线", "🟢 alive"), "lost": ("🔴 失联", "🔴 lost"), "stopped": ("⚪ 已停止", "⚪ stopped")}
 
 
-def _gb(n: int | float) -> str:
+def _gb(n: float) -> str:
     return f"{n / 2**30:.1f}"
 
 
@@ -56,8 +56,8 @@ def fleet_markdown(studio, lang: str) -> str:
                  f"{len(r['running'])}/{r['slots']}", beat]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines.append("")
-    lines.append((f"更新于 {time.strftime('%H:%M:%S', time.localtime(now))}" if zh else
-                  f"As of {time.strftime('%H:%M:%S', time.localtime(now))}"))
+    lines.append(f"更新于 {time.strftime('%H:%M:%S', time.localtime(now))}" if zh else
+                  f"As of {time.strftime('%H:%M:%S', time.localtime(now))}")
     return "\n".join(lines)
 
 

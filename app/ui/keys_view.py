@@ -11,22 +11,15 @@ import html
 
 import gradio as gr
 
-from app.api.auth import LOCAL_USER, describe
-from app.api.middleware import PRINCIPAL
+from app.api.auth import LOCAL_USER, describe, principal_of
 from app.errors import Unauthorized
 
 from .api import guarded
 from .i18n import lang_of
 
 
-def _principal(request):
-    raw = getattr(request, "request", None) if request is not None else None
-    scope = getattr(raw, "scope", None)
-    return scope.get(PRINCIPAL) if isinstance(scope, dict) else None
-
-
 def require_admin(studio, request) -> None:
-    principal = _principal(request)
+    principal = principal_of(request)
     if principal is not None:
         admin = principal.admin
     else:

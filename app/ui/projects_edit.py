@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.errors import AppError
+
 from .api import guarded
 
 NEW = "__new__"
@@ -49,7 +51,7 @@ def build_characters(store, project, t):
     def load(pid):
         try:
             chars = store.get(pid).characters if pid else {}
-        except Exception:  # the error is shown by the project view
+        except AppError:  # the error is shown by the project view
             chars = {}
         choices = [(f"{c.name} ({k})", k) for k, c in chars.items()] + [("＋ 新角色 / New", NEW)]
         first = next(iter(chars), NEW)
@@ -144,7 +146,7 @@ def build_scenes(store, episodes, project, engine_ids, t):
         try:
             p = store.get(pid)
             scene = p.scene(scene_id)
-        except Exception:  # a new scene, or a project that does not load
+        except AppError:  # a new scene, or a project that does not load
             return ["", "", 5.0, None, "", gr.update(), "", "", "", "", "", ""]
         status = {s["id"]: s for s in episodes.project_status(pid)["scenes"]}.get(scene_id, {})
         md = (f"⚠ {status['plan_error']}" if status.get("plan_error") else
@@ -156,7 +158,7 @@ def build_scenes(store, episodes, project, engine_ids, t):
     def load(pid, keep=None):
         try:
             status, data = rows(pid) if pid else ({"scenes": []}, [])
-        except Exception:
+        except AppError:
             status, data = {"scenes": []}, []
         ids = [s["id"] for s in status["scenes"]]
         value = keep if keep in ids else (ids[0] if ids else None)
@@ -167,7 +169,7 @@ def build_scenes(store, episodes, project, engine_ids, t):
 
         try:
             p = store.get(pid)
-        except Exception:
+        except AppError:
             return ""
         fragments = [p.characters[c].prompt for c in chars_v or [] if c in p.characters]
         return compose_prompt(p.config.style, prompt_v or "", fragments, camera_v or "", motion_v or "")

@@ -18,6 +18,7 @@ import json
 import gradio as gr
 
 from app.episodes import EpisodeService
+from app.errors import AppError
 from profiles.archive import MAX_ZIP_BYTES, export_zip, import_zip
 from profiles.styles import STYLES
 
@@ -157,14 +158,13 @@ def build(service, t) -> None:
             return ["", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
         try:
             p = store.get(pid)
-        except Exception as exc:  # an AppError from the YAML: show it where the user looks
-            text = getattr(exc, "zh" if lang == "zh" else "en", str(exc))
+        except AppError as exc:  # a project file with a mistake: show it where the user looks
+            text = exc.text(lang)
             return [f"⚠ {text}", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
         cfg = p.config.model_dump(mode="json")
         values = [cfg[n] if n != "default_engine" else (cfg[n] or "") for n in names]
         values.append(json.dumps(cfg["engine_params"], ensure_ascii=False, indent=2))
         latest = next(iter(episodes.episodes(pid, limit=1)), None)
-        status = episodes.episode_status(latest.id) if latest else None
         render_list = render_choices(pid)
         return ["", *values, gr.update(choices=[(s.id, s.id) for s in p.scenes], value=[]),
                 gr.update(choices=render_list, value=render_list[0][1] if render_list else None),

@@ -28,7 +28,8 @@ def cell_text(cell: dict | None, zh: bool) -> str:
     if cell["tokens"]:
         parts.append(f"{cell['tokens']:,} tokens")
     if cell["count"]:
-        parts.append(f"{cell['count']} 个视频" if zh else f"{cell['count']} video{'s' if cell['count'] != 1 else ''}")
+        plural = "s" if cell["count"] != 1 else ""
+        parts.append(f"{cell['count']} 个视频" if zh else f"{cell['count']} video{plural}")
     return " · ".join(parts) or (f"{cell['jobs']} 个任务" if zh else f"{cell['jobs']} jobs")
 
 

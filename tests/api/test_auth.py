@@ -72,8 +72,13 @@ def test_required_mode_protects_the_gradio_ui_and_api(make_api):
     assert ok.status_code == 303 and ok.headers["location"] == "/"
     cookie = ok.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert api.keys["alice"] not in cookie  # a session token, not the key
     assert api.client.get("/", headers={"Accept": "text/html"}).status_code == 200  # the client keeps the cookie
     api.client.get("/auth/logout")
+    assert api.client.get("/gradio_api/info").status_code == 401
+    api.client.post("/auth/login", data={"key": api.keys["alice"]})
+    assert api.client.get("/gradio_api/info").status_code == 200
+    api.studio.ops.keys.revoke(api.studio.ops.keys.list("alice")[0].id)  # ends the key's sessions
     assert api.client.get("/gradio_api/info").status_code == 401
 
 
@@ -90,7 +95,7 @@ def test_gradio_client_sends_the_key_as_a_header(make_api):
                              api_name="/submit")
         assert api.job(job["task_id"]).user == "alice"
         for headers in ({}, Api.auth("xy_not-a-key")):
-            with pytest.raises(Exception):
+            with pytest.raises(Exception, match="credentials were not provided"):  # noqa: B017
                 Client(url, headers=headers, verbose=False).predict(api_name="/engines")
 
 

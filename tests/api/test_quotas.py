@@ -46,8 +46,8 @@ def test_limits_and_counting(make_api):
     r = api.client.post("/api/v1/videos/generate", headers=carol, json={
         "scenes": [{"id": 0, "prompt": "云海", "duration": 2}], "video_config": {"resolution": "1920x1088"}})
     assert r.status_code == 429 and "1280x720" in r.json()["detail"]
-    r = api.client.post("/api/v1/videos/generate", headers=carol, json={"scenes": [{"id": 0, "prompt": "云海", "duration": 11}],
-                                                                        "video_config": {"resolution": "832x480"}})
+    r = api.client.post("/api/v1/videos/generate", headers=carol, json={
+        "scenes": [{"id": 0, "prompt": "云海", "duration": 11}], "video_config": {"resolution": "832x480"}})
     assert r.status_code == 429 and "10 s" in r.json()["detail"]
     first = api.client.post("/video/submit", json=SUBMIT, headers=carol).json()["requestId"]
     api.client.post("/video/cancel", json={"requestId": first}, headers=carol)  # never started: not counted

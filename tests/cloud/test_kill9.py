@@ -91,9 +91,11 @@ def test_kill9_while_polling_then_restart_finishes_with_one_create(tmp_path, mp4
         first = wait_until(polling, 60, "the job never reached polling", proc)
         remote_id = next(iter(drill.fake.tasks))
         wait_until(lambda: drill.queries(remote_id) >= 3, 30, "the vendor was not polled", proc)
+        before = client.predict(task_id, api_name="/status")
         proc.kill9()
         asked = drill.queries(remote_id)
-        assert drill.creates() == 1 and first["remote_status"] in ("RUNNING", "PROCESSING")
+        assert first["remote_status"] and before["remote_status"] in ("RUNNING", "PROCESSING"), before
+        assert drill.creates() == 1 and before["status"] == "running"
         time.sleep(0.5)
         assert drill.queries(remote_id) == asked  # really dead: nobody polls now
 

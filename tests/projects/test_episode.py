@@ -189,3 +189,26 @@ def test_cancelling_the_episode_cancels_its_running_scenes(project_studio):
     kids = children(parent.id).values()
     wait_for(lambda: all(st.service.get(k.id).status == "cancelled" for k in kids))
     assert not list((st.settings.projects_dir / "test-ep" / "renders").glob("*.mp4"))
+
+
+def test_plan_keyframes_faceless_characters_and_default_engine(project_studio, fake_dashscope):
+    st = project_studio
+    folder = write_project(st.settings.projects_dir, face=False)
+    (folder / "assets" / "keys").mkdir()
+    (folder / "assets" / "hanli" / "face.png").unlink(missing_ok=True)
+    from tests.local.conftest import face_image
+
+    face_image(folder / "assets" / "keys" / "s3.png", seed=9)
+    episodes = EpisodeService(st.service)
+    episodes.store.upsert_scene("test-ep", {"id": "s3-cloud", "keyframe": "keys/s3.png", "engine": None})
+    plan = {s.scene: s for s in episodes.plan("test-ep").scenes}
+    assert plan["s2-hanli"].task == "t2v" and [x.engine for x in plan["s2-hanli"].steps] == ["wan2.1-t2v-1.3b"]
+    assert "hanli has no reference face" in plan["s2-hanli"].notes[0]  # degrades to text-to-video, and says so
+    clip = plan["s3-cloud"].steps
+    assert [x.engine for x in clip] == ["svd-xt"] and clip[0].request["image"] == str(folder / "assets/keys/s3.png")
+    episodes.store.update_config("test-ep", {"default_engine": "dashscope"})
+    plan = {s.scene: s for s in episodes.plan("test-ep").scenes}
+    assert {s: [x.engine for x in p.steps] for s, p in plan.items()} == {
+        "s1-sky": ["dashscope"], "s2-hanli": ["dashscope"], "s3-cloud": ["dashscope"]}
+    assert plan["s3-cloud"].steps[0].request["params"]["model"] == "wanx2.1-i2v-turbo"  # an i2v model for i2v
+    assert plan["s1-sky"].steps[0].request["params"].get("model") is None  # the engine's t2v default

@@ -36,7 +36,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.owner: str | None = None
 
-    def start(self, timeout: float = 90.0) -> "WorkerProcess":
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

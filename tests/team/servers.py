@@ -83,7 +83,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
@@ -129,7 +129,7 @@ class PostgresServer:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, cwd="/")
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if not self.data.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             if self.as_root:

@@ -1,0 +1,349 @@
+"""Cloud-lane benchmark (issue 3): many concurrent cloud jobs through a running studio.
+
+A loopback DashScope runs in its own process (a thread per connection, so it answers
+concurrently). Its "vendor latency" is TIME-TO-FINISH: a task answers RUNNING until
+``--finish`` seconds (default 2) after its create, then SUCCEEDED with a signed URL to a real
+tiny MP4; on top of that every HTTP answer is delayed by ``--latency`` seconds (default 0.05,
+a network round trip). The studio (``launch.py``) runs as a subprocess pointed at the fake;
+this script drives it only through gradio_client: ``/submit`` every job (8 threads), then
+polls ``/tasks`` until none is queued or running, while
+
+* a sampler thread times ``/status`` (its own client, one call every 50 ms; see
+  ``StatusSampler``), compared with the same calls against the idle studio before the run;
+* a monitor thread reads ``/proc/<studio pid>/status`` every 0.2 s (Threads, VmRSS; VmHWM
+  at the end is the peak RSS).
+
+Printed: wall time (first submit -> all finished), submit time, jobs per second, studio
+threads (idle before the run and peak during it), configured io workers and the most
+vendor requests the fake ever saw in flight at once (what really talked to the vendor),
+``/status`` p50/p99/max, peak RSS, and the fake's request counts (exactly one create per job).
+
+    python bench/cloud.py [--jobs 500] [--finish 2] [--latency 0.05] [--io-workers 4] [--poll-scale 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.proc import StudioProcess  # noqa: E402
+
+KEY = "sk-bench-dashscope-0123456789abcdef"
+ACTIVE = ["queued", "running"]
+
+
+# --- the vendor, in its own process -------------------------------------------------------
+def serve_fake(conn, finish_s: float, latency: float) -> None:
+    """Child process: run a timed DashScope until told to stop, then send back its counts."""
+    import uuid
+
+    from tests.cloud.fake_dashscope import FakeDashScope
+    from tests.cloud.fakeserver import Reply, tiny_mp4
+
+    class TimedDashScope(FakeDashScope):
+        def __init__(self, video: bytes):
+            super().__init__(KEY, video)
+            self.plan = ["SUCCEEDED"]
+            self.born: dict[str, float] = {}
+            self.inflight = self.max_inflight = 0
+            self._gauge = threading.Lock()
+
+        def _create(self, req):
+            reply = super()._create(req)
+            if reply.status == 200:
+                self.born[reply.body["output"]["task_id"]] = time.monotonic()
+            return reply
+
+        def _query(self, task_id):
+            born = self.born.get(task_id)
+            if born is not None and time.monotonic() - born < finish_s:
+                return Reply(200, {"request_id": str(uuid.uuid4()),
+                                   "output": {"task_id": task_id, "task_status": "RUNNING"}})
+            return super()._query(task_id)
+
+        def _serve(self, req, handler):
+            with self._gauge:
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                super()._serve(req, handler)
+            finally:
+                with self._gauge:
+                    self.inflight -= 1
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = tiny_mp4(Path(tmp) / "v.mp4").read_bytes()
+    fake = TimedDashScope(video)
+    fake.latency = latency
+    fake.start()
+    fake._http.socket.listen(128)  # the stdlib's backlog of 5 would refuse connections under bursts
+    conn.send(fake.base_url)
+    conn.recv()  # "stop"
+    conn.send({"create": fake.count("create"), "poll": fake.count("poll"), "download": fake.count("download"),
+               "other": fake.count("other"), "max_inflight": fake.max_inflight})
+    fake.stop()
+
+
+# --- measuring the studio ------------------------------------------------------------------
+def proc_status(pid: int) -> dict:
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("Threads", "VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """How many of the process's threads carry each kernel name (``comm``)."""
+    names: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
+class Monitor(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True, name="monitor")
+        self.pid, self.stop_flag = pid, threading.Event()
+        self.threads: list[int] = []
+        self.rss_kb: list[int] = []
+        self.names_at_peak: dict[str, int] = {}
+
+    def run(self) -> None:
+        while not self.stop_flag.wait(0.2):
+            s = proc_status(self.pid)
+            if s["Threads"] > max(self.threads or [0]):
+                self.names_at_peak = thread_names(self.pid)
+            self.threads.append(s["Threads"])
+            self.rss_kb.append(s["VmRSS"])
+
+
+class StatusSampler(threading.Thread):
+    """Times ``/status`` two ways, in turn: through gradio_client (what a script sees; the client
+    itself waits on its shared event stream in 50 ms sleeps) and through Gradio's plain HTTP call
+    API (POST ``/gradio_api/call/status`` then read the result's event stream); and, for scale,
+    the REST ``/health`` route (FastAPI, no Gradio queue)."""
+
+    KINDS = ("client", "http", "health")
+
+    def __init__(self, url: str, ids: list[str]):
+        super().__init__(daemon=True, name="status-sampler")
+        import httpx
+        from gradio_client import Client
+
+        self.client = Client(url, verbose=False, download_files=False)
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self.ids, self.stop_flag = ids, threading.Event()
+        self.samples: dict[str, list[tuple[float, float]]] = {k: [] for k in self.KINDS}  # (start, ms)
+        self.errors = 0
+
+    def once(self, kind: str, task_id: str) -> float:
+        t0 = time.perf_counter()
+        if kind == "client":
+            self.client.predict(task_id, api_name="/status")
+        elif kind == "health":
+            self.http.get("/health").raise_for_status()
+        else:
+            event = self.http.post("/gradio_api/call/status", json={"data": [task_id]})
+            event.raise_for_status()
+            answer = self.http.get(f"/gradio_api/call/status/{event.json()['event_id']}")
+            if "event: complete" not in answer.text:
+                raise RuntimeError(answer.text[:200])
+        ms = 1000 * (time.perf_counter() - t0)
+        self.samples[kind].append((t0, ms))
+        return ms
+
+    def run(self) -> None:
+        turn = 0
+        while not self.stop_flag.wait(0.05):
+            if not self.ids:
+                continue
+            turn += 1
+            try:
+                self.once(self.KINDS[turn % len(self.KINDS)], random.choice(self.ids))
+            except Exception:  # a failed sample is counted, not fatal
+                self.errors += 1
+
+    def ms(self, kind: str, after: float = 0.0, before: float = float("inf")) -> list[float]:
+        return [ms for t0, ms in self.samples[kind] if after <= t0 < before]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# --- the run -------------------------------------------------------------------------------
+def run(args) -> dict:
+    from gradio_client import Client
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency), daemon=True)
+    vendor.start()
+    if not parent.poll(60):
+        raise RuntimeError(f"the fake vendor process did not start (exit code {vendor.exitcode})")
+    base_url = parent.recv()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ws = tmp / "ws"
+        ws.mkdir()
+        (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n", encoding="utf-8")
+        env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
+               "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml")}
+        studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
+        pid = studio.proc.pid
+        request = {"engine": "dashscope", "prompt": "剑仙御剑穿过云海",
+                   "params": {"model": "wanx2.1-t2v-turbo", "size": "832*480", "duration": 5}}
+        try:
+            client = Client(studio.url, verbose=False, download_files=False)
+            time.sleep(2.0)  # let start-up settle before reading the idle thread count
+            idle, names_idle = proc_status(pid), thread_names(pid)
+            warm = client.predict(request, api_name="/submit")["task_id"]  # one job, then /status at rest
+            while client.predict(warm, api_name="/status")["status"] in ACTIVE:
+                time.sleep(0.2)
+            monitor = Monitor(pid)
+            ids: list[str] = [warm]
+            sampler = StatusSampler(studio.url, ids)
+            for turn in range(60):  # at rest: the same calls against the idle studio
+                sampler.once(sampler.KINDS[turn % len(sampler.KINDS)], warm)
+                time.sleep(0.05)
+            rest = {k: sampler.ms(k) for k in sampler.KINDS}
+            sampler.samples = {k: [] for k in sampler.KINDS}
+            load_before = os.getloadavg()[0]
+            monitor.start()
+            sampler.start()
+            errors: list[str] = []
+
+            def submit(_):
+                try:
+                    ids.append(client.predict(request, api_name="/submit")["task_id"])
+                except Exception as exc:  # the client's shared stream can drop under load: count it
+                    errors.append(type(exc).__name__)
+
+            def active() -> bool:
+                for _ in range(5):
+                    try:
+                        return bool(client.predict({"status": ACTIVE, "limit": 1}, api_name="/tasks"))
+                    except Exception as exc:
+                        errors.append(type(exc).__name__)
+                        time.sleep(0.5)
+                raise RuntimeError(f"/tasks keeps failing: {errors[-5:]}")
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(submit, range(args.jobs)))
+            t_submitted = time.perf_counter()
+            while active():
+                if time.perf_counter() - t0 > args.timeout:
+                    raise RuntimeError(f"jobs still unfinished after {args.timeout}s; see {tmp / 'studio.log'}")
+                time.sleep(0.5)
+            wall = time.perf_counter() - t0
+            load_after = os.getloadavg()[0]
+            sampler.stop_flag.set()
+            monitor.stop_flag.set()
+            sampler.join()
+            monitor.join()
+            peak = proc_status(pid)
+            done = []
+            for offset in range(0, args.jobs + 1, 500):
+                done += client.predict({"limit": 500, "offset": offset}, api_name="/tasks")
+            parent.send("stop")
+            fake = parent.recv()
+        finally:
+            studio.stop()
+            vendor.join(10)
+    done = [job for job in done if job["task_id"] != warm]
+    states: dict[str, int] = {}
+    for job in done:
+        states[job["status"]] = states.get(job["status"], 0) + 1
+    run_s = [job["timings"].get("run_s", 0.0) for job in done if job["status"] == "succeeded"]
+    during = {k: sampler.ms(k) for k in sampler.KINDS}
+    return {"jobs": args.jobs, "wall_s": wall, "submit_s": t_submitted - t0, "states": states,
+            "client_errors": errors, "sample_errors": sampler.errors, "load": (load_before, load_after),
+            "run_s_p50": statistics.median(run_s) if run_s else float("nan"), "run_s_max": max(run_s or [0]),
+            "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
+            "names_idle": names_idle, "names_peak": monitor.names_at_peak,
+            "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
+            "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
+            "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake}
+
+
+def fmt_names(names: dict[str, int]) -> str:
+    return ", ".join(f"{name} x{n}" for name, n in sorted(names.items(), key=lambda kv: -kv[1]))
+
+
+def table(r: dict, args) -> str:
+    f = r["fake"]
+
+    def lat(values: list[float]) -> str:
+        top = max(values or [float("nan")])
+        return f"{pct(values, 50):.0f} / {pct(values, 99):.0f} / {top:.0f} ms (n={len(values)})"
+
+    rows = [
+        ("jobs succeeded / submitted", f"{r['states'].get('succeeded', 0)} / {r['jobs']}  {r['states']}", ""),
+        ("vendor latency", f"time-to-finish {args.finish:g} s, + {args.latency:g} s on every HTTP answer", ""),
+        ("wall time, first submit -> all done", f"{r['wall_s']:.1f} s", ""),
+        ("  of which submitting (8 client threads)", f"{r['submit_s']:.1f} s", ""),
+        ("throughput", f"{r['jobs'] / r['wall_s']:.1f} jobs/s", ""),
+        ("job run time (claimed -> succeeded) p50 / max", f"{r['run_s_p50']:.1f} s / {r['run_s_max']:.1f} s", ""),
+        ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status"),
+        ("  by kernel name, idle", fmt_names(r["names_idle"]), ""),
+        ("  by kernel name, at the peak", fmt_names(r["names_peak"]), ""),
+        ("io-lane workers", f"{r['io_workers']}", "configured; target <= 4"),
+        ("vendor requests in flight at once, max", f"{r['max_inflight']}", "seen by the fake"),
+        ("/status via gradio_client p50 / p99 / max", lat(r["during"]["client"]), "target p99 <= 200 ms"),
+        ("  same, while submitting", lat(r["while_submitting"]["client"]), ""),
+        ("  same, at rest before the run", lat(r["rest"]["client"]), ""),
+        ("/status via Gradio HTTP call API", lat(r["during"]["http"]), ""),
+        ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
+        ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
+        ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
+        ("studio RSS idle / peak (VmHWM)", f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f} MB", ""),
+        ("fake requests: create / poll / download", f"{f['create']} / {f['poll']} / {f['download']}",
+         "creates include the warm-up job"),
+        ("client errors / failed samples", f"{len(r['client_errors'])} / {r['sample_errors']}",
+         ", ".join(sorted(set(r["client_errors"])))),
+        ("machine load average, start / end", f"{r['load'][0]:.1f} / {r['load'][1]:.1f} on {os.cpu_count()} CPUs", ""),
+    ]
+    width = max(len(a) for a, _, _ in rows)
+    return "\n".join(f"{a:<{width}}  {b}" + (f"   ({c})" if c else "") for a, b, c in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--finish", type=float, default=2.0, help="seconds from create until the task succeeds")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
+    parser.add_argument("--io-workers", type=int, default=4)
+    parser.add_argument("--poll-scale", type=float, default=1.0, help="XIANYING_POLL_SCALE for the studio")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    result = run(args)
+    print(table(result, args))
+
+
+if __name__ == "__main__":
+    main()
