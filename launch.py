@@ -81,8 +81,7 @@ def first_start(settings) -> None:
     cfg = settings.workspace / "config.yaml"
     if not cfg.exists():
         atomic_write_bytes(cfg, default_config_text().encode("utf-8"))
-    # Seam: profiles/ ships no sample project yet. When it does, copy it into
-    # settings.projects_dir here, only when that folder is still empty.
+    # (the sample project is copied by Studio: profiles.samples.install_samples)
 
 
 def end_streams_on_exit(server) -> None:

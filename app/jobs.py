@@ -225,6 +225,10 @@ class JobService:
     def rerun(self, job_id: str, *, source: str | None = None, user: str | None = None) -> Job:
         """A new job with the same resolved parameters (seed included) and inputs."""
         job = self.get(job_id)
+        if job.engine not in self.engines:
+            raise Conflict(f"A {job.engine} task is re-run from where it was made (an episode: Render in the "
+                           "Projects tab); Retry runs this one again.",
+                           f"{job.engine} 任务请在原处重新生成（剧集：在“项目”页点击渲染）；“重试”可再次运行此任务。")
         request = {**job.request, "params": job.params}
         images = {i["role"]: i for i in job.images}
         for key, role in (("image", "first_frame"), ("last_image", "last_frame")):

@@ -107,31 +107,16 @@ def proc_status(pid: int) -> dict:
     return out
 
 
-def thread_names(pid: int) -> dict[str, int]:
-    """How many of the process's threads carry each kernel name (``comm``)."""
-    names: dict[str, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:  # the thread ended meanwhile
-            continue
-        names[name] = names.get(name, 0) + 1
-    return names
-
-
 class Monitor(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True, name="monitor")
         self.pid, self.stop_flag = pid, threading.Event()
         self.threads: list[int] = []
         self.rss_kb: list[int] = []
-        self.names_at_peak: dict[str, int] = {}
 
     def run(self) -> None:
         while not self.stop_flag.wait(0.2):
             s = proc_status(self.pid)
-            if s["Threads"] > max(self.threads or [0]):
-                self.names_at_peak = thread_names(self.pid)
             self.threads.append(s["Threads"])
             self.rss_kb.append(s["VmRSS"])
 
@@ -218,7 +203,7 @@ def run(args) -> dict:
         try:
             client = Client(studio.url, verbose=False, download_files=False)
             time.sleep(2.0)  # let start-up settle before reading the idle thread count
-            idle, names_idle = proc_status(pid), thread_names(pid)
+            idle = proc_status(pid)
             warm = client.predict(request, api_name="/submit")["task_id"]  # one job, then /status at rest
             while client.predict(warm, api_name="/status")["status"] in ACTIVE:
                 time.sleep(0.2)
@@ -283,14 +268,9 @@ def run(args) -> dict:
             "client_errors": errors, "sample_errors": sampler.errors, "load": (load_before, load_after),
             "run_s_p50": statistics.median(run_s) if run_s else float("nan"), "run_s_max": max(run_s or [0]),
             "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
-            "names_idle": names_idle, "names_peak": monitor.names_at_peak,
             "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
             "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
             "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake}
-
-
-def fmt_names(names: dict[str, int]) -> str:
-    return ", ".join(f"{name} x{n}" for name, n in sorted(names.items(), key=lambda kv: -kv[1]))
 
 
 def table(r: dict, args) -> str:
@@ -308,8 +288,6 @@ def table(r: dict, args) -> str:
         ("throughput", f"{r['jobs'] / r['wall_s']:.1f} jobs/s", ""),
         ("job run time (claimed -> succeeded) p50 / max", f"{r['run_s_p50']:.1f} s / {r['run_s_max']:.1f} s", ""),
         ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status"),
-        ("  by kernel name, idle", fmt_names(r["names_idle"]), ""),
-        ("  by kernel name, at the peak", fmt_names(r["names_peak"]), ""),
         ("io-lane workers", f"{r['io_workers']}", "configured; target <= 4"),
         ("vendor requests in flight at once, max", f"{r['max_inflight']}", "seen by the fake"),
         ("/status via gradio_client p50 / p99 / max", lat(r["during"]["client"]), "target p99 <= 200 ms"),
