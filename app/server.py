@@ -11,7 +11,7 @@ import logging
 import os
 import time
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
 
 from .db import connection
@@ -52,12 +52,17 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
         return {"status": "ok", "jobs": counts, "engines": engines}
 
     @app.get("/files/{task_id}/{filename}", tags=["files"], summary="Download one file of a finished task")
-    def job_file(task_id: str, filename: str):
+    def job_file(task_id: str, filename: str, request: Request):
+        from .api.auth import principal_of
+
         with connection():
             try:
                 job = studio.service.get(task_id)
             except AppError as exc:
                 raise HTTPException(status_code=exc.status, detail=exc.en) from None
+            principal = principal_of(request)
+            if principal is not None and not principal.can_see(job.user):
+                raise HTTPException(status_code=404, detail="No such task.")
             names = {}
             for out in job.outputs:
                 for key in ("file", "thumbnail"):

@@ -124,8 +124,9 @@ def parse_filters(filters: dict | None) -> tuple[int, list[str]]:
     return days, [e.strip() for e in engines if e.strip()]
 
 
-def ledger(filters: dict | None = None, *, now: float | None = None) -> dict:
-    """Usage summed per (day, engine), newest day first, plus per-engine totals."""
+def ledger(filters: dict | None = None, *, user: str | None = None, now: float | None = None) -> dict:
+    """Usage summed per (day, engine), newest day first, plus per-engine totals; ``user`` limits
+    it to that user's jobs (a non-admin API key sees only its own)."""
     days, engines = parse_filters(filters)
     now = time.time() if now is None else now
     today = time.localtime(now)
@@ -134,6 +135,8 @@ def ledger(filters: dict | None = None, *, now: float | None = None) -> dict:
              .where(Job.kind == "cloud", Job.status == "succeeded", Job.finished_at >= since))
     if engines:
         query = query.where(Job.engine.in_(engines))
+    if user is not None:
+        query = query.where(Job.user == user)
     cells: dict[tuple[str, str], dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "tokens": 0.0,
                                                               "count": 0.0, "raw": defaultdict(float)})
     for job in query.tuples().iterator():

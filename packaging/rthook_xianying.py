@@ -6,8 +6,13 @@
   the browser that ``webbrowser.open`` starts through xdg-open would load the bundle's
   libstdc++/libssl instead of the system's. Restore the user's original value for them
   (the bundled ffmpeg is a static binary and needs neither).
+- Load the ``idna`` codec now, in the main thread. Every ``socket.getaddrinfo`` call looks it
+  up; the first lookup otherwise happens in a queue worker thread while the server thread is
+  still importing, and a failed lookup is cached for the life of the process (seen once in the
+  bundle under heavy load: "LookupError: unknown encoding: idna" on a cloud job).
 """
 
+import encodings.idna  # noqa: F401
 import os
 import sys
 

@@ -162,6 +162,12 @@ def test_ledger_sums_what_the_vendors_reported(cloud_studio, vendors):  # noqa: 
     assert [(r["day"], r["engine"]) for r in week["rows"]] == [(today, "ark"), (today, "zhipu"), (old_day, "ark")]
     assert {t["engine"]: t["jobs"] for t in week["totals"]} == {"ark": 2, "zhipu": 1}
 
+    # a non-admin API key's caller sees only its own jobs
+    zhipu_job = next(j for j in finished if j.engine == "zhipu")
+    Job.update(user="alice").where(Job.id == zhipu_job.id).execute()
+    assert [(r["engine"], r["jobs"]) for r in ledger({}, user="alice")["rows"]] == [("zhipu", 1)]
+    assert ledger({}, user="bob")["rows"] == []
+
     table = usage_markdown(week, "en")
     assert f"| {old_day} | 8 s · 108,900 tokens · 1 video | — |" in table, table
     assert "**Total**" in table and "`ark`" in table and "`zhipu`" in table

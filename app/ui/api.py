@@ -21,7 +21,8 @@ import logging
 import gradio as gr
 from gradio.data_classes import FileData
 
-from app.errors import AppError
+from app.api.auth import principal_of
+from app.errors import AppError, NotFound
 
 from .i18n import lang_of
 
@@ -49,11 +50,28 @@ def guarded(fn):
     return wrapper
 
 
+def caller(request):
+    """Whose jobs a caller may list: its key's user, or None (admin / the person at a loopback studio)."""
+    principal = principal_of(request)
+    return None if principal is None or principal.admin else principal.user
+
+
 def register(service) -> None:
     """Declare the endpoints inside the current ``gr.Blocks``."""
 
     def short(job) -> dict:
         return {"task_id": job.id, "status": job.status}
+
+    def owned(task_id, request):
+        job = service.get(task_id)
+        principal = principal_of(request)
+        if principal is not None and not principal.can_see(job.user):
+            raise NotFound(f"No task with id '{task_id}'.", f"找不到任务“{task_id}”。")
+        return job
+
+    def submitter(request):
+        principal = principal_of(request)
+        return None if principal is None or principal.anonymous else principal.user
 
     @guarded
     def engines(request: gr.Request = None) -> list:
@@ -61,37 +79,40 @@ def register(service) -> None:
 
     @guarded
     def submit(task: dict, request: gr.Request = None) -> dict:
-        return short(service.submit(task, source="api", user=getattr(request, "username", None)))
+        return short(service.submit(task, source="api", user=submitter(request)))
 
     @guarded
     def status(task_id: str, request: gr.Request = None) -> dict:
-        return service.status_dict(service.get(task_id))
+        return service.status_dict(owned(task_id, request))
 
     @guarded
     def cancel(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.cancel(task_id))
+        return short(service.cancel(owned(task_id, request).id))
 
     @guarded
     def retry(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.retry(task_id))
+        return short(service.retry(owned(task_id, request).id))
 
     @guarded
     def rerun(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.rerun(task_id, source="api"))
+        return short(service.rerun(owned(task_id, request).id, source="api", user=submitter(request)))
 
     @guarded
     def result(task_id: str, request: gr.Request = None) -> FileData:
-        return FileData(path=str(service.primary_output(service.get(task_id))))
+        return FileData(path=str(service.primary_output(owned(task_id, request))))
 
     @guarded
     def tasks(filter: dict | None = None, request: gr.Request = None) -> list:
-        return [service.status_dict(job) for job in service.list(filter or {})]
+        filters = dict(filter or {})
+        if (user := caller(request)) is not None:
+            filters["user"] = user
+        return [service.status_dict(job) for job in service.list(filters)]
 
     @guarded
     def usage(filter: dict | None = None, request: gr.Request = None) -> dict:
         from app.usage import ledger
 
-        return ledger(filter or {})
+        return ledger(filter or {}, user=caller(request))
 
     for fn in (engines, submit, status, cancel, retry, rerun, result, tasks, usage):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .api import guarded
+from .api import caller, guarded
 from .i18n import i18n_text, lang_of
 
 
@@ -26,7 +26,7 @@ def build(service, t) -> None:
             rerun_note = gr.Markdown()
 
     def load(request: gr.Request):
-        jobs = [j for j in service.list({"status": "succeeded", "limit": 60}) if j.outputs]
+        jobs = [j for j in service.list({"status": "succeeded", "limit": 60, "user": caller(request)}) if j.outputs]
         items, job_ids = [], []
         for job in jobs:
             thumb = next((o.get("thumbnail") for o in job.outputs if o.get("thumbnail")), None)

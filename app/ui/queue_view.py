@@ -6,7 +6,9 @@ import html
 
 import gradio as gr
 
-from .api import guarded
+from app.errors import NotFound
+
+from .api import caller, guarded
 from .i18n import i18n_text, lang_of
 
 STATUS_COLOURS = {"queued": "#8a8a8a", "running": "#2f7de1", "succeeded": "#2e9d57",
@@ -65,7 +67,7 @@ def build(service, t) -> None:
     timer = gr.Timer(1.0)
 
     def refresh_view(filter_name, current, request: gr.Request):
-        jobs = service.list({"status": FILTERS.get(filter_name), "limit": 100})
+        jobs = service.list({"status": FILTERS.get(filter_name), "limit": 100, "user": caller(request)})
         choices = [(job_label(j), j.id) for j in jobs]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
         det = service.status_dict(service.get(value)) if value else None
@@ -80,6 +82,9 @@ def build(service, t) -> None:
         def handler(job_id, request: gr.Request = None):
             if not job_id:
                 return gr.update()
+            user = caller(request)
+            if user is not None and service.get(job_id).user != user:
+                raise NotFound(f"No task with id '{job_id}'.", f"找不到任务“{job_id}”。")
             job = fn(job_id)
             return gr.update(value=job.id)
 

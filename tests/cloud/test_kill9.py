@@ -116,3 +116,6 @@ def test_kill9_while_polling_then_restart_finishes_with_one_create(tmp_path, mp4
         code = proc.stop()
         drill.fake.stop()
     assert code == 0, proc.log()
+    log = proc.log_path.read_text(errors="replace")
+    for secret in (DASH_KEY, SECRET_KEY):
+        assert secret not in log
