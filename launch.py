@@ -60,7 +60,7 @@ def redirect_missing_output(workspace: Path) -> None:
     sys.stdout = sys.stdout or stream
     sys.stderr = sys.stderr or stream
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is None:
+        if type(handler) is logging.StreamHandler and handler.stream is None:  # consoles, not files
             handler.setStream(stream)
 
 
