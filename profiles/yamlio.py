@@ -65,7 +65,11 @@ def parse_yaml(text: str, name: str) -> Any:
     if len(text.encode("utf-8")) > MAX_YAML_BYTES:
         raise _too_big(name)
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _StrictLoader(text)  # a SafeLoader subclass: no anchors/aliases, no python tags
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
