@@ -83,7 +83,7 @@ class EpisodeService:
             if self.service.admission is not None:
                 self.service.admission(user=user, engine=_EpisodeEngine(), task="episode", parent=None,
                                        params={"width": plan.width, "height": plan.height, "fps": plan.fps,
-                                               "duration": plan.duration})
+                                               "duration": plan.duration, "scenes": len(plan.scenes)})
             job = Job.create(
                 id=uuid.uuid4().hex, engine=episode_steps.EPISODE, kind=episode_steps.EPISODE, lane="io",
                 task=episode_steps.EPISODE, prompt=f"{plan.title} · {plan.name}",
@@ -270,8 +270,8 @@ def render_video_request(episodes: EpisodeService, body: dict, *, user: str | No
     """Build an ad-hoc project ``api-<hex>`` from a seed 000 body and render it; returns the parent job.
 
     ``body``: ``{"scenes": [{"id", "prompt", "duration", "negative_prompt"?, "seed"?}],
-    "video_config": {"fps", "resolution": "WxH", "upscale"}}``. ``engine`` (optional) is the
-    project's ``default_engine``. A body that cannot render leaves no project behind.
+    "video_config": {"fps", "resolution": "WxH", "upscale", "num_inference_steps"?}}``. ``engine`` (optional)
+    is the project's ``default_engine`` (and gets ``num_inference_steps`` when given). A body that cannot render leaves no project behind.
     """
     config = dict(body.get("video_config") or {})
     scenes, seen = [], set()
@@ -290,6 +290,8 @@ def render_video_request(episodes: EpisodeService, body: dict, *, user: str | No
              "upscale": bool(config.get("upscale", False)), "style": "none"}
     if engine:
         extra["default_engine"] = engine
+        if config.get("num_inference_steps"):
+            extra["engine_params"] = {engine: {"num_inference_steps": config["num_inference_steps"]}}
     store.create(project_id, f"API video {project_id[4:]}", **extra)
     try:
         store.edit_scenes(project_id, lambda _old: scenes)

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from app.db import Job
+from app.episode_steps import EPISODE
 from app.errors import ConfigError, QuotaExceeded, pydantic_message
 
 from .auth import LOCAL_USER, USER_NAME
@@ -148,6 +149,15 @@ def measure(params: dict) -> dict:
     return out
 
 
+def units(engine_id: str, params: dict) -> int:
+    """How many videos a request counts as: an episode's scenes each count (``scenes``: a count or ids)."""
+    if engine_id != EPISODE:
+        return 1
+    scenes = (params or {}).get("scenes")
+    n = len(scenes) if isinstance(scenes, list) else scenes
+    return max(1, n) if isinstance(n, int) else 1
+
+
 def day_start(now: float | None = None) -> float:
     """Local midnight today: quotas are per calendar day."""
     t = time.localtime(now if now is not None else time.time())
@@ -168,11 +178,16 @@ class Admission:
         return engine_id in self.image_engines()
 
     def used_today(self, user: str, images: bool) -> int:
+        """Today's counted jobs; an episode (a seed 000 multi-scene video) counts one video per scene."""
         counted = ~((Job.status == "failed") | ((Job.status == "cancelled") & Job.started_at.is_null()))
         query = Job.select().where(Job.user == user, Job.created_at >= day_start(), Job.parent.is_null(), counted)
         engines = self.image_engines()
         query = query.where(Job.engine.in_(engines) if images else Job.engine.not_in(engines))
-        return query.count()
+        if images:
+            return query.count()
+        plain = query.where(Job.engine != EPISODE).count()
+        episodes = query.where(Job.engine == EPISODE).select(Job.params)
+        return plain + sum(units(EPISODE, job.params) for job in episodes)
 
     def check_limits(self, profile: UserProfile, params: dict) -> None:
         m = measure(params)
@@ -209,10 +224,12 @@ class Admission:
         cap = profile.quotas.images_per_day if images else profile.quotas.videos_per_day
         if cap is None:
             return
-        used = self.used_today(user, images)
-        if used >= cap:
+        used, need = self.used_today(user, images), units(engine.id, params)
+        if used + need > cap:
             what_en, what_zh = ("images", "图片") if images else ("videos", "视频")
-            raise QuotaExceeded(f"Daily quota reached: {used} of {cap} {what_en} today. It resets at midnight; "
-                                "ask the admin to raise it in users/" + f"{user}.yaml.",
-                                f"已达到每日配额：今天已用 {used}/{cap} 个{what_zh}。午夜重置；"
+            more_en = f" This request needs {need} (one per scene)." if need > 1 else ""
+            more_zh = f"本次请求需要 {need} 个（每个场景一个）。" if need > 1 else ""
+            raise QuotaExceeded(f"Daily quota reached: {used} of {cap} {what_en} today.{more_en} It resets at "
+                                "midnight; ask the admin to raise it in users/" + f"{user}.yaml.",
+                                f"已达到每日配额：今天已用 {used}/{cap} 个{what_zh}。{more_zh}午夜重置；"
                                 f"如需提高请联系管理员修改 users/{user}.yaml。", used=used, cap=cap)

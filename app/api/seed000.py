@@ -3,9 +3,10 @@
     POST /api/v1/images/generate  {prompt, width, height, character_id?, num_inference_steps}
                                   → {task_id, status: "queued", estimated_time, created_at}
     POST /api/v1/videos/generate  {scenes: [{id, prompt, duration}], video_config: {fps, resolution, upscale}}
-                                  → the same shape; one task id for all scenes (see scenes.py)
+                                  → the same shape; the task is an episode (app.episodes): a clip job
+                                    per scene, then one stitched MP4 under projects/api-<id>/renders/
     GET  /api/v1/tasks/{task_id}  → {task_id, status, progress, result{output_path, thumbnail}, error,
-                                     created_at, updated_at}
+                                     created_at, updated_at}; a video adds ``scenes`` (per-scene clip jobs)
     GET  /api/v1/tasks            → {tasks: [...]} the caller's own (admins: everyone's)
     POST /api/v1/tasks/{task_id}/cancel
     GET  /api/v1/health, GET /metrics
@@ -22,11 +23,20 @@ from peewee import fn
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import Job, connection
-from app.errors import NotFound
+from app.episode_steps import EPISODE
+from app.episodes import EpisodeService, render_video_request
 
 from . import metrics, scenes
-from .common import Ctx, ctx, engine_for, estimated_seconds, iso_naive, media_url, seed_route, visible_job
-from .models import TaskGroup
+from .common import (
+    Ctx,
+    ctx,
+    engine_for,
+    estimated_seconds,
+    iso_naive,
+    media_url,
+    seed_route,
+    visible_job,
+)
 
 STATUS = {"queued": "queued", "running": "processing", "succeeded": "completed", "failed": "failed",
           "cancelled": "cancelled"}
@@ -59,7 +69,7 @@ class Scene(BaseModel):
     prompt: str = Field(..., min_length=1, max_length=2000)
     duration: float = Field(5.0, gt=0, le=60, description="Seconds")
     negative_prompt: str = Field("", max_length=2000)
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class VideoConfig(BaseModel):
@@ -116,36 +126,25 @@ def job_view(c: Ctx, job: Job) -> dict:
             "error": error, "created_at": iso_naive(job.created_at), "updated_at": iso_naive(job.updated_at)}
 
 
-def group_view(c: Ctx, group: TaskGroup) -> dict:
-    jobs = scenes.group_jobs(group)
-    status = scenes.group_status(jobs)
+def episode_view(c: Ctx, job: Job) -> dict:
+    """The seed 000 task shape of an episode; ``scenes`` lists each scene's clip job (studio extension)."""
+    out = job_view(c, job)
+    status = EpisodeService(c.service).episode_status(job.id)
     parts = []
-    for scene, job in zip(group.request.get("scenes", []), jobs, strict=False):
-        view = job_view(c, job)
-        parts.append({"id": scene.get("id"), "task_id": job.id, "status": view["status"],
-                      "output_path": (view["result"] or {}).get("output_path"),
-                      "thumbnail": (view["result"] or {}).get("thumbnail")})
-    result = None
-    if status == "completed":
-        single = parts[0] if len(parts) == 1 else {}
-        result = {"output_path": single.get("output_path"), "thumbnail": parts[0]["thumbnail"] if parts else None,
-                  "scenes": parts}
-    errors = [job_view(c, j)["error"] for j in jobs if j.status == "failed"]
-    return {"task_id": group.id, "status": status,
-            "progress": round(sum(j.progress for j in jobs) / len(jobs), 1) if jobs else 0.0,
-            "result": result, "error": errors[0] if errors else None, "scenes": parts,
-            "created_at": iso_naive(group.created_at),
-            "updated_at": iso_naive(max([j.updated_at for j in jobs] or [group.created_at]))}
+    for scene in status["scenes"]:
+        step = next((s for s in scene["steps"] if s["step"] == "clip"), scene["steps"][-1] if scene["steps"] else {})
+        child = Job.get_or_none(Job.id == step["task_id"]) if step.get("task_id") else None
+        view = job_view(c, child) if child is not None else None
+        parts.append({"id": scene["scene"], "task_id": step.get("task_id"),
+                      "status": view["status"] if view else "queued", "progress": view["progress"] if view else 0.0,
+                      "output_path": (view["result"] or {}).get("output_path") if view else None,
+                      "thumbnail": (view["result"] or {}).get("thumbnail") if view else None})
+    out["scenes"] = parts
+    return out
 
 
-def find_task(c: Ctx, task_id: str) -> Job | TaskGroup:
-    try:
-        return visible_job(c, task_id)
-    except NotFound:
-        group = TaskGroup.get_or_none(TaskGroup.id == task_id) if len(task_id) == 32 else None
-        if group is None or not c.principal.can_see(group.user):
-            raise
-        return group
+def task_view(c: Ctx, job: Job) -> dict:
+    return episode_view(c, job) if job.kind == EPISODE else job_view(c, job)
 
 
 def accepted(c: Ctx, task_id: str, engine, created: float) -> dict:
@@ -187,28 +186,23 @@ def build(studio) -> APIRouter:
     def videos_generate(body: VideoBody, c: Ctx = Depends(ctx)):
         with connection():
             engine = engine_for(c, c.config.engines.seed000_video, "seed000_video")
-            group = scenes.submit_scenes(c, engine, body)
-            return accepted(c, group.id, engine, group.created_at)
+            job = render_video_request(EpisodeService(c.service), body.model_dump(mode="json"),
+                                       user=c.principal.user, source="rest:000", engine=engine.id)
+            return accepted(c, job.id, engine, job.created_at)
 
     @router.get("/api/v1/tasks/{task_id}", summary="Status and result of a task (video tasks add `scenes`)",
                 responses={200: {"model": TaskView}, 404: {"description": "No such task"}})
     def task_status(task_id: str, c: Ctx = Depends(ctx)):
         with connection():
-            task = find_task(c, task_id)
-            return group_view(c, task) if isinstance(task, TaskGroup) else job_view(c, task)
+            return task_view(c, visible_job(c, task_id))
 
     @router.post("/api/v1/tasks/{task_id}/cancel", summary="Cancel a task (studio extension)",
                  responses={200: {"model": TaskView}, 404: {"description": "No such task"},
                             409: {"description": "Already finished"}})
     def task_cancel(task_id: str, c: Ctx = Depends(ctx)):
         with connection():
-            task = find_task(c, task_id)
-            if isinstance(task, TaskGroup):
-                for job in scenes.group_jobs(task):
-                    if job.status in ("queued", "running"):
-                        c.service.cancel(job.id)
-                return group_view(c, task)
-            return job_view(c, c.service.cancel(task.id))
+            job = visible_job(c, task_id)  # an episode cancels its own clip jobs at its next step
+            return task_view(c, c.service.cancel(job.id))
 
     @router.get("/api/v1/tasks", summary="Your tasks, newest first (studio extension)")
     def task_list(status: str | None = Query(None, pattern="^(queued|processing|completed|failed|cancelled)$"),

@@ -76,3 +76,21 @@ def test_a_broken_user_file_names_the_file_and_field(make_api):
     api = make_api(users={"fay": {"quotas": {"videos_per_dya": 3}}}, keys={"fay": False})
     r = api.client.post("/video/submit", json=SUBMIT, headers=Api.auth(api.keys["fay"]))
     assert r.status_code == 400 and "fay.yaml" in r.json()["detail"] and "videos_per_dya" in r.json()["detail"]
+
+
+def test_a_multi_scene_video_counts_one_video_per_scene(make_api):
+    api = make_api(users={"gus": {"quotas": {"videos_per_day": 3}}}, keys={"gus": False})
+    gus = Api.auth(api.keys["gus"])
+    scenes = [{"id": i, "prompt": f"第 {i} 幕", "duration": 1} for i in range(3)]
+    assert api.client.post("/video/submit", json=SUBMIT, headers=gus).status_code == 202
+    r = api.client.post("/api/v1/videos/generate", headers=gus, json={"scenes": scenes})
+    assert r.status_code == 429 and "1 of 3" in r.json()["detail"] and "needs 3" in r.json()["detail"]
+    from app.db import Job, connection
+
+    with connection():  # refused up front: nothing queued, no project left behind
+        assert Job.select().where(Job.user == "gus").count() == 1
+    assert not list(api.studio.settings.projects_dir.glob("api-*"))
+    r = api.client.post("/api/v1/videos/generate", headers=gus, json={"scenes": scenes[:2]})
+    assert r.status_code == 200
+    r = api.client.post("/video/submit", json=SUBMIT, headers=gus)
+    assert r.status_code == 429 and "3 of 3" in r.json()["detail"]

@@ -65,31 +65,54 @@ def test_image_runs_to_a_result(make_api, tiny_sdxl_dir):
     assert [t["task_id"] for t in listed] == [task_id]
 
 
-def test_video_example_makes_one_task_for_its_scenes(make_api):
+def test_video_example_becomes_one_episode(make_api):
     api = make_api()
     task_id = assert_accepted(api.client.post("/api/v1/videos/generate", json=VIDEO_EXAMPLE))
-    view = api.client.get(f"/api/v1/tasks/{task_id}").json()
-    assert view["status"] == "queued" and [s["id"] for s in view["scenes"]] == [0, 1]
-    jobs = [api.job(s["task_id"]) for s in view["scenes"]]
-    assert [(j.params["width"], j.params["height"], j.params["num_frames"]) for j in jobs] == \
+    job = api.job(task_id)
+    assert (job.kind, job.source, job.parent) == ("episode", "rest:000", None) and job.project.startswith("api-")
+    assert job.params["resolution"] == "1280x768" and job.params["upscale"] is True
+    plan = job.request["plan"]
+    clips = [next(s for s in scene["steps"] if s["step"] == "clip")["request"] for scene in plan["scenes"]]
+    assert [c["engine"] for c in clips] == ["wan2.1-t2v-1.3b"] * 2
+    assert [(c["params"]["width"], c["params"]["height"], c["params"]["num_frames"]) for c in clips] == \
         [(1280, 768, 81), (1280, 768, 65)]  # 5 s and 4 s at Wan's 16 fps, as 4k+1 frames
-    assert [j.prompt for j in jobs] == [s["prompt"] for s in VIDEO_EXAMPLE["scenes"]]
+    assert [c["prompt"] for c in clips] == [s["prompt"] for s in VIDEO_EXAMPLE["scenes"]]
+    view = api.client.get(f"/api/v1/tasks/{task_id}").json()
+    assert {k: view[k] for k in ("task_id", "status", "progress", "result", "error")} == \
+        {"task_id": task_id, "status": "queued", "progress": 0.0, "result": None, "error": None}
+    assert ISO.match(view["created_at"]) and ISO.match(view["updated_at"])
+    assert [(s["id"], s["status"], s["task_id"]) for s in view["scenes"]] == [("0", "queued", None), ("1", "queued", None)]
     cancelled = api.client.post(f"/api/v1/tasks/{task_id}/cancel").json()
-    assert cancelled["status"] == "cancelled" and all(api.job(j.id).status == "cancelled" for j in jobs)
+    assert cancelled["status"] == "cancelled" and api.job(task_id).status == "cancelled"
+    assert api.client.post(f"/api/v1/tasks/{task_id}/cancel").json()["status"] == "cancelled"
 
 
-def test_video_scenes_run_and_report(make_api):
+def test_video_scenes_are_stitched_into_one_mp4(make_api, tmp_path):
+    from app.media import probe
+
     api = make_api(start=True)
     task_id = assert_accepted(api.client.post("/api/v1/videos/generate", json={
-        "scenes": [{"id": "a", "prompt": "云海日出", "duration": 0.25, "seed": 1},
+        "scenes": [{"id": "a", "prompt": "云海日出", "duration": 0.5, "seed": 1},
                    {"id": "b", "prompt": "御剑飞行", "duration": 0.25, "seed": 2}],
-        "video_config": {"fps": 16, "resolution": "32x32", "upscale": False, "num_inference_steps": 2}}))
-    done = poll(api, task_id)
-    assert done["status"] == "completed", done
-    assert done["result"]["output_path"] is None  # several clips: no stitched video yet (see docs/rest.md)
-    clips = done["result"]["scenes"]
-    assert [c["id"] for c in clips] == ["a", "b"] and all(c["output_path"].endswith(".mp4") for c in clips)
+        "video_config": {"fps": 8, "resolution": "64x48", "upscale": False, "num_inference_steps": 2}}))
+    done = poll(api, task_id, timeout=120)
+    assert done["status"] == "completed" and done["progress"] == 100 and done["error"] is None, done
+    assert set(done["result"]) == {"output_path", "thumbnail"}
+    assert done["result"]["output_path"] == f"http://testserver/videos/{task_id}.mp4"
+    job = api.job(task_id)
+    assert job.outputs[0]["file"].startswith(f"projects/{job.project}/renders/")
+    video = api.client.get(done["result"]["output_path"])
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+    (tmp_path / "episode.mp4").write_bytes(video.content)
+    info = probe(tmp_path / "episode.mp4")
+    assert (info["width"], info["height"], info["fps"]) == (64, 48, 8)
+    assert abs(info["frames"] / info["fps"] - 0.75) < 1e-6  # the sum of the scenes' durations
+    assert api.client.get(done["result"]["thumbnail"]).status_code == 200
+    clips = done["scenes"]
+    assert [c["id"] for c in clips] == ["a", "b"] and all(c["status"] == "completed" for c in clips)
+    assert all(api.job(c["task_id"]).parent == task_id for c in clips)
     assert api.client.get(clips[1]["output_path"]).content[4:8] == b"ftyp"
+    assert api.client.post(f"/api/v1/tasks/{task_id}/cancel").status_code == 409
 
 
 def test_bad_requests(make_api):
