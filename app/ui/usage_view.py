@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.usage import DEFAULT_DAYS, ledger
 
-from .api import guarded
+from .api import caller, guarded
 from .i18n import lang_of
 
 DAY_CHOICES = (7, 30, 90, 365)
@@ -62,7 +62,7 @@ def build(service, t):
 
     @guarded
     def show(n_days, request: gr.Request = None):
-        return usage_markdown(ledger({"days": n_days or DEFAULT_DAYS}), lang_of(request))
+        return usage_markdown(ledger({"days": n_days or DEFAULT_DAYS}, user=caller(request)), lang_of(request))
 
     @guarded
     def load(request: gr.Request = None):

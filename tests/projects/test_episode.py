@@ -182,7 +182,7 @@ def test_cancelling_the_episode_cancels_its_running_scenes(project_studio):
                   face=False)
     episodes = EpisodeService(st.service)
     parent = episodes.render("test-ep", scenes=["slow"])
-    wait_for(lambda: any(k.status == "running" for k in children(parent.id).values()))
+    wait_for(lambda: any(k.status == "running" for k in children(parent.id).values()), timeout=180)
     st.service.cancel(parent.id)
     done = finished(st, parent.id)
     assert done.status == "cancelled"
