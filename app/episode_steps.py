@@ -262,11 +262,9 @@ def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
 
 
 def _cancel(service, job: Job, state: dict) -> None:
-    records = [r for s in state["scenes"].values() for r in s.values()] + [state.get("stitch")]
-    for record in filter(None, records):
-        child = Job.get_or_none(Job.id == record["job"])
-        if child is not None and child.parent == job.id and child.status not in TERMINAL:
-            service.cancel(child.id)
+    # every unfinished child, recorded in the state or not (a crash may have lost the record)
+    for child in Job.select().where(Job.parent == job.id, Job.status.not_in(TERMINAL)):
+        service.cancel(child.id)
     now = time.time()
     (Job.update(status="cancelled", finished_at=now, updated_at=now, message="episode cancelled",
                 info={**job.info, "episode": state})

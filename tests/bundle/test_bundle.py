@@ -95,6 +95,11 @@ def test_lite_bundle_serves_a_cloud_job_and_stays_in_its_workspace(lite_bundle, 
     assert snapshot(lite_bundle) == before, "the bundle folder was written to"
     ws = sandbox.workspace
     assert (ws / "config.yaml").is_file() and (ws / "studio.db").is_file()
+    from profiles.samples import sample_ids
+
+    assert sample_ids(), "profiles/samples ships no sample project"
+    for sample in sample_ids():  # the first start copies the built-in samples (bundled as data)
+        assert (ws / "projects" / sample / "project.yaml").is_file(), sample
     assert KEY not in log
     assert workspace_bytes_contain(ws, KEY.encode()) == []
 

@@ -60,18 +60,23 @@ def test_windowed_build_output_goes_to_the_workspace_log(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "stdout", None)
     monkeypatch.setattr(sys, "stderr", None)
     handler = logging.StreamHandler()  # made while stderr is None, as in a windowed build
-    assert handler.stream is None
+    delayed = logging.FileHandler(tmp_path / "other.log", delay=True)  # someone else's file: left alone
+    assert handler.stream is None and delayed.stream is None
     root = logging.getLogger()
     root.addHandler(handler)
+    root.addHandler(delayed)
     try:
         launch.redirect_missing_output(tmp_path)
         stream = sys.stdout
         assert isinstance(stream, io.TextIOBase) and sys.stderr is stream and handler.stream is stream
+        assert delayed.stream is None
         print("hello from a windowed build")
         root.warning("a warning reaches the log")
         stream.close()
     finally:
         root.removeHandler(handler)
+        root.removeHandler(delayed)
+        delayed.close()
     text = (tmp_path / "logs" / "xianying.log").read_text(encoding="utf-8")
     assert "hello from a windowed build" in text and "a warning reaches the log" in text
 
