@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bundle.builder import build_bundle, exe_in, folder_size  # noqa: E402
-from tests.bundle.proc import App, Sandbox, free_port  # noqa: E402
+from tests.bundle.builder import build_bundle, exe_in, folder_size
+from tests.bundle.proc import App, Sandbox, free_port
 
 
 def start_times(cmd_of, runs: int, tag: str, extra_env: dict | None = None) -> list[float]:

@@ -8,6 +8,7 @@ textbox whose text is parsed as JSON when it looks like JSON.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from typing import Any
 
@@ -31,7 +32,7 @@ def _bounds(field) -> tuple[float | None, float | None, float | None]:
 
 def _unwrap_optional(annotation):
     args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
             return non_none[0]

@@ -3,6 +3,7 @@ cache, seeded generators, and the step callback that reports progress and cancel
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 from app.errors import Cancelled, NotAvailable
@@ -30,6 +31,8 @@ class DiffusersEngine(Engine):
     def available(self) -> tuple[bool, str]:
         missing = missing_packages(*self.packages)
         if missing:
+            if getattr(sys, "frozen", False):
+                return False, "This is the lite (cloud-only) bundle: use the full bundle for local engines."
             return False, (f"Local engines need {', '.join(missing)}: "
                            "pip install -e '.[local]' (and torch for your GPU).")
         info = self.weights()

@@ -69,7 +69,8 @@ def build_bundle(variant: str = "lite", *, force: bool = False, timeout: float =
            "--distpath", str(tmp / "dist"), "--workpath", str(tmp / "work")]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
         seconds = time.perf_counter() - t0
         built = tmp / "dist" / f"xianying-{variant}"
         if proc.returncode != 0 or not exe_in(built).exists():

@@ -134,5 +134,5 @@ def test_frozen_default_workspace_and_browser(lite_bundle, tmp_path):
         assert str(expected) in app.output()
     written = sandbox.written_outside()
     assert len(written) == 1, written  # only the user data folder
-    (where, files), = written.items()
+    (files,) = written.values()
     assert all("xianying" in f for f in files), written
