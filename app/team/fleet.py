@@ -112,7 +112,8 @@ class FleetAvailability:
             offers = {}
             with connection() as database:
                 if database.table_exists(Worker._meta.table_name):
-                    for row in live_peers(self.heartbeat_s):
+                    # generous window: a worker busy loading a model may beat late; its jobs just wait
+                    for row in live_peers(self.heartbeat_s, window_s=max(6 * self.heartbeat_s, 30.0)):
                         for engine_id in row.engines or []:
                             offers.setdefault(engine_id, []).append(row.host)
             self.cache["offers"] = (time.monotonic(), offers)
@@ -128,9 +129,10 @@ class FleetAvailability:
         return False, f"{reason} No live team worker offers it either."
 
 
-def live_peers(heartbeat_s: float, exclude: str | None = None) -> list[Worker]:
+def live_peers(heartbeat_s: float, exclude: str | None = None, window_s: float | None = None) -> list[Worker]:
     now = time.time()
-    rows = Worker.select().where(Worker.stopped_at.is_null(), Worker.heartbeat_at > now - max(3 * heartbeat_s, 2.0))
+    window = window_s if window_s is not None else max(3 * heartbeat_s, 2.0)
+    rows = Worker.select().where(Worker.stopped_at.is_null(), Worker.heartbeat_at > now - window)
     return [r for r in rows if r.id != exclude]
 
 
