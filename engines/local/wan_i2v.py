@@ -7,30 +7,19 @@ list shows exactly the variants whose weights are on disk.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from app.errors import Cancelled
 
 from .diffusers_engine import DiffusersEngine
-from .memory import LowVramParams
 from .svd import fit_image, need_image, write_clip
+from .wan_t2v import WanT2VParams
 
 
-class WanI2VParams(LowVramParams):
-    width: int = Field(832, ge=16, le=1920, multiple_of=16, description="Frame width in pixels (multiple of 16)")
-    height: int = Field(480, ge=16, le=1920, multiple_of=16, description="Frame height in pixels (multiple of 16)")
-    num_frames: int = Field(81, ge=1, le=257, description="Frames to generate; Wan needs 4k+1 (81 = 5 s at 16 fps)")
+class WanI2VParams(WanT2VParams):
+    """Wan's video parameters (``wan_t2v``); the 14B I2V checkpoints default to 40 steps."""
+
     num_inference_steps: int = Field(40, ge=1, le=200, description="Denoising steps")
-    guidance_scale: float = Field(5.0, ge=0.0, le=30.0, description="Classifier-free guidance scale")
-    fps: int = Field(16, ge=1, le=60, description="Frames per second of the MP4")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed; empty for a random one")
-
-    @field_validator("num_frames")
-    @classmethod
-    def _four_k_plus_one(cls, v: int) -> int:
-        if (v - 1) % 4:
-            raise ValueError(f"Wan needs num_frames = 4k+1 (e.g. {v - (v - 1) % 4} or {v - (v - 1) % 4 + 4})")
-        return v
 
 
 class WanI2V720Params(WanI2VParams):
