@@ -70,6 +70,8 @@ class Settings(_Strict):
     storage: Storage = Field(default_factory=Storage)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     models: dict[str, str] = Field(default_factory=dict, description="engine id -> folder with its weights")
+    hf_endpoint: str | None = Field(None, description="Hugging Face hub (or a mirror such as https://hf-mirror.com) "
+                                                      "for model downloads; empty = $HF_ENDPOINT or huggingface.co")
     secrets_file: Path | None = None
     queue_url: str | None = Field(None, description="team mode: redis://host:6379/0 or postgresql://... for the "
                                                     "queue lanes; empty = SQLite files in the workspace")

@@ -31,12 +31,18 @@ ENGINE_CLASSES: tuple[type[Engine], ...] = (
 )
 
 
-def build_engines(settings, secrets=None, cache=None) -> dict[str, Engine]:
-    """One instance per engine class, sharing the pipeline cache among local engines."""
+def build_engines(settings, secrets=None, cache=None, devices=None) -> dict[str, Engine]:
+    """One instance per engine class; local engines share one pipeline cache and one GPU pool
+    (a worker thread keeps its card whichever engine it runs)."""
+    from engines.local.devices import DevicePool
+    from engines.local.weights import PipelineCache
+
+    cache = cache or PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
+    devices = devices or DevicePool.from_settings(settings)
     engines: dict[str, Engine] = {}
     for cls in ENGINE_CLASSES:
         if cls.kind == "local":
-            engines[cls.id] = cls(settings, secrets, cache=cache)
+            engines[cls.id] = cls(settings, secrets, cache=cache, devices=devices)
         else:
             engines[cls.id] = cls(settings, secrets)
     return engines

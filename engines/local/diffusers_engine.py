@@ -3,14 +3,23 @@ cache, seeded generators, and the step callback that reports progress and cancel
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import threading
 from typing import ClassVar
 
 from app.errors import Cancelled, NotAvailable
 from engines.base import Engine
 
 from . import memory
-from .weights import PipelineCache, find_weights, missing_packages, pick_device, torch_cpu
+from .devices import DevicePool
+from .weights import (
+    PipelineCache,
+    find_weights,
+    missing_packages,
+    pick_device,
+    torch_cpu,
+)
 
 
 class DiffusersEngine(Engine):
@@ -18,11 +27,22 @@ class DiffusersEngine(Engine):
     hub_id: ClassVar[str | None] = None
     packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     transformer_based: ClassVar[bool] = False  # a DiT denoiser: attention backends apply to it
-    last_plan: memory.MemoryPlan | None = None
 
-    def __init__(self, settings, secrets=None, cache: PipelineCache | None = None):
+    def __init__(self, settings, secrets=None, cache: PipelineCache | None = None,
+                 devices: DevicePool | None = None):
         super().__init__(settings, secrets)
         self.cache = cache or PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
+        self.devices = devices or DevicePool.from_settings(settings)
+        self._local = threading.local()  # per worker thread: two workers may run one engine at once
+
+    @property
+    def last_plan(self) -> memory.MemoryPlan | None:
+        """The memory plan of this thread's latest ``pipeline()`` call."""
+        return getattr(self._local, "plan", None)
+
+    @last_plan.setter
+    def last_plan(self, plan: memory.MemoryPlan | None) -> None:
+        self._local.plan = plan
 
     # --- availability ---------------------------------------------------------------
     def weights(self):
@@ -51,29 +71,58 @@ class DiffusersEngine(Engine):
         """The warm pipeline and its device, placed per the memory plan (see ``memory.py``).
 
         ``offload`` overrides the plan's mode (the OOM retry uses it). The plan is kept in
-        ``self.last_plan``; a pipeline loaded under another offload mode is dropped first.
+        ``self.last_plan`` (per worker thread); a pipeline loaded under another offload mode is
+        dropped first.
         """
+        path, device, dtype = self.placement()
+        plan = self.memory_plan(params, path, device, dtype, offload,
+                                resident=self.resident_mode(self.id, path, device, dtype))
+        self.last_plan = plan
+        pipe = self.warm(self.id, path, device, dtype, plan, self.load)
+        memory.apply_run_modes(pipe, plan)
+        return pipe, device
+
+    def placement(self):
+        """(weights folder, device this worker owns, dtype); ``NotAvailable`` when it can't run."""
         ok, reason = self.available()
         if not ok:
             raise NotAvailable(reason, f"引擎 {self.id} 不可用：{reason}")
-        path = self.weights().path
-        device, dtype = pick_device()
-        plan = self.memory_plan(params, path, device, dtype, offload)
-        key = (self.id, str(path), str(device), str(dtype))
+        device, dtype = pick_device(self.devices.current())
+        return self.weights().path, device, dtype
+
+    @staticmethod
+    def cache_key(name: str, path, device, dtype) -> tuple:
+        return (name, str(path), str(device), str(dtype))
+
+    def resident_mode(self, name: str, path, device, dtype) -> str | None:
+        """The offload mode ``name``'s pipeline is already loaded under on this device, if any."""
+        key = self.cache_key(name, path, device, dtype)
+        return next((k[4] for k in self.cache.keys() if k[:4] == key), None)
+
+    def warm(self, name: str, path, device, dtype, plan, loader):
+        """``loader(path, device, dtype)``'s result from the cache, loaded and placed on a miss."""
+        key = self.cache_key(name, path, device, dtype)
         self.cache.discard(lambda k: k[:4] == key and k[4:] != (plan.offload,))
         load_device = device if plan.offload == "none" else torch_cpu()
-        pipe = self.cache.get((*key, plan.offload),
-                              lambda: memory.place(self.load(path, load_device, dtype), plan, device))
-        memory.apply_run_modes(pipe, plan)
-        self.last_plan = plan
-        return pipe, device
+        return self.cache.get((*key, plan.offload),
+                              lambda: memory.place(loader(path, load_device, dtype), plan, device))
 
-    def memory_plan(self, params, path, device, dtype, offload: str | None = None):
+    def memory_plan(self, params, path, device, dtype, offload: str | None = None, resident: str | None = None):
+        """``resident``: the mode a warm copy is loaded under. Under ``auto`` it is kept: the
+        free VRAM no longer counts its weights, and reloading would throw the warm copy away."""
         requested = offload or getattr(params, "offload", "auto")
+        keep = requested == "auto" and resident is not None
+        if keep:
+            requested = resident
         free = memory.free_vram(device)
-        need = memory.needed_bytes(path, dtype.itemsize) if free is not None and requested == "auto" else 0
-        return memory.plan_memory(requested, device.type, need, free, getattr(params, "vae_tiling", None),
+        need = self.needed_bytes(path, dtype) if free is not None and requested == "auto" else 0
+        plan = memory.plan_memory(requested, device.type, need, free, getattr(params, "vae_tiling", None),
                                   getattr(params, "attention", "auto"), transformer=self.transformer_based)
+        reason = f"auto: already loaded with offload={resident}" if keep and device.type == "cuda" else plan.reason
+        return dataclasses.replace(plan, device=str(device), reason=reason)
+
+    def needed_bytes(self, path, dtype) -> int:
+        return memory.needed_bytes(path, dtype.itemsize)
 
     def generate(self, params, call):
         """``call(pipe, device)`` on the warm pipeline; one retry with more offload after a CUDA OOM."""

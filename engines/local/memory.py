@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,10 +56,11 @@ class MemoryPlan:
     vae_tiling: bool
     attention: str  # sdpa | flash | sage | xformers
     reason: str
+    device: str = "cpu"  # the card (cuda:N) the worker that ran it owns
 
     def as_info(self) -> dict:
-        return {"offload": self.offload, "vae_tiling": self.vae_tiling, "attention": self.attention,
-                "memory_reason": self.reason}
+        return {"device": self.device, "offload": self.offload, "vae_tiling": self.vae_tiling,
+                "attention": self.attention, "memory_reason": self.reason}
 
 
 # --- sizing -------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ def place(pipe, plan: MemoryPlan, device):
             if name not in DENOISERS and hasattr(comp, "to") and hasattr(comp, "parameters"):
                 comp.to(device)
     _set_attention(pipe, plan.attention)
+    pipe._studio_lock = threading.Lock()  # one run at a time on a cached pipeline (workers sharing a card)
     return pipe
 
 
@@ -228,7 +231,7 @@ def run_with_retry(engine, params, call):
     plan = engine.last_plan
     for attempt in (1, 2):
         try:
-            with attention_context(plan, device):
+            with getattr(pipe, "_studio_lock", None) or contextlib.nullcontext(), attention_context(plan, device):
                 return call(pipe, device)
         except Exception as exc:
             if not is_oom(exc):

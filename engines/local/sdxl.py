@@ -46,8 +46,13 @@ class SdxlParams(LowVramParams):
 
 def make_scheduler(name: str, base):
     """A fresh scheduler of kind ``name`` built from the model's own scheduler ``base``."""
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                           EulerDiscreteScheduler, UniPCMultistepScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        UniPCMultistepScheduler,
+    )
 
     config = base.config
     if name == "default":
@@ -132,6 +137,17 @@ def save_images(engine_id: str, request, images, params, extra: dict | None = No
     return outputs
 
 
+def load_sdxl(path, device, dtype):
+    """The SDXL base pipeline; the InstantID engine runs on this same object when it stays on
+    the GPU (cache key ``sdxl``), so the two engines hold one copy of SDXL between them."""
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(path, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    pipe._studio_scheduler = pipe.scheduler
+    return pipe.to(device)
+
+
 class SdxlEngine(DiffusersEngine):
     id = "sdxl"
     title = "SDXL (local)"
@@ -148,12 +164,7 @@ class SdxlEngine(DiffusersEngine):
         check_loras(self.settings, request.params.loras)
 
     def load(self, path, device, dtype):
-        from diffusers import StableDiffusionXLPipeline
-
-        pipe = StableDiffusionXLPipeline.from_pretrained(path, dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        pipe._studio_scheduler = pipe.scheduler
-        return pipe.to(device)
+        return load_sdxl(path, device, dtype)
 
     def run(self, request, progress, cancelled):
         p: SdxlParams = request.params

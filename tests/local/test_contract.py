@@ -73,6 +73,7 @@ def test_output_size_frames_progress_and_seed(env, tmp_path):
         with Image.open(out.path) as im:
             assert im.size == case.size
             assert '"seed": 7' in im.text["xianying"] and "Seed: 7" in im.text["parameters"]
+    loads = engine.cache.loads
     again = engine.run(make_request(env, tmp_path, "b", steps=3), lambda *a: None, lambda: False)
     other = engine.run(make_request(env, tmp_path, "c", seed=8, steps=3), lambda *a: None, lambda: False)
     same = np.abs(pixels(first[0]).astype(int) - pixels(again[0])).mean()
@@ -82,7 +83,7 @@ def test_output_size_frames_progress_and_seed(env, tmp_path):
     else:  # the H.264 encode of identical frames is not always bit-identical (seen with libx264 here)
         assert same < 1.5, same
     assert different > 2.0 and different > 3 * same, (same, different)
-    assert engine.cache.loads == 1  # three runs, one load
+    assert engine.cache.loads == loads  # warm: the second and third runs load nothing
 
 
 def test_cancel_stops_within_one_step(env, tmp_path):

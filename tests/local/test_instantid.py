@@ -53,7 +53,10 @@ def test_face_processor_at_scale_zero_is_plain_attention(tiny_sdxl_dir, tiny_ins
     import torch
     from diffusers import UNet2DConditionModel
 
-    from engines.local.instantid.projection import install_face_adapter, read_face_adapter
+    from engines.local.instantid.projection import (
+        install_face_adapter,
+        read_face_adapter,
+    )
 
     unet = UNet2DConditionModel.from_pretrained(tiny_sdxl_dir, subfolder="unet").eval()
     gen = torch.Generator().manual_seed(0)
@@ -145,3 +148,57 @@ def test_insightface_detector_finds_a_face():
         pytest.skip("insightface's sample photo t1.jpg is not shipped with this install")
     face = InsightFaceAnalyzer(root).detect(Image.open(sample))
     assert np.asarray(face.embedding).shape == (512,) and np.asarray(face.keypoints).shape == (5, 2)
+
+
+def test_sdxl_and_instantid_share_one_sdxl_copy(request, tmp_path, tiny_lora):
+    """On one device without offload, the two engines hold one SDXL between them; an InstantID
+    run (with a LoRA) leaves the plain SDXL engine's output exactly as it was."""
+    import shutil
+
+    from app.settings import load_settings
+    from engines.local.weights import PipelineCache
+
+    install_case(request, tmp_path, CASE)
+    (tmp_path / "models" / "loras").mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_lora, tmp_path / "models" / "loras" / tiny_lora.name)
+    settings = load_settings(tmp_path)
+    cache = PipelineCache(2**40)
+    sdxl, iid = make_engine(settings, "sdxl", cache), make_engine(settings, CASE.engine_id, cache)
+    ref = face_image(tmp_path / "face.png")
+
+    def still(engine, name, **params):
+        return generate(engine, ref, tmp_path, name, **params)
+
+    before = still(sdxl, "sdxl-1")
+    face = still(iid, "iid-1")
+    styled = still(iid, "iid-lora", loras=[{"name": tiny_lora.stem, "weight": 1.0}])
+    after = still(sdxl, "sdxl-2")
+    assert np.array_equal(before, after)  # face processors and the LoRA are gone again
+    assert np.abs(face - styled).mean() > 0.5
+    assert np.array_equal(face, still(iid, "iid-2"))
+    assert sorted(k[0] for k in cache.keys()) == ["sdxl", "sdxl-instantid/parts"]
+    assert cache.loads == 2  # SDXL once, InstantID's own parts once
+
+
+def test_own_copy_for_offload_draws_the_same_image(iid, tmp_path):
+    """Under offload the engine loads a pipeline of its own (hooks belong to one pipeline): it
+    has the face processors installed and draws what the shared path draws."""
+    import torch
+    from PIL import Image
+
+    from engines.local.instantid.face import draw_keypoints, fit_keypoints
+    from engines.local.instantid.projection import face_processors
+
+    engine, ref = iid
+    shared = generate(engine, ref, tmp_path, "shared", seed=4)
+    own = engine.load(engine.weights().path, torch.device("cpu"), torch.float32)
+    assert all(p is own._face_procs[str(i)] for i, p in enumerate(own.unet.attn_processors.values())
+               if str(i) in own._face_procs)
+    image = Image.open(ref)
+    face = engine.analyzer().detect(image)
+    kps = draw_keypoints(64, 64, fit_keypoints(face.keypoints, image.size, 64, 64))
+    with face_processors(own.unet, own._face_procs):  # installed already: a no-op
+        out = own(prompt="a swordswoman", face_embedding=face.embedding, keypoints_image=kps, width=64, height=64,
+                  num_inference_steps=2, guidance_scale=5.0, ip_adapter_scale=0.8,
+                  controlnet_conditioning_scale=0.8, generator=[torch.Generator().manual_seed(4)])
+    assert np.array_equal(shared, np.asarray(out[0]).astype(int))

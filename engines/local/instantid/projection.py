@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -171,16 +172,44 @@ def read_face_adapter(path: Path) -> tuple[dict, dict]:
     return state["image_proj"], state["ip_adapter"]
 
 
-def install_face_adapter(unet, ip_state: dict, num_tokens: int) -> nn.ModuleDict:
-    """Give every cross-attention layer a ``FaceAttnProcessor`` loaded from ``ip_state``."""
+def build_face_processors(unet, ip_state: dict, num_tokens: int) -> nn.ModuleDict:
+    """One ``FaceAttnProcessor`` per cross-attention layer of ``unet``, loaded from ``ip_state``
+    (keyed by the layer's index in ``unet.attn_processors``)."""
     cross_dim = unet.config.cross_attention_dim
-    layers = ip_attention_layers(unet)
-    procs = nn.ModuleDict({i: FaceAttnProcessor(h, cross_dim, num_tokens) for i, h in layers.items()})
+    procs = nn.ModuleDict({i: FaceAttnProcessor(h, cross_dim, num_tokens)
+                           for i, h in ip_attention_layers(unet).items()})
     procs.load_state_dict(ip_state)
-    procs.to(device=unet.device, dtype=unet.dtype)
-    table = {}
-    for index, name in enumerate(unet.attn_processors):
-        table[name] = procs[str(index)] if str(index) in procs else unet.attn_processors[name]
-    unet.set_attn_processor(table)
+    return procs.to(device=unet.device, dtype=unet.dtype)
+
+
+def _table(unet, procs: nn.ModuleDict) -> dict:
+    current = unet.attn_processors
+    return {name: procs[str(i)] if str(i) in procs else current[name] for i, name in enumerate(current)}
+
+
+def set_face_processors(unet, procs: nn.ModuleDict) -> None:
+    """Install ``procs`` in ``unet``'s cross-attention layers for good (a UNet of its own)."""
+    unet.set_attn_processor(_table(unet, procs))
+
+
+def install_face_adapter(unet, ip_state: dict, num_tokens: int) -> nn.ModuleDict:
+    """Give every cross-attention layer a ``FaceAttnProcessor`` loaded from ``ip_state``, for good."""
+    procs = build_face_processors(unet, ip_state, num_tokens)
+    set_face_processors(unet, procs)
     return procs
 
+
+@contextmanager
+def face_processors(unet, procs: nn.ModuleDict):
+    """``procs`` in ``unet``'s cross-attention layers for the block, the previous ones after: a
+    UNet shared with the plain SDXL engine reads face tokens only inside an InstantID run."""
+    before = unet.attn_processors
+    table = _table(unet, procs)
+    if all(table[name] is before[name] for name in before):  # already installed (its own copy)
+        yield
+        return
+    unet.set_attn_processor(table)
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(before)
