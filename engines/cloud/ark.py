@@ -9,17 +9,17 @@ are parsed out of the prompt into fields (``parse_prompt_flags``).
 
 from __future__ import annotations
 
-import os
 import secrets as _secrets
 import time
 
 import httpx
 
-from app.errors import NotAvailable, ProviderError, ValidationError
-from engines.base import CloudEngine, EngineRequest, RemoteState
+from app.errors import ProviderError, ValidationError
+from engines.base import EngineRequest, RemoteState
 from engines.cloud import http
 from engines.cloud.ark_params import MODELS, ArkParams, parse_prompt_flags, resolve_fields
 from engines.cloud.journal import CreateJournal
+from engines.cloud.keyed import KeyedCloudEngine
 
 __all__ = ["ArkEngine", "ArkParams", "MODELS", "parse_prompt_flags", "resolve_fields", "task_state"]
 
@@ -67,41 +67,20 @@ def task_kind(request: EngineRequest) -> str:
     return "i2v" if "first_frame" in roles else "t2v"
 
 
-class ArkEngine(CloudEngine):
+class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env="ARK_BASE_URL",
+                default_base=DEFAULT_BASE):
     id = "ark"
     title = "Volcengine Ark Seedance"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
-    needs = ("key:ARK_API_KEY",)
     Params = ArkParams
     can_cancel = True
 
-    def __init__(self, settings, secrets=None):
-        super().__init__(settings, secrets)
-        self.journal = CreateJournal(settings.workspace, self.id)
-
-    # --- configuration and transport ------------------------------------------------
-    def _key(self) -> str:
-        key = self.secrets.get("ARK_API_KEY") if self.secrets is not None else os.environ.get("ARK_API_KEY")
-        if not key:
-            raise NotAvailable("Ark needs ARK_API_KEY (Settings or environment).",
-                               "火山方舟需要 ARK_API_KEY（在设置或环境变量中填写）。")
-        return key
-
-    def available(self) -> tuple[bool, str]:
-        try:
-            self._key()
-        except NotAvailable:
-            return False, "set ARK_API_KEY in Settings or the environment"
-        return True, ""
-
-    def base(self) -> str:
-        return (os.environ.get("ARK_BASE_URL") or DEFAULT_BASE).rstrip("/")
-
+    # --- transport ------------------------------------------------------------------
     def _send(self, method: str, path: str, *, json: dict | None = None, params=None,
               idempotent: bool = True) -> dict:
-        key = self._key()
-        return http.send_json(method, self.base() + path, vendor=VENDOR, json=json, params=params,
-                              headers={"Authorization": f"Bearer {key}"}, idempotent=idempotent,
+        key = self.require_key()
+        return http.send_json(method, self.base_url() + path, vendor=VENDOR, json=json, params=params,
+                              headers=self.auth_headers(), idempotent=idempotent,
                               error_of=lambda r: error_of(r, key))
 
     # --- checks and body ------------------------------------------------------------
@@ -253,10 +232,9 @@ class ArkEngine(CloudEngine):
         task = self._get_or_none(remote_id)
         if task is None or task.get("status") != "queued":
             return False
-        key = self._key()
         try:
-            response = http.get_client().delete(f"{self.base()}/contents/generations/tasks/{remote_id}",
-                                                headers={"Authorization": f"Bearer {key}"}, timeout=http.timeouts())
+            response = http.get_client().delete(f"{self.base_url()}/contents/generations/tasks/{remote_id}",
+                                                headers=self.auth_headers(), timeout=http.timeouts())
         except httpx.HTTPError as exc:
             raise http.transport_error(VENDOR, exc) from exc
         return response.status_code < 300

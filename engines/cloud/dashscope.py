@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import Field
 
 from app.errors import ProviderError, ValidationError
-from engines.base import CloudEngine, EngineRequest, Params, RemoteState
+from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
-from engines.cloud.journal import CreateJournal
+from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "DashScope"
 KEY = "DASHSCOPE_API_KEY"
@@ -116,42 +116,16 @@ def error_of(response, key: str | None = None) -> ProviderError:
                            retry_after=http.retry_after_of(response))
 
 
-class DashScopeEngine(CloudEngine):
+class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DASHSCOPE_HTTP_BASE_URL",
+                      default_base=DEFAULT_BASE, content_type="application/json"):
     id = "dashscope"
     title = "DashScope Wan (Alibaba Model Studio)"
     tasks = ("t2v", "i2v", "kf2v")
-    needs = (f"key:{KEY}",)
     Params = DashScopeParams
     can_cancel = True
 
-    def __init__(self, settings, secrets=None):
-        super().__init__(settings, secrets)
-        self.journal = CreateJournal(settings.workspace, self.id)
-        self.journal.sweep()
-
-    # --- configuration --------------------------------------------------------------
-    def _key(self) -> str | None:
-        return self.secrets.get(KEY) if self.secrets is not None else os.environ.get(KEY)
-
-    def base_url(self) -> str:
-        return (os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE).rstrip("/")
-
     def _headers(self, create: bool = False) -> dict:
-        key = self._key()
-        if not key:
-            raise ProviderError(f"{VENDOR} needs an API key: set {KEY} in Settings → API keys.",
-                                f"{VENDOR} 需要 API 密钥：请在“设置 → API 密钥”中填写 {KEY}。",
-                                vendor_code="no_key")
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        if create:
-            headers["X-DashScope-Async"] = "enable"
-        return headers
-
-    def available(self) -> tuple[bool, str]:
-        if self._key():
-            return True, ""
-        return False, (f"set {KEY} in Settings → API keys or as an environment variable "
-                       f"(请在设置中填写 {KEY} 或设置同名环境变量)")
+        return self.auth_headers({"X-DashScope-Async": "enable"} if create else None)
 
     # --- validation -----------------------------------------------------------------
     def check(self, request: EngineRequest) -> None:
@@ -242,7 +216,7 @@ class DashScopeEngine(CloudEngine):
                 retryable=False, vendor_code="uncertain_create")
         url, body = self.create_body(request)
         headers = self._headers(create=True)
-        key = self._key()
+        key = self.key()
         self.journal.save(request.job_id, state="sending", sent_at=time.time())
 
         def create() -> str:
@@ -265,7 +239,7 @@ class DashScopeEngine(CloudEngine):
 
     # --- poll / collect / cancel ----------------------------------------------------
     def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
-        key = self._key()
+        key = self.key()
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
@@ -284,7 +258,7 @@ class DashScopeEngine(CloudEngine):
         return outputs
 
     def cancel_remote(self, remote_id: str) -> bool:
-        key = self._key()
+        key = self.key()
         try:
             http.send_json("POST", f"{self.base_url()}/tasks/{remote_id}/cancel", vendor=VENDOR,
                            headers=self._headers(), error_of=lambda r: error_of(r, key))

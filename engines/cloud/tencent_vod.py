@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -21,10 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from app.errors import NotAvailable, ProviderError, ValidationError
-from engines.base import CloudEngine, EngineRequest, Params, RemoteState
+from app.errors import ProviderError, ValidationError
+from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
-from engines.cloud.journal import CreateJournal
+from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "Tencent Cloud VOD"
 API_VERSION = "2018-07-17"
@@ -123,53 +122,32 @@ def _http_status_error(response: httpx.Response) -> ProviderError:
     return http.http_error(VENDOR, response.status_code, retry_after=http.retry_after_of(response))
 
 
-class TencentVodEngine(CloudEngine):
+class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_VOD_ENDPOINT",
+                       keys=("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), default_base=DEFAULT_ENDPOINT):
     id = "tencent-vod"
     title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Vidu, OS, GV, Hunyuan)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
-    needs = ("key:TENCENTCLOUD_SECRET_ID", "key:TENCENTCLOUD_SECRET_KEY")
     Params = TencentVodParams
     can_cancel = False
 
-    def __init__(self, settings, secrets=None):
-        super().__init__(settings, secrets)
-        self.journal = CreateJournal(settings.workspace, self.id)
-
     # --- configuration --------------------------------------------------------------
-    def _secret(self, name: str) -> str | None:
-        return self.secrets.get(name) if self.secrets is not None else os.environ.get(name)
-
-    def _credentials(self) -> tuple[str, str]:
-        sid, key = self._secret("TENCENTCLOUD_SECRET_ID"), self._secret("TENCENTCLOUD_SECRET_KEY")
-        if not sid or not key:
-            raise NotAvailable("Tencent VOD needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (Settings or "
-                               "environment).", "腾讯云点播需要 TENCENTCLOUD_SECRET_ID 和 TENCENTCLOUD_SECRET_KEY"
-                               "（在设置或环境变量中填写）。")
-        return sid, key
-
     def endpoint(self) -> str:
-        return os.environ.get("TENCENTCLOUD_VOD_ENDPOINT") or DEFAULT_ENDPOINT
+        return self.base_url() + "/"  # every action is a POST to the root (the signature covers "/")
 
     def _sub_app_id(self, params: TencentVodParams | None = None) -> int | None:
         if params is not None and params.sub_app_id:
             return params.sub_app_id
-        raw = self._secret("TENCENTCLOUD_VOD_SUBAPPID")
+        raw = self.secret("TENCENTCLOUD_VOD_SUBAPPID")
         try:
             return int(raw) if raw else None
         except ValueError as exc:
             raise ValidationError("TENCENTCLOUD_VOD_SUBAPPID must be a number (the VOD application id).",
                                   "TENCENTCLOUD_VOD_SUBAPPID 必须是数字（点播应用 ID）。") from exc
 
-    def available(self) -> tuple[bool, str]:
-        missing = [n for n in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY") if not self._secret(n)]
-        if missing:
-            return False, f"set {' and '.join(missing)} in Settings or the environment"
-        return True, ""
-
     # --- transport ------------------------------------------------------------------
     def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
         """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
-        sid, key = self._credentials()
+        sid, key = self.require_keys()
         url = self.endpoint()
         host = urlsplit(url).netloc
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

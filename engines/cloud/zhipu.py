@@ -18,9 +18,9 @@ from typing import Literal
 from pydantic import Field
 
 from app.errors import ProviderError, ValidationError
-from engines.base import CloudEngine, EngineRequest, Params, RemoteState
+from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
-from engines.cloud.journal import CreateJournal
+from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "Zhipu"
 KEY = "ZHIPUAI_API_KEY"
@@ -110,39 +110,13 @@ def error_of(response, key: str | None = None) -> ProviderError:
                            retry_after=http.retry_after_of(response))
 
 
-class ZhipuEngine(CloudEngine):
+class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUAI_BASE_URL",
+                  default_base=DEFAULT_BASE, content_type="application/json"):
     id = "zhipu"
     title = "Zhipu CogVideoX / Vidu (BigModel)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
-    needs = (f"key:{KEY}",)
     Params = ZhipuParams
     can_cancel = False
-
-    def __init__(self, settings, secrets=None):
-        super().__init__(settings, secrets)
-        self.journal = CreateJournal(settings.workspace, self.id)
-        self.journal.sweep()
-
-    # --- configuration --------------------------------------------------------------
-    def _key(self) -> str | None:
-        return self.secrets.get(KEY) if self.secrets is not None else os.environ.get(KEY)
-
-    def base_url(self) -> str:
-        return (os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE).rstrip("/")
-
-    def _headers(self) -> dict:
-        key = self._key()
-        if not key:
-            raise ProviderError(f"{VENDOR} needs an API key: set {KEY} in Settings → API keys.",
-                                f"{VENDOR} 需要 API 密钥：请在“设置 → API 密钥”中填写 {KEY}。",
-                                vendor_code="no_key")
-        return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-
-    def available(self) -> tuple[bool, str]:
-        if self._key():
-            return True, ""
-        return False, (f"set {KEY} in Settings → API keys or as an environment variable "
-                       f"(请在设置中填写 {KEY} 或设置同名环境变量)")
 
     # --- validation -----------------------------------------------------------------
     @staticmethod
@@ -219,8 +193,8 @@ class ZhipuEngine(CloudEngine):
             generation = int(note.get("generation") or 0) + 1
             request_id = f"xianying-{request.job_id}-{generation}"
         body = self.create_body(request, request_id)
-        headers = self._headers()
-        key = self._key()
+        headers = self.auth_headers()
+        key = self.key()
         self.journal.save(request.job_id, state="sending", request_id=request_id, generation=generation,
                           sent_at=time.time())
 
@@ -252,7 +226,7 @@ class ZhipuEngine(CloudEngine):
 
     # --- poll / collect -------------------------------------------------------------
     def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
-        key = self._key()
+        key = self.key()
 
         def errors(response) -> ProviderError:
             if response.status_code == 404:
@@ -262,7 +236,7 @@ class ZhipuEngine(CloudEngine):
             return error_of(response, key)
 
         answer = http.with_retries(lambda: http.send_json(
-            "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self._headers(),
+            "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=errors), what=f"{VENDOR} query")
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):

@@ -1,0 +1,105 @@
+"""What every keyed cloud adapter sets up the same way: its keys, its base URL, its create journal.
+
+``KeyedCloudEngine`` is a ``CloudEngine`` configured in its class statement
+(``class DashScopeEngine(KeyedCloudEngine, vendor=..., keys=..., base_env=..., default_base=...)``);
+the values are kept as class attributes:
+
+``VENDOR``        the vendor's name in messages (``"DashScope"``).
+``KEYS``          the secret names it needs (``("DASHSCOPE_API_KEY",)``); ``needs`` is derived from them.
+``BASE_ENV``      the environment variable that overrides the base URL (tests point it at a fake).
+``DEFAULT_BASE``  the vendor's base URL.
+``CONTENT_TYPE``  a ``Content-Type`` header sent with every request, when set.
+
+``secret(name)``            the value from the studio's ``SecretStore`` (environment first, then the
+                            secrets file), or from the environment when the engine has no store.
+``key()``                   the first of ``KEYS``, or ``None``.
+``missing_keys()``          the names of ``KEYS`` that are not set.
+``require_keys()``          their values, or ``NotAvailable`` naming what to set (never a value).
+``available()``             ``(False, what to set)`` while a key is missing.
+``base_url()``              ``BASE_ENV`` or ``DEFAULT_BASE``, without a trailing slash.
+``auth_headers(extra)``     ``Authorization: Bearer <key>``, ``Content-Type`` and ``extra``.
+``journal``                 the engine's ``CreateJournal``, swept of old notes when the engine is built.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from app.errors import NotAvailable
+from engines.base import CloudEngine
+from engines.cloud.journal import CreateJournal
+
+
+class KeyedCloudEngine(CloudEngine):
+    VENDOR: ClassVar[str] = ""
+    KEYS: ClassVar[tuple[str, ...]] = ()
+    BASE_ENV: ClassVar[str] = ""
+    DEFAULT_BASE: ClassVar[str] = ""
+    CONTENT_TYPE: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, vendor: str | None = None, keys: tuple[str, ...] | None = None,
+                          base_env: str | None = None, default_base: str | None = None,
+                          content_type: str | None = None, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        given = {"VENDOR": vendor, "KEYS": keys, "BASE_ENV": base_env, "DEFAULT_BASE": default_base,
+                 "CONTENT_TYPE": content_type}
+        for name, value in given.items():
+            if value is not None:
+                setattr(cls, name, value)
+        if not (cls.VENDOR and cls.KEYS and cls.BASE_ENV and cls.DEFAULT_BASE):
+            raise TypeError(f"{cls.__name__} needs vendor=, keys=, base_env= and default_base= in its class statement")
+        cls.needs = tuple(f"key:{name}" for name in cls.KEYS)
+
+    def __init__(self, settings, secrets=None):
+        super().__init__(settings, secrets)
+        self.journal = CreateJournal(settings.workspace, self.id)
+        self.journal.sweep()
+
+    # --- keys -----------------------------------------------------------------------
+    def secret(self, name: str) -> str | None:
+        return self.secrets.get(name) if self.secrets is not None else os.environ.get(name)
+
+    def key(self) -> str | None:
+        return self.secret(self.KEYS[0])
+
+    def missing_keys(self) -> list[str]:
+        return [name for name in self.KEYS if not self.secret(name)]
+
+    def require_keys(self) -> tuple[str, ...]:
+        values = tuple(self.secret(name) for name in self.KEYS)
+        missing = [name for name, value in zip(self.KEYS, values) if not value]
+        if missing:
+            en, zh = _names(missing)
+            raise NotAvailable(f"{self.VENDOR} needs {en}: set {'it' if len(missing) == 1 else 'them'} in "
+                               f"Settings → API keys or as {_env_words(missing)}.",
+                               f"{self.VENDOR} 需要 {zh}：请在“设置 → API 密钥”中填写，或设置同名环境变量。")
+        return values  # type: ignore[return-value]
+
+    def require_key(self) -> str:
+        return self.require_keys()[0]
+
+    def available(self) -> tuple[bool, str]:
+        missing = self.missing_keys()
+        if not missing:
+            return True, ""
+        en, zh = _names(missing)
+        return False, f"set {en} in Settings → API keys or as {_env_words(missing)} (请在设置中填写 {zh} 或设置同名环境变量)"
+
+    # --- transport ------------------------------------------------------------------
+    def base_url(self) -> str:
+        return (os.environ.get(self.BASE_ENV) or self.DEFAULT_BASE).rstrip("/")
+
+    def auth_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.require_key()}"}
+        if self.CONTENT_TYPE:
+            headers["Content-Type"] = self.CONTENT_TYPE
+        return {**headers, **(extra or {})}
+
+
+def _names(names: list[str]) -> tuple[str, str]:
+    return " and ".join(names), " 和 ".join(names)
+
+
+def _env_words(names: list[str]) -> str:
+    return "an environment variable" if len(names) == 1 else "environment variables"
