@@ -32,6 +32,9 @@ class Studio:
         self.database = open_db(settings)  # SQLite in the workspace, or the team's database_url (app.backends)
         self.engines = engines if engines is not None else build_engines(settings, self.secrets, self.cache)
         self.service = JobService(settings, self.engines)
+        from engines.local.download import ModelDownloads  # Settings → Models: hub downloads (threads)
+
+        self.downloads = ModelDownloads(settings, self.engines, self.secrets)
         self.runner = JobRunner(self.service)
         gpu_workers = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
         self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=gpu_workers,

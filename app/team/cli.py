@@ -110,7 +110,10 @@ def _worker(args) -> int:
     team = settings.team.model_copy(update={k: v for k, v in {
         "studio_url": args.studio_url, "shared_outputs": True if args.shared_outputs else None}.items()
         if v is not None})
-    settings = settings.model_copy(update={"team": team})
+    update: dict = {"team": team}
+    if gpus:  # this process sees only its card (CUDA_VISIBLE_DEVICES): config gpu_ids would name others
+        update["gpu_pool"] = settings.gpu_pool.model_copy(update={"gpu_ids": []})
+    settings = settings.model_copy(update=update)
     from .worker import WorkerProcess
 
     worker = WorkerProcess(settings, lanes=lanes, gpus=[int(g) for g in gpus],

@@ -34,7 +34,8 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
             with gr.Tab(t("tab_gallery"), id="gallery") as gallery_tab:
                 gallery_load, gallery_outs = gallery.build(service, t)
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
-                settings_load, settings_outs = settings_view.build(service, studio.secrets, t)
+                settings_load, settings_outs = settings_view.build(service, studio.secrets, t,
+                                                                   getattr(studio, "downloads", None))
                 keys_load, keys_outs = keys_view.build(studio, t)
                 fleet_load, fleet_outs = fleet_view.build(studio, t)
                 usage_load, usage_outs = usage_view.build(service, t)

@@ -64,15 +64,20 @@ class DevicePool:
         cards = self.cards()
         return cards[self.slot() % len(cards)] if cards else None
 
-    def describe(self, workers: int) -> str:
+    def describe(self, workers: int, zh: bool = False) -> str:
         """One line for the Settings tab: which worker runs on which card."""
         try:
             cards = self.cards()
         except ConfigError as exc:
-            return exc.en
+            return exc.zh if zh else exc.en
         if not cards:
-            return f"no CUDA GPU: {workers} gpu-lane worker(s) run on the CPU"
-        pairs = ", ".join(f"worker {i + 1} → cuda:{cards[i % len(cards)]}" for i in range(workers))
-        idle = [c for c in cards if c not in {cards[i % len(cards)] for i in range(workers)}]
-        note = f"; idle: {idle} (raise gpu_pool.max_concurrent to use them)" if idle else ""
-        return pairs + note
+            return (f"没有 CUDA 显卡：{workers} 个 GPU 队列工作线程在 CPU 上运行" if zh
+                    else f"no CUDA GPU: {workers} gpu-lane worker(s) run on the CPU")
+        owned = [cards[i % len(cards)] for i in range(workers)]
+        word = "工作线程" if zh else "worker"
+        pairs = ", ".join(f"{word} {i + 1} → cuda:{card}" for i, card in enumerate(owned))
+        idle = [c for c in cards if c not in owned]
+        if not idle:
+            return pairs
+        return pairs + (f"；空闲：{idle}（调大 gpu_pool.max_concurrent 以使用）" if zh
+                        else f"; idle: {idle} (raise gpu_pool.max_concurrent to use them)")

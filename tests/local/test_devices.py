@@ -68,3 +68,9 @@ def test_local_engines_share_one_pool_and_record_the_device(tmp_path):
     pools = {id(e.devices) for e in engines.values() if e.kind == "local"}
     caches = {id(e.cache) for e in engines.values() if e.kind == "local"}
     assert len(pools) == 1 and len(caches) == 1
+
+
+def test_describe_speaks_chinese_too():
+    assert "空闲：[2]" in DevicePool([0, 1, 2], count=lambda: 4).describe(2, zh=True)
+    assert "CPU" in DevicePool([], count=lambda: 0).describe(1, zh=True)
+    assert "显卡" in DevicePool([5], count=lambda: 1).describe(1, zh=True)
