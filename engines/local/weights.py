@@ -101,9 +101,12 @@ class PipelineCache:
             return pipe
 
     def _evict(self) -> None:
+        evicted = False
         while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.max_bytes:
             self._items.popitem(last=False)
-        _free_cuda()
+            evicted = True
+        if evicted:
+            _free_cuda()
 
     def discard(self, predicate: Callable[[Any], bool]) -> int:
         """Drop the pipelines whose key matches; returns how many."""
@@ -126,8 +129,12 @@ class PipelineCache:
 
 
 def _free_cuda() -> None:
+    """Give dropped pipelines' memory back now: diffusers' hook registries keep a denoiser in a
+    reference cycle, so without a collection it (and its VRAM) lingers until the cyclic GC runs."""
+    import gc
     import sys
 
+    gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -122,3 +122,29 @@ def test_needed_bytes_reads_safetensors_headers(tiny_sdxl_dir):
     params, _ = memory.weight_params(tiny_sdxl_dir / "unet")
     assert params == sum(p.numel() for p in unet.parameters())
     assert memory.needed_bytes(tiny_sdxl_dir / "unet", 2) == params * 2
+
+
+def test_evicted_wan_pipeline_is_freed_at_once(request, tmp_path):
+    """A Wan pipeline that has run sits in a reference cycle (diffusers' hook registry); the cache
+    collects on eviction so its memory (VRAM on a GPU) comes back then, not at some later GC."""
+    import gc
+    import weakref
+
+    from app.settings import load_settings
+    from engines.base import EngineRequest
+    from engines.local.weights import PipelineCache
+
+    case = next(c for c in CASES if c.engine_id == "wan2.1-t2v-1.3b")
+    install_case(request, tmp_path, case)
+    engine = make_engine(load_settings(tmp_path), case.engine_id, PipelineCache(1))  # room for one
+    (tmp_path / "w").mkdir()
+    params = engine.Params.model_validate({**case.params, "num_inference_steps": 1, "seed": 1})
+    engine.run(EngineRequest("j", "clouds", "", params, tmp_path / "w", []), lambda *a: None, lambda: False)
+    transformer = weakref.ref(engine.cache.get(engine.cache.keys()[0], None).transformer)
+    gc.disable()
+    try:
+        engine.cache.get(("other",), lambda: load(make_engine(load_settings(tmp_path), case.engine_id,
+                                                              PipelineCache(0))))
+        assert transformer() is None
+    finally:
+        gc.enable()
