@@ -65,6 +65,7 @@ class Studio:
         if not self.started:
             return
         self.ops.stop()
+        self.downloads.stop()  # parts stay on disk; the next Download resumes them
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
         if self.team:

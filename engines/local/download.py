@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket as socket_module
 import threading
 import time
 from dataclasses import dataclass, field
@@ -116,6 +117,18 @@ class Download:
     error_code: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     thread: threading.Thread | None = field(default=None, repr=False)
+    socket: object | None = field(default=None, repr=False)  # the open download connection's socket
+
+    def abort(self) -> None:
+        """Cancel now, even inside a read on a stalled connection: closing a socket does not wake
+        a thread blocked on it, shutting it down does."""
+        self.cancel.set()
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket_module.SHUT_RDWR)
+            except OSError:  # already closed
+                pass
 
     def row(self) -> dict:
         return {k: getattr(self, k) for k in ("engine", "state", "bytes_done", "bytes_total", "files_done",
@@ -180,8 +193,18 @@ class ModelDownloads:
         task = self._tasks.get(engine_id)
         if task is None:
             return Download(engine_id).row()
-        task.cancel.set()
+        task.abort()
         return task.row()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Studio shutdown: running downloads stop; their parts stay for the next start to resume."""
+        tasks = [t for t in list(self._tasks.values()) if t.state == "downloading"]
+        for task in tasks:
+            task.abort()
+        deadline = time.monotonic() + timeout
+        for task in tasks:
+            if task.thread is not None:
+                task.thread.join(max(deadline - time.monotonic(), 0))
 
     def status(self) -> dict[str, dict]:
         return {eid: (self._tasks.get(eid) or Download(eid, folder=str(weights_folder(self.settings, eid)))).row()
@@ -283,8 +306,10 @@ class ModelDownloads:
             task.state = "failed"
 
     def _count(self, task: Download, plan) -> None:
-        need = 0
+        need: dict[int, tuple[Path, int]] = {}  # device -> (first folder on it, bytes still to fetch)
         for _, _, target, files in plan:
+            where = existing_parent(target)
+            dev = where.stat().st_dev
             task.files_total += len(files)
             for f in files:
                 task.bytes_total += f.size
@@ -294,11 +319,12 @@ class ModelDownloads:
                 else:
                     have = part_size(target, f)
                     task.bytes_done += have
-                    need += f.size - have
-        target = plan[0][2] if plan else Path(task.folder)
-        free = shutil.disk_usage(existing_parent(target)).free
-        if need > free:
-            raise disk_full_error(target, need - free)
+                    first, total = need.get(dev, (target, 0))
+                    need[dev] = (first, total + f.size - have)
+        for target, total in need.values():  # two folders on one disk share its free space
+            free = shutil.disk_usage(existing_parent(target)).free
+            if total > free:
+                raise disk_full_error(target, total - free)
         task.message_en = f"Downloading {', '.join(r for r, *_ in plan)} into {task.folder}"
         task.message_zh = f"正在下载 {', '.join(r for r, *_ in plan)} 到 {task.folder}"
 
@@ -317,13 +343,16 @@ class ModelDownloads:
             try:
                 self._stream(task, url, headers, part, have)
             except Exception as exc:  # a network drop or a 5xx: resume from what is on disk
+                if task.cancel.is_set():
+                    raise Cancelled() from exc
                 if not transient(exc):
                     raise
                 failures = 0 if size_of(part) > have else failures + 1
                 if failures > self.retries:
                     raise
                 log.warning("download %s: %s interrupted (%s), resuming", task.engine, f.path, type(exc).__name__)
-                time.sleep(min(self.retry_wait * 2 ** max(failures - 1, 0), 30))
+                if task.cancel.wait(min(self.retry_wait * 2 ** max(failures - 1, 0), 30)):
+                    raise Cancelled()
         if size_of(part) != f.size or digest(part, f) != f.etag:
             part.unlink(missing_ok=True)
             raise EngineError(f"{f.path} from {repo} arrived damaged (size or checksum differs); it was removed: "
@@ -340,21 +369,28 @@ class ModelDownloads:
         h = dict(headers)
         if have:
             h["Range"] = f"bytes={have}-"
-        with get_session().stream("GET", url, headers=h, timeout=self.timeout) as r:
-            if r.status_code == 416:  # the part is not a prefix of this file any more
-                part.unlink(missing_ok=True)
-                task.bytes_done -= have
-                return
-            hf_raise_for_status(r)
-            if have and r.status_code != 206:  # the server ignored the range: start the file over
-                part.unlink(missing_ok=True)
-                task.bytes_done -= have
-            with part.open("ab") as out:
-                for chunk in r.iter_bytes(self.chunk_bytes):
-                    if task.cancel.is_set():
-                        raise Cancelled()
-                    out.write(chunk)
-                    task.bytes_done += len(chunk)
+        try:
+            with get_session().stream("GET", url, headers=h, timeout=self.timeout) as r:
+                stream = r.extensions.get("network_stream")
+                task.socket = stream.get_extra_info("socket") if stream is not None else None
+                if task.cancel.is_set():  # cancelled while connecting
+                    raise Cancelled()
+                if r.status_code == 416:  # the part is not a prefix of this file any more
+                    part.unlink(missing_ok=True)
+                    task.bytes_done -= have
+                    return
+                hf_raise_for_status(r)
+                if have and r.status_code != 206:  # the server ignored the range: start the file over
+                    part.unlink(missing_ok=True)
+                    task.bytes_done -= have
+                with part.open("ab") as out:
+                    for chunk in r.iter_bytes(self.chunk_bytes):
+                        if task.cancel.is_set():
+                            raise Cancelled()
+                        out.write(chunk)
+                        task.bytes_done += len(chunk)
+        finally:
+            task.socket = None
         if task.cancel.is_set():
             raise Cancelled()
 

@@ -151,6 +151,38 @@ def test_cancel_keeps_the_part_and_a_later_start_continues(workspace, hub):
     assert (folder / BIG).read_bytes() == data and not (folder / ".cache").exists()
 
 
+def test_cancel_on_a_stalled_connection_does_not_wait_for_the_read_timeout(workspace, hub):
+    data = os.urandom(200_000)
+    hub.add_repo(WAN_REPO, {"model_index.json": b"{}", BIG: data})
+    gate = hub.hold(BIG, after=50_000)  # the server stops sending mid-file and keeps the socket open
+    _, _, downloads = studio_parts(workspace, hub.url, timeout=120)
+    try:
+        downloads.start(WAN)
+        assert status_when(downloads, lambda r: r["bytes_done"] >= 40_000)["state"] == "downloading"
+        downloads.cancel(WAN)
+        row = downloads.wait(WAN, 20)  # far below the 120 s read timeout
+        assert row["state"] == "cancelled", row
+        part = next((workspace / "models" / WAN / ".cache").rglob("*.part"))
+        assert 40_000 <= part.stat().st_size <= 50_000
+    finally:
+        gate.set()
+
+
+def test_stopping_the_studio_stops_downloads_and_keeps_their_parts(workspace, hub):
+    data = os.urandom(200_000)
+    hub.add_repo(WAN_REPO, {"model_index.json": b"{}", BIG: data})
+    gate = hub.hold(BIG, after=50_000)
+    _, _, downloads = studio_parts(workspace, hub.url, timeout=120)
+    try:
+        downloads.start(WAN)
+        status_when(downloads, lambda r: r["bytes_done"] >= 40_000)
+        downloads.stop(timeout=20)
+        assert not downloads.running() and downloads.status()[WAN]["state"] == "cancelled"
+        assert next((workspace / "models" / WAN / ".cache").rglob("*.part")).stat().st_size >= 40_000
+    finally:
+        gate.set()
+
+
 def test_a_gated_repo_says_how_to_get_access_and_the_token_stays_secret(workspace, hub, tmp_path, caplog):
     from app.secrets import SecretStore
 
