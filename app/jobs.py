@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 FILTER_KEYS = {"status", "engine", "project", "parent", "user", "kind", "limit", "offset"}
 
 
+def public_image(image: dict) -> dict:
+    """An input image as API answers show it: a stored file under ``file`` (workspace-relative), as
+    outputs do; a ``path`` key would make gradio_client take the dict for a file to download."""
+    if "path" not in image:
+        return image
+    shown = {k: v for k, v in image.items() if k != "path"}
+    shown["file"] = image["path"]
+    return shown
+
+
 def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
 
@@ -261,7 +271,7 @@ class JobService:
             "prompt": job.prompt,
             "negative_prompt": job.negative_prompt,
             "params": job.params,
-            "images": job.images,
+            "images": [public_image(i) for i in job.images],
             "outputs": job.outputs,
             "remote_status": job.remote_status,
             "info": {k: v for k, v in job.info.items() if not k.startswith("_")},

@@ -28,6 +28,16 @@ SDXL = {"engine": "sdxl", "prompt": "a jade palace above the clouds",
         "params": {"width": 64, "height": 80, "num_inference_steps": 2, "seed": 5}}
 
 
+def file_objects(value) -> list:
+    """The dicts in an API answer that gradio_client would try to download as files."""
+    from gradio_client.utils import is_file_obj
+
+    if is_file_obj(value):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [hit for item in items for hit in file_objects(item)]
+
+
 def test_still_to_video_by_task_id(local_studio):
     from app import media
 
@@ -41,6 +51,9 @@ def test_still_to_video_by_task_id(local_studio):
                    "fps": 6, "seed": 1}}).id)
     assert clip.status == "succeeded", clip.error
     assert clip.task == "i2v" and clip.images[0]["path"] == still.outputs[0]["file"]
+    shown = st.service.status_dict(clip)  # what /status answers: nothing gradio_client would fetch as a file
+    assert shown["images"] == [{"role": "first_frame", "file": still.outputs[0]["file"]}]
+    assert not file_objects(shown)
     info = media.probe(st.settings.workspace / clip.outputs[0]["file"])
     assert (info["width"], info["height"], info["frames"]) == (64, 80, 3)
     assert (st.settings.workspace / clip.output_dir / "job.json").exists()
