@@ -154,9 +154,18 @@ class JobService:
             query = query.where(field.in_(value) if isinstance(value, list) else field == value)
         return list(query.limit(limit).offset(offset))
 
-    def image_of_job(self, job_id: str) -> Path:
+    def image_of_job(self, ref: str) -> Path:
+        """``<task_id>`` = the job's first image output; ``<task_id>#<n>`` = its n-th output (from 0)."""
+        job_id, _, index = ref.partition("#")
         job = self.get(job_id)
-        for out in job.outputs:
+        if index:
+            if not index.isdigit() or int(index) >= len(job.outputs):
+                raise ValidationError(f"Task {job_id} has no output #{index} (it has {len(job.outputs)}).",
+                                      f"任务 {job_id} 没有第 {index} 号输出（共 {len(job.outputs)} 个）。")
+            outputs = [job.outputs[int(index)]]
+        else:
+            outputs = job.outputs
+        for out in outputs:
             if out.get("kind") == "image" and job.status == "succeeded":
                 return self.settings.workspace / out["file"]
         raise ValidationError(f"Task {job_id} has no image output to use.", f"任务 {job_id} 没有可用的图片输出。")

@@ -24,15 +24,15 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
     with gr.Blocks(title="仙影 Xianying Studio") as demo:
         gr.Markdown("# 仙影 · Xianying Studio")
         gr.Markdown(t("subtitle"))
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab(t("tab_create"), id="create"):
-                create.build(service, t)
+                create_handles = create.build(service, t)
             with gr.Tab("项目 · Projects", id="projects"):
                 projects_view.build(service, t)
             with gr.Tab(t("tab_queue"), id="queue"):
                 queue_view.build(service, t)
             with gr.Tab(t("tab_gallery"), id="gallery") as gallery_tab:
-                gallery_load, gallery_outs = gallery.build(service, t)
+                gallery_load, gallery_outs = gallery.build(service, t, tabs, create_handles)
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
                 settings_load, settings_outs = settings_view.build(service, studio.secrets, t,
                                                                    getattr(studio, "downloads", None))

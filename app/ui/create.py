@@ -6,12 +6,13 @@ import gradio as gr
 
 from .api import guarded
 from .forms import component_for, params_from
-from .i18n import i18n_text, lang_of
+from .i18n import both, i18n_text, lang_of
 
 IMAGE_TASKS = {"i2v", "kf2v", "ref2v"}
 
 
-def build(service, t) -> None:
+def build(service, t) -> dict:
+    """Returns the handles other tabs fill in (the gallery's "make a video from this still")."""
     infos = {e["id"]: e for e in service.engines_info()}
     choices = [(f"{e['title'] or e['id']}{'' if e['available'] else ' ⚠'}", e["id"]) for e in infos.values()]
     first_ok = next((e["id"] for e in infos.values() if e["available"]), next(iter(infos), None))
@@ -22,9 +23,11 @@ def build(service, t) -> None:
             engine_note = gr.Markdown(elem_id="engine-note")
             prompt = gr.Textbox(label=t("prompt"), placeholder=t("prompt_ph"), lines=4, elem_id="prompt")
             negative = gr.Textbox(label=t("negative_prompt"), lines=2, elem_id="negative-prompt")
+            from_job = gr.State("")  # "job:<task_id>#<n>" while the image is a previous job's output
+            from_note = gr.Markdown(elem_id="image-from-job")
             with gr.Row():
-                image = gr.Image(label=t("image"), type="filepath", visible=False, height=220)
-                last_image = gr.Image(label=t("last_image"), type="filepath", visible=False, height=220)
+                image = gr.Image(label=both("image"), type="filepath", visible=False, height=220, elem_id="input-image")
+                last_image = gr.Image(label=both("last_image"), type="filepath", visible=False, height=220)
             with gr.Row():
                 random_seed = gr.Checkbox(value=True, label=t("random_seed"), elem_id="random-seed")
                 seed = gr.Number(value=-1, precision=0, label="seed", interactive=True, elem_id="seed")
@@ -58,23 +61,29 @@ def build(service, t) -> None:
             button = gr.Button(t("submit"), variant="primary", elem_id="submit")
 
             @guarded
-            def do_submit(prompt_v, negative_v, image_v, last_v, random_v, seed_v, *values, request: gr.Request = None):
+            def do_submit(prompt_v, negative_v, image_v, last_v, from_v, random_v, seed_v, *values,
+                          request: gr.Request = None):
                 params = params_from(model, names, list(values))
                 if "seed" in model.model_fields and not random_v and seed_v is not None and seed_v >= 0:
                     params["seed"] = int(seed_v)
                 req = {"engine": engine_id, "prompt": prompt_v or "", "negative_prompt": negative_v or "",
                        "params": params}
-                if image_v and "i2v" not in eng.tasks and "ref2v" in eng.tasks:
-                    req["reference_images"] = [{"path": image_v}]  # e.g. InstantID's reference face
-                elif image_v:
-                    req["image"] = {"path": image_v}
-                if last_v:
+                takes_image = bool(IMAGE_TASKS & set(eng.tasks))  # a hidden image is not sent to a t2v engine
+                source = (from_v or {"path": image_v}) if image_v and takes_image else None
+                if source and "i2v" not in eng.tasks and "ref2v" in eng.tasks:
+                    req["reference_images"] = [source]  # e.g. InstantID's reference face
+                elif source:
+                    req["image"] = source  # job:<id>#<n> keeps the still's lineage (no copy)
+                if last_v and "kf2v" in eng.tasks:
                     req["last_image"] = {"path": last_v}
                 job = service.submit(req, source="ui")
                 return gr.update(value={"task_id": job.id, "status": job.status, "seed": job.params.get("seed")},
                                  visible=True)
 
-            button.click(do_submit, [prompt, negative, image, last_image, random_seed, seed, *comps], result,
+            button.click(do_submit, [prompt, negative, image, last_image, from_job, random_seed, seed, *comps], result,
                          api_visibility="private")
 
     random_seed.change(lambda r: gr.update(interactive=not r), random_seed, seed, api_visibility="private")
+    for event in (image.upload, image.clear):  # the person chose another image: no lineage any more
+        event(lambda: ("", ""), None, [from_job, from_note], api_visibility="private")
+    return {"engine": engine, "image": image, "from_job": from_job, "from_note": from_note}

@@ -1,8 +1,10 @@
 """Build Gradio inputs from an engine's pydantic ``Params`` model, and read them back.
 
-Bounded numbers become sliders, ``Literal`` choices dropdowns, booleans checkboxes; a
-``seed`` field becomes a number where -1 (or empty) means "random". Everything else is a
-textbox whose text is parsed as JSON when it looks like JSON.
+Bounded numbers become sliders (an optional number with no default: an empty number box), ``Literal`` choices dropdowns, booleans checkboxes; a
+``seed`` field becomes a number where -1 (or empty) means "random"; an optional boolean whose
+default is None ("decide for me", e.g. ``vae_tiling``) is an auto/on/off choice, so an untouched
+form keeps the engine's automatic choice. Everything else is a textbox whose text is parsed as
+JSON when it looks like JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import gradio as gr
 from annotated_types import Ge, Le, MultipleOf
 
 HIDDEN_FIELDS = {"seed"}
+TRISTATE = {"auto": None, "on": True, "off": False}
 
 
 def _bounds(field) -> tuple[float | None, float | None, float | None]:
@@ -42,15 +45,23 @@ def _unwrap_optional(annotation):
 def component_for(name: str, field) -> gr.components.Component:
     label = name
     info = field.description or None
-    default = None if field.is_required() else field.default
+    default = None if field.is_required() else field.get_default(call_default_factory=True)
     ann = _unwrap_optional(field.annotation)
     if typing.get_origin(ann) is typing.Literal:
         choices = list(typing.get_args(ann))
+        if default is None and not field.is_required():  # the provider decides unless a choice is made
+            return gr.Dropdown(choices=[("auto", ""), *((str(c), c) for c in choices)], value="", label=label,
+                               info=info, interactive=True)
         return gr.Dropdown(choices=choices, value=default if default in choices else choices[0], label=label, info=info, interactive=True)
+    if ann is bool and default is None:
+        return gr.Dropdown(choices=list(TRISTATE), value="auto", label=label, info=info, interactive=True)
     if ann is bool:
         return gr.Checkbox(value=bool(default), label=label, info=info, interactive=True)
     if ann in (int, float):
         lo, hi, step = _bounds(field)
+        if default is None:  # optional with no default ("the provider's default"): empty until set
+            return gr.Number(value=None, minimum=lo, maximum=hi, step=step, label=label, info=info,
+                             precision=0 if ann is int else None, interactive=True)
         if lo is not None and hi is not None and hi - lo <= 4096:
             step = step or (1 if ann is int else 0.1)
             value = default if default is not None else lo
@@ -64,6 +75,8 @@ def read_value(field, value: Any) -> Any:
     ann = _unwrap_optional(field.annotation)
     if value in (None, ""):
         return None if not field.is_required() else value
+    if ann is bool and isinstance(value, str) and value in TRISTATE:
+        return TRISTATE[value]
     if ann is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and ann is not str and value.strip()[:1] in "[{0123456789-tfn":

@@ -1,4 +1,6 @@
-"""Gallery tab: finished outputs, a player/viewer, the job's parameters and timings, re-run."""
+"""Gallery tab: finished outputs (one tile per file), a player/viewer, the job's parameters and
+timings, re-run, and "make a video from this still" (opens Create with an i2v engine and the
+still as its first frame, referenced as ``job:<task_id>#<n>``)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,17 @@ import gradio as gr
 from .api import caller, guarded
 from .i18n import i18n_text, lang_of
 
+MAX_TILES = 120
 
-def build(service, t) -> None:
+
+def i2v_choices(service) -> tuple[list[tuple[str, str]], str | None]:
+    """Engines that animate a first frame, local ones first; the first available is the default."""
+    engines = sorted((e for e in service.engines_info() if "i2v" in e["tasks"]), key=lambda e: e["kind"] != "local")
+    choices = [(f"{e['title'] or e['id']}{'' if e['available'] else ' ⚠'}", e["id"]) for e in engines]
+    return choices, next((e["id"] for e in engines if e["available"]), None)
+
+
+def build(service, t, tabs=None, create: dict | None = None) -> None:
     ws = service.settings.workspace
     with gr.Row():
         refresh = gr.Button(t("refresh"), scale=0, elem_id="gallery-refresh")
@@ -24,31 +35,53 @@ def build(service, t) -> None:
             info = gr.JSON(label=t("details"))
             rerun = gr.Button(t("rerun"), elem_id="gallery-rerun")
             rerun_note = gr.Markdown()
+            picked = gr.State("")  # job:<task_id>#<n> of the selected still
+            choices, default = i2v_choices(service)
+            with gr.Row(visible=False, elem_id="gallery-animate") as animate_row:
+                to_engine = gr.Dropdown(choices=choices, value=default, label=t("animate_engine"),
+                                        elem_id="gallery-i2v-engine", scale=2)
+                animate = gr.Button(t("animate"), variant="primary", elem_id="gallery-animate-btn", scale=1)
 
     def load(request: gr.Request):
         jobs = [j for j in service.list({"status": "succeeded", "limit": 60, "user": caller(request)}) if j.outputs]
-        items, job_ids = [], []
+        items, refs = [], []
         for job in jobs:
-            thumb = next((o.get("thumbnail") for o in job.outputs if o.get("thumbnail")), None)
-            if thumb and (ws / thumb).exists():
-                items.append((str(ws / thumb), f"{job.engine} · {(job.prompt or '')[:40]}"))
-                job_ids.append(job.id)
+            for n, out in enumerate(job.outputs):  # every image of a batch gets its own tile
+                thumb = out.get("thumbnail") or (out.get("file") if out.get("kind") == "image" else None)
+                if thumb and (ws / thumb).exists() and len(items) < MAX_TILES:
+                    more = f" #{n + 1}" if len(job.outputs) > 1 else ""
+                    items.append((str(ws / thumb), f"{job.engine}{more} · {(job.prompt or '')[:40]}"))
+                    refs.append([job.id, n])
         note = "" if items else i18n_text("no_outputs", lang_of(request))
-        return items, job_ids, note
+        return items, refs, note
 
-    def select(job_ids, evt: gr.SelectData):
-        if evt.index is None or evt.index >= len(job_ids):
-            return gr.update(), gr.update(), "", None
-        job = service.get(job_ids[evt.index])
-        out = job.outputs[0]
+    def select(refs, evt: gr.SelectData):
+        if evt.index is None or evt.index >= len(refs):
+            return gr.update(), gr.update(), "", None, gr.update(visible=False), ""
+        job_id, n = refs[evt.index]
+        job = service.get(job_id)
+        out = job.outputs[n]
         path = ws / out["file"]
         shown = path if path.exists() else None
         status = service.status_dict(job)
         details = {k: status[k] for k in ("engine", "prompt", "negative_prompt", "params", "timings", "info",
                                           "created_at")}
+        details["file"] = out["file"]
         if out["kind"] == "video":
-            return gr.update(value=shown, visible=True), gr.update(visible=False), job.id, details
-        return gr.update(visible=False), gr.update(value=shown, visible=True), job.id, details
+            return (gr.update(value=shown, visible=True), gr.update(visible=False), job.id, details,
+                    gr.update(visible=False), "")
+        return (gr.update(visible=False), gr.update(value=shown, visible=True), job.id, details,
+                gr.update(visible=create is not None and shown is not None), f"job:{job.id}#{n}")
+
+    def send_to_create(ref, engine_id, request: gr.Request):
+        lang = lang_of(request)
+        if not engine_id:
+            gr.Warning(i18n_text("animate_pick", lang))
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        still = service.image_of_job(ref.removeprefix("job:"))
+        note = i18n_text("from_job", lang).format(job=ref.removeprefix("job:"))
+        return (gr.Tabs(selected="create"), gr.update(value=engine_id), gr.update(value=str(still), visible=True),
+                ref, note)
 
     @guarded
     def do_rerun(job_id, request: gr.Request = None):
@@ -58,6 +91,10 @@ def build(service, t) -> None:
         return f"→ `{job.id}` ({job.status})"
 
     refresh.click(load, None, [gallery, ids, empty], api_visibility="private")
-    gallery.select(select, ids, [video, image, current, info], api_visibility="private")
+    gallery.select(select, ids, [video, image, current, info, animate_row, picked], api_visibility="private")
+    if create is not None and tabs is not None:
+        animate.click(guarded(send_to_create), [picked, to_engine],
+                      [tabs, create["engine"], create["image"], create["from_job"], create["from_note"]],
+                      api_visibility="private")
     rerun.click(do_rerun, current, rerun_note, api_visibility="private")
     return load, [gallery, ids, empty]

@@ -35,6 +35,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "refresh": ("Refresh", "刷新"),
     "status_filter": ("Show", "显示"),
     "details": ("Details", "详情"),
+    "animate": ("Make a video from this still", "用这张图生成视频"),
+    "animate_engine": ("Image-to-video engine", "图生视频引擎"),
+    "animate_pick": ("Pick an image-to-video engine first.", "请先选择图生视频引擎。"),
+    "from_job": ("Input image: output of task {job}", "输入图片：任务 {job} 的输出"),
     "output": ("Output", "输出"),
     "engines": ("Engines", "引擎"),
     "keys": ("Provider keys", "服务商密钥"),
@@ -75,3 +79,10 @@ def lang_of(request) -> str:
 def i18n_text(key: str, lang: str) -> str:
     en, zh = TEXTS[key]
     return zh if lang == "zh" else en
+
+
+def both(key: str) -> str:
+    """Chinese and English in one plain string, for the labels gradio 6 does not translate:
+    an interactive upload component's label shows "[object Object]" when given gr.I18n data."""
+    en, zh = TEXTS[key]
+    return f"{zh} · {en}"

@@ -45,7 +45,7 @@ class LowVramParams(Params):
     offload: Offload = Field("auto", description="GPU memory mode: auto (from free VRAM), none, model, group "
                                                  "or sequential CPU offload (less VRAM, slower)")
     vae_tiling: bool | None = Field(None, description="Decode the VAE in tiles/slices (less VRAM); "
-                                                      "empty = on when offloading")
+                                                      "unset (auto) = on when offloading")
     attention: Attention = Field("auto", description="Attention kernel: auto, sdpa (PyTorch), flash "
                                                      "(flash-attn), sage (SageAttention), xformers")
 
