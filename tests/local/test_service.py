@@ -78,3 +78,17 @@ def test_cancel_running_job_leaves_no_files(local_studio):
     assert done.progress < 100
     assert not (st.settings.staging_dir / job.id).exists()
     assert not list(st.settings.outputs_dir.rglob(f"*{job.id}*"))
+
+
+def test_a_batch_still_is_picked_by_index_and_a_wrong_index_is_explained(local_studio):
+    from app.errors import ValidationError
+
+    st = local_studio
+    batch = finished(st, st.service.submit({**SDXL, "params": {**SDXL["params"], "num_images": 2}}).id)
+    assert batch.status == "succeeded" and len(batch.outputs) == 2
+    assert st.service.image_of_job(f"{batch.id}#1") == st.settings.workspace / batch.outputs[1]["file"]
+    assert st.service.image_of_job(batch.id) == st.settings.workspace / batch.outputs[0]["file"]
+    for bad in (f"job:{batch.id}#2", f"job:{batch.id}#x"):
+        with pytest.raises(ValidationError) as err:
+            st.service.submit({"engine": "svd-xt", "image": bad, "params": {"num_frames": 2}})
+        assert "has no output" in err.value.en and "没有第" in err.value.zh
