@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError as PydanticError
 
+from engines.base import reason_text
+
 from .db import TERMINAL, Job, db
 from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
 from .inputs import JOB_ID, SubmitRequest, resolve_image, task_for
@@ -51,7 +53,8 @@ class JobService:
         for engine in self.engines.values():
             ok, reason = engine.available()
             out.append({"id": engine.id, "kind": engine.kind, "tasks": list(engine.tasks),
-                        "title": engine.title, "available": ok, "reason": reason,
+                        "title": engine.title, "available": ok, "reason": str(reason),
+                        "reason_zh": reason_text(reason, "zh"),
                         "params_schema": engine.Params.model_json_schema()})
         return out
 
@@ -93,7 +96,8 @@ class JobService:
         req, engine, params, task = self.validate(request)
         ok, reason = engine.available()
         if not ok:
-            raise NotAvailable(f"{engine.id} is not available: {reason}", f"{engine.id} 不可用：{reason}")
+            raise NotAvailable(f"{engine.id} is not available: {reason}",
+                               f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
         images = []
         for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
                             *(("reference", v) for v in req.reference_images)):

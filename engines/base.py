@@ -14,7 +14,8 @@ An engine is a class with:
 
 ``available() -> (ok, reason)``
     Cheap (no model load, no network): weights on disk, keys set, packages importable.
-    ``reason`` tells a person what to do when ``ok`` is false.
+    ``reason`` tells a person what to do when ``ok`` is false: a ``Reason`` (English; its
+    Chinese in ``.zh``), or a plain string.
 
 ``check(request)``
     Cross-field rules the ``Params`` model cannot express (an i2v engine without an image,
@@ -161,6 +162,22 @@ class Engine:
 
     def run(self, request: EngineRequest, progress: ProgressFn, cancelled: CancelledFn) -> list[Output]:
         raise NotImplementedError
+
+
+class Reason(str):
+    """An availability reason: the English text (it is the str) with the Chinese in ``.zh``."""
+
+    zh: str
+
+    def __new__(cls, en: str, zh: str | None = None):
+        obj = super().__new__(cls, en)
+        obj.zh = zh or en
+        return obj
+
+
+def reason_text(reason: str, lang: str = "en") -> str:
+    """A reason in the UI's language (a plain-string reason is the same in both)."""
+    return getattr(reason, "zh", reason) if lang == "zh" else str(reason)
 
 
 class CloudEngine(Engine):

@@ -72,8 +72,25 @@ def test_missing_weights_make_the_engine_unavailable_with_a_reason(studio):
     info = {e["id"]: e for e in studio.service.engines_info()}[WAN]
     assert info["available"] is False
     assert str(studio.settings.models_dir / WAN) in info["reason"] and "model_index.json" in info["reason"]
-    with pytest.raises(NotAvailable):
+    assert str(studio.settings.models_dir / WAN) in info["reason_zh"] and "找不到权重" in info["reason_zh"]
+    with pytest.raises(NotAvailable) as err:
         studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY})
+    assert "找不到权重" in err.value.zh and "Weights not found" not in err.value.zh
+
+
+def test_the_settings_engine_table_speaks_one_language(studio, monkeypatch):
+    import re
+    import shutil
+
+    from app.ui.settings_view import engines_markdown
+
+    shutil.rmtree(studio.settings.models_dir / WAN)
+    for name in ("DASHSCOPE_API_KEY", "ZHIPUAI_API_KEY", "ARK_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    zh, en = engines_markdown(studio.service, "zh"), engines_markdown(studio.service, "en")
+    assert "找不到权重" in zh and "Weights not found" not in zh and "请在“设置 → 服务商密钥”中填写" in zh
+    english = en.replace(str(studio.settings.workspace), "<ws>")  # the test workspace has a Chinese name
+    assert "Weights not found" in en and not re.search(r"[\u4e00-\u9fff]", english)
 
 
 def test_cancel_queued_retry_and_rerun(studio):

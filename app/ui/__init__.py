@@ -15,6 +15,8 @@ CSS = """
 .xy-bar {width:120px; height:8px; background:var(--neutral-200); border-radius:4px; overflow:hidden; display:inline-block}
 .xy-bar div {height:100%}
 .xy-badge {color:white; padding:1px 8px; border-radius:8px; font-size:0.85em}
+#engines-table td:nth-child(-n+3), #models-table td:nth-child(-n+3),
+#engines-table td:nth-child(1) code, #models-table td:nth-child(1) code {white-space:nowrap; word-break:keep-all}
 """
 
 

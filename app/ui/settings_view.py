@@ -17,7 +17,7 @@ def engines_markdown(service, lang: str) -> str:
     rows = ["| 引擎 | 类型 | 状态 | 说明 |" if zh else "| Engine | Kind | Status | What to do |", "|---|---|---|---|"]
     for e in service.engines_info():
         ok = ("✅ 可用" if zh else "✅ available") if e["available"] else ("⚠ 不可用" if zh else "⚠ unavailable")
-        reason = html.escape(e["reason"]).replace("|", "\\|")
+        reason = html.escape(e["reason_zh"] if zh else e["reason"]).replace("|", "\\|")
         rows.append(f"| `{e['id']}` | {e['kind']} | {ok} | {reason} |")
     pool = gpu_pool_line(service, zh)
     if pool:
@@ -93,6 +93,7 @@ def downloads_markdown(downloads, lang: str) -> str:
 
 
 def build(service, secrets, t, downloads=None) -> None:
+    gr.Markdown("### 引擎 · Engines")
     engines_md = gr.Markdown(elem_id="engines-table")
     gr.Markdown("---")
     gr.Markdown("### 模型 · Models")
@@ -107,6 +108,7 @@ def build(service, secrets, t, downloads=None) -> None:
         dl_md = gr.Markdown(elem_id="model-downloads")
         dl_timer = gr.Timer(1.0, active=False)
     gr.Markdown("---")
+    gr.Markdown("### 服务商密钥 · Provider keys")
     keys_md = gr.Markdown(elem_id="keys-state")
     with gr.Row():
         key_name = gr.Dropdown(list(KNOWN), value=KNOWN[0], label=t("key_name"), scale=2)

@@ -101,8 +101,8 @@ def error_of(response, key: str | None = None) -> ProviderError:
     hint_en = hint_zh = ""
     retryable = None
     if status == 401 or code == "InvalidApiKey":
-        hint_en = f"Check {KEY} in Settings → API keys (or the environment variable of that name)."
-        hint_zh = f"请在“设置 → API 密钥”或环境变量中检查 {KEY}。"
+        hint_en = f"Check {KEY} in Settings → Provider keys (or the environment variable of that name)."
+        hint_zh = f"请在“设置 → 服务商密钥”或环境变量中检查 {KEY}。"
         retryable = False
     elif code == "Arrearage":
         hint_en, hint_zh, retryable = "The account is overdue; top it up in the DashScope console.", \

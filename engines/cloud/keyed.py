@@ -27,7 +27,7 @@ import os
 from typing import ClassVar
 
 from app.errors import NotAvailable
-from engines.base import CloudEngine
+from engines.base import CloudEngine, Reason
 from engines.cloud.journal import CreateJournal
 
 
@@ -72,8 +72,8 @@ class KeyedCloudEngine(CloudEngine):
         if missing:
             en, zh = _names(missing)
             raise NotAvailable(f"{self.VENDOR} needs {en}: set {'it' if len(missing) == 1 else 'them'} in "
-                               f"Settings → API keys or as {_env_words(missing)}.",
-                               f"{self.VENDOR} 需要 {zh}：请在“设置 → API 密钥”中填写，或设置同名环境变量。")
+                               f"Settings → Provider keys or as {_env_words(missing)}.",
+                               f"{self.VENDOR} 需要 {zh}：请在“设置 → 服务商密钥”中填写，或设置同名环境变量。")
         return values  # type: ignore[return-value]
 
     def require_key(self) -> str:
@@ -84,7 +84,8 @@ class KeyedCloudEngine(CloudEngine):
         if not missing:
             return True, ""
         en, zh = _names(missing)
-        return False, f"set {en} in Settings → API keys or as {_env_words(missing)} (请在设置中填写 {zh} 或设置同名环境变量)"
+        return False, Reason(f"set {en} in Settings → Provider keys or as {_env_words(missing)}",
+                             f"请在“设置 → 服务商密钥”中填写 {zh}，或设置同名环境变量")
 
     # --- transport ------------------------------------------------------------------
     def base_url(self) -> str:

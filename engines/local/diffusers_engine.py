@@ -9,7 +9,7 @@ import threading
 from typing import ClassVar
 
 from app.errors import Cancelled, NotAvailable
-from engines.base import Engine
+from engines.base import Engine, Reason, reason_text
 
 from . import memory
 from .devices import DevicePool
@@ -52,15 +52,21 @@ class DiffusersEngine(Engine):
         missing = missing_packages(*self.packages)
         if missing:
             if getattr(sys, "frozen", False):
-                return False, "This is the lite (cloud-only) bundle: use the full bundle for local engines."
-            return False, (f"Local engines need {', '.join(missing)}: "
-                           "pip install -e '.[local]' (and torch for your GPU).")
+                return False, Reason("This is the lite (cloud-only) bundle: use the full bundle for local engines.",
+                                     "这是精简版（仅云端）安装包：本地引擎请使用完整版安装包。")
+            return False, Reason(f"Local engines need {', '.join(missing)}: "
+                                 "pip install -e '.[local]' (and torch for your GPU).",
+                                 f"本地引擎需要 {', '.join(missing)}：pip install -e '.[local]'（以及适合你显卡的 torch）。")
         info = self.weights()
         if info.path is None:
             hub = f" ({self.hub_id}, diffusers format)" if self.hub_id else ""
-            return False, (f"Weights not found. Put the model folder{hub} with its model_index.json in "
-                           f"{info.expected}, or set models.{self.id} in config.yaml.")
-        return True, f"weights: {info.path} ({info.source})"
+            hub_zh = f"（{self.hub_id}，diffusers 格式）" if self.hub_id else ""
+            return False, Reason(f"Weights not found. Put the model folder{hub} with its model_index.json in "
+                                 f"{info.expected}, or set models.{self.id} in config.yaml, or Download it in "
+                                 "Settings → Models.",
+                                 f"找不到权重。请把模型文件夹{hub_zh}（含 model_index.json）放到 {info.expected}，"
+                                 f"或在 config.yaml 中设置 models.{self.id}，或在“设置 → 模型”中下载。")
+        return True, Reason(f"weights: {info.path} ({info.source})", f"权重：{info.path}（{info.source}）")
 
     # --- loading --------------------------------------------------------------------
     def load(self, path, device, dtype):
@@ -86,7 +92,7 @@ class DiffusersEngine(Engine):
         """(weights folder, device this worker owns, dtype); ``NotAvailable`` when it can't run."""
         ok, reason = self.available()
         if not ok:
-            raise NotAvailable(reason, f"引擎 {self.id} 不可用：{reason}")
+            raise NotAvailable(reason, f"引擎 {self.id} 不可用：{reason_text(reason, 'zh')}")
         device, dtype = pick_device(self.devices.current())
         return self.weights().path, device, dtype
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from app import media
 from app.errors import Cancelled, NotAvailable, ValidationError
+from engines.base import Reason
 
 from . import memory
 from .diffusers_engine import DiffusersEngine
@@ -129,19 +130,24 @@ class SdxlInstantIdEngine(DiffusersEngine):
     def available(self) -> tuple[bool, str]:
         missing = missing_packages(*self.packages)
         if missing:
-            return False, f"Local engines need {', '.join(missing)}: pip install -e '.[local]'."
+            return False, Reason(f"Local engines need {', '.join(missing)}: pip install -e '.[local]'.",
+                                 f"本地引擎需要 {', '.join(missing)}：pip install -e '.[local]'。")
         base = self.weights()
         folder = self.instantid_dir()
         if base.path is None:
-            return False, (f"SDXL base weights not found: put {self.hub_id} (diffusers format) in "
-                           f"{self.settings.models_dir / 'sdxl'}.")
+            return False, Reason(f"SDXL base weights not found: put {self.hub_id} (diffusers format) in "
+                                 f"{self.settings.models_dir / 'sdxl'}.",
+                                 f"找不到 SDXL 基础权重：请把 {self.hub_id}（diffusers 格式）放到 "
+                                 f"{self.settings.models_dir / 'sdxl'}。")
         if not (folder / "ControlNetModel" / "config.json").exists() or self.adapter_file() is None:
-            return False, (f"InstantID weights not found: put the InstantX/InstantID files (ControlNetModel/ "
-                           f"and ip-adapter.bin) in {folder}.")
+            return False, Reason(f"InstantID weights not found: put the InstantX/InstantID files (ControlNetModel/ "
+                                 f"and ip-adapter.bin) in {folder}.",
+                                 f"找不到 InstantID 权重：请把 InstantX/InstantID 的文件（ControlNetModel/ 和 "
+                                 f"ip-adapter.bin）放到 {folder}。")
         face_ok = getattr(self.analyzer(), "available", lambda: (True, ""))()
         if not face_ok[0]:
             return False, face_ok[1]
-        return True, f"base: {base.path}; InstantID: {folder}"
+        return True, Reason(f"base: {base.path}; InstantID: {folder}", f"基础模型：{base.path}；InstantID：{folder}")
 
     def check(self, request) -> None:
         if self.reference(request) is None:

@@ -64,10 +64,11 @@ def test_a_missing_key_is_named_and_no_value_is_echoed(cls, workspace, clean_env
     engine = build(cls, workspace, SecretStore(workspace / "none.yaml"))
     missing = cls.KEYS[-1]
     ok, reason = engine.available()
-    assert not ok and missing in reason and "请在设置中填写" in reason
+    assert not ok and missing in reason and "Settings" in reason and "请在" not in reason  # English, then
+    assert missing in reason.zh and "请在“设置 → 服务商密钥”中填写" in reason.zh  # Chinese on its own
     with pytest.raises(NotAvailable) as err:
         engine.require_keys()
-    texts = (reason, err.value.en, err.value.zh)
+    texts = (reason, reason.zh, err.value.en, err.value.zh)
     assert all(missing in text for text in texts) and cls.VENDOR in err.value.zh
     assert not any(name in err.value.en for name in present)  # only what is missing is named
     assert not any(value in text for value in present.values() for text in texts)

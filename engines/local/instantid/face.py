@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.errors import ValidationError
+from engines.base import Reason
 
 ANTELOPE_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx")  # detector + recognition model
 # IdentityNet was trained on keypoints drawn in these colours: eyes, nose, mouth corners
@@ -41,13 +42,17 @@ def insightface_status(root: Path, name: str = "antelopev2") -> tuple[bool, str]
     folder = root / "models" / name
     missing_pkgs = [p for p in ("insightface", "onnxruntime") if importlib.util.find_spec(p) is None]
     if missing_pkgs:
-        return False, (f"Face analysis needs {' and '.join(missing_pkgs)}: pip install insightface onnxruntime-gpu "
-                       "(or onnxruntime on a machine without CUDA).")
+        return False, Reason(f"Face analysis needs {' and '.join(missing_pkgs)}: pip install insightface "
+                             "onnxruntime-gpu (or onnxruntime on a machine without CUDA).",
+                             f"人脸分析需要 {'、'.join(missing_pkgs)}：pip install insightface onnxruntime-gpu"
+                             "（没有 CUDA 的机器用 onnxruntime）。")
     missing = [f for f in ANTELOPE_FILES if not (folder / f).exists()]
     if missing:
-        return False, (f"The {name} face models are missing ({', '.join(missing)}): unzip {name}.zip so that "
-                       f"its .onnx files lie directly in {folder}.")
-    return True, f"face models: {folder}"
+        return False, Reason(f"The {name} face models are missing ({', '.join(missing)}): unzip {name}.zip so "
+                             f"that its .onnx files lie directly in {folder}.",
+                             f"缺少 {name} 人脸模型（{', '.join(missing)}）：解压 {name}.zip，使其 .onnx 文件直接位于 "
+                             f"{folder}。")
+    return True, Reason(f"face models: {folder}", f"人脸模型：{folder}")
 
 
 class InsightFaceAnalyzer:
