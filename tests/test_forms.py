@@ -50,3 +50,21 @@ def test_vae_tiling_is_auto_on_or_off(tmp_path, choice, value):
     assert comp.value == "auto" and set(comp.choices and [c[1] for c in comp.choices]) == {"auto", "on", "off"}
     params = params_from(model, ["vae_tiling"], [choice])
     assert model.model_validate(params).vae_tiling is value
+
+
+def test_loras_are_picked_from_the_folder_with_optional_weights(tmp_path):
+    from app.ui.forms import lora_picker
+
+    model = all_params_models(tmp_path)["sdxl"]
+    comp = lora_picker(model.model_fields["loras"], ["仙侠风格", "ink_wash"], tmp_path / "models" / "loras")
+    assert [c[1] for c in comp.choices] == ["仙侠风格", "ink_wash"] and comp.value == []
+    params = params_from(model, ["loras"], [["仙侠风格", "ink_wash:0.6", " jade : -1.5 "]])
+    assert params == {"loras": [{"name": "仙侠风格"}, {"name": "ink_wash", "weight": 0.6},
+                                {"name": "jade", "weight": -1.5}]}
+    assert [(x.name, x.weight) for x in model.model_validate(params).loras] == \
+        [("仙侠风格", 1.0), ("ink_wash", 0.6), ("jade", -1.5)]
+    assert params_from(model, ["loras"], [[]]) == {"loras": []}
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):  # a weight that is not a number is refused by the model, not guessed
+        model.model_validate(params_from(model, ["loras"], [["ink_wash:strong"]]))

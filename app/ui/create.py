@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from .api import guarded
-from .forms import component_for, params_from
+from .forms import component_for, lora_picker, params_from
 from .i18n import both, i18n_text, lang_of
 
 IMAGE_TASKS = {"i2v", "kf2v", "ref2v"}
@@ -47,6 +47,11 @@ def build(service, t) -> dict:
 
     engine.change(engine_changed, engine, [engine_note, image, last_image], api_visibility="private")
 
+    def lora_field(field):
+        from engines.local.sdxl import available_loras, lora_dir
+
+        return lora_picker(field, available_loras(service.settings), lora_dir(service.settings))
+
     with form_area:
         gr.Markdown("### 参数 · Parameters")
 
@@ -57,7 +62,8 @@ def build(service, t) -> dict:
                 return
             model = eng.Params
             names = [n for n in model.model_fields if n != "seed"]
-            comps = [component_for(n, model.model_fields[n]) for n in names]
+            comps = [lora_field(model.model_fields[n]) if n == "loras" else component_for(n, model.model_fields[n])
+                     for n in names]
             button = gr.Button(t("submit"), variant="primary", elem_id="submit")
 
             @guarded

@@ -71,6 +71,28 @@ def component_for(name: str, field) -> gr.components.Component:
     return gr.Textbox(value=text, label=label, info=info, interactive=True)
 
 
+def lora_picker(field, available: list[str], folder) -> gr.components.Component:
+    """``loras``: pick files from ``models/loras``; ``name:0.7`` sets a weight (1.0 when left out)."""
+    return gr.Dropdown(choices=available, value=[], multiselect=True, allow_custom_value=True, label="loras",
+                       info=f"LoRA files in {folder}; type name:0.7 for a weight other than 1.0 · "
+                            f"LoRA 文件位于 {folder}；输入 名称:0.7 可设置权重（默认 1.0）", interactive=True)
+
+
+def parse_loras(values: list) -> list:
+    """``["name", "name:0.7"]`` → ``[{"name", "weight"}]``; anything else is left for validation to explain."""
+    out = []
+    for item in values:
+        if not isinstance(item, str):
+            out.append(item)
+            continue
+        name, sep, weight = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        try:
+            out.append({"name": name.strip(), "weight": float(weight)} if sep else {"name": name})
+        except ValueError:
+            out.append({"name": item.strip(), "weight": weight})  # the model says the weight is not a number
+    return out
+
+
 def read_value(field, value: Any) -> Any:
     ann = _unwrap_optional(field.annotation)
     if value in (None, ""):
@@ -92,7 +114,7 @@ def params_from(model, names: list[str], values: list[Any]) -> dict:
     out = {}
     for name, value in zip(names, values):
         field = model.model_fields[name]
-        parsed = read_value(field, value)
+        parsed = parse_loras(value) if name == "loras" and isinstance(value, list) else read_value(field, value)
         if parsed is None and not field.is_required():
             continue
         out[name] = parsed
