@@ -16,7 +16,7 @@ CSS = """
 .xy-bar div {height:100%}
 .xy-badge {color:white; padding:1px 8px; border-radius:8px; font-size:0.85em}
 #engines-table td:nth-child(-n+3), #models-table td:nth-child(-n+3),
-#engines-table td:nth-child(1) code, #models-table td:nth-child(1) code {white-space:nowrap; word-break:keep-all}
+#engines-table td:nth-child(1) code, #models-table td:nth-child(1) code, #models-table th {white-space:nowrap; word-break:keep-all}
 """
 
 

@@ -69,7 +69,7 @@ def _sizes(done: int, total: int) -> str:
 
 
 def download_line(row: dict, lang: str) -> str:
-    """One download as a line: ``⏳ `sdxl` 42% · 5.8/13.9 GB · file 3/12``, or its outcome."""
+    """One download as a line: a bar, then ``⏳ `sdxl` 42% · 5.8/13.9 GB · file 3/12``; or its outcome."""
     zh = lang == "zh"
     message = html.escape(row["message_zh"] if zh else row["message_en"])
     if row["state"] == "idle":
@@ -78,7 +78,9 @@ def download_line(row: dict, lang: str) -> str:
         pct = row["bytes_done"] * 100 // row["bytes_total"]
         n, total = min(row["files_done"] + 1, row["files_total"]), row["files_total"]
         files = f"文件 {n}/{total}" if zh else f"file {n}/{total}"
-        return f"⏳ `{row['engine']}` {pct}% · {_sizes(row['bytes_done'], row['bytes_total'])} · {files}"
+        filled = pct // 5  # a text bar: Markdown keeps it (it strips inline styles), screen readers read the %
+        bar = f"`{'█' * filled}{'░' * (20 - filled)}` "
+        return f"{bar}⏳ `{row['engine']}` {pct}% · {_sizes(row['bytes_done'], row['bytes_total'])} · {files}"
     icon = {"downloading": "⏳", "done": "✅", "failed": "⚠", "cancelled": "⏹"}[row["state"]]
     return f"{icon} `{row['engine']}` {message}"
 

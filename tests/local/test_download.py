@@ -340,8 +340,9 @@ def test_progress_line_reads_like_the_spec():
 
     row = {"engine": "sdxl", "state": "downloading", "bytes_done": int(1.2 * 2**30), "bytes_total": int(6.9 * 2**30),
            "files_done": 2, "files_total": 12, "message_en": "", "message_zh": ""}
-    assert download_line(row, "en") == "⏳ `sdxl` 17% · 1.2/6.9 GB · file 3/12"
-    assert download_line(row, "zh") == "⏳ `sdxl` 17% · 1.2/6.9 GB · 文件 3/12"
+    assert download_line(row, "en").endswith(" ⏳ `sdxl` 17% · 1.2/6.9 GB · file 3/12")
+    assert download_line(row, "zh").endswith(" ⏳ `sdxl` 17% · 1.2/6.9 GB · 文件 3/12")
+    assert download_line(row, "en").startswith("`███░░░░░░░░░░░░░░░░░` ")
     done = {**row, "state": "failed", "message_en": "Cannot reach x", "message_zh": "无法连接 x"}
     assert download_line(done, "zh") == "⚠ `sdxl` 无法连接 x"
     assert download_line({**row, "state": "idle"}, "en") == ""
