@@ -1,10 +1,10 @@
 """Build Gradio inputs from an engine's pydantic ``Params`` model, and read them back.
 
-Bounded numbers become sliders (an optional number with no default: an empty number box), ``Literal`` choices dropdowns, booleans checkboxes; a
-``seed`` field becomes a number where -1 (or empty) means "random"; an optional boolean whose
-default is None ("decide for me", e.g. ``vae_tiling``) is an auto/on/off choice, so an untouched
-form keeps the engine's automatic choice. Everything else is a textbox whose text is parsed as
-JSON when it looks like JSON.
+Bounded numbers become sliders, ``Literal`` choices dropdowns, booleans checkboxes; a ``seed``
+field becomes a number where -1 (or empty) means "random". An optional field whose default is
+None ("decide for me": ``vae_tiling``, a provider's ``resolution`` or ``duration``) starts unset
+(auto/on/off, an "auto" choice, an empty number box), so an untouched form keeps the engine's
+own choice. Everything else is a textbox whose text is parsed as JSON when it looks like JSON.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def component_for(name: str, field) -> gr.components.Component:
                              precision=0 if ann is int else None, interactive=True)
         if lo is not None and hi is not None and hi - lo <= 4096:
             step = step or (1 if ann is int else 0.1)
-            value = default if default is not None else lo
-            return gr.Slider(minimum=lo, maximum=hi, step=step, value=value, label=label, info=info, interactive=True)
+            return gr.Slider(minimum=lo, maximum=hi, step=step, value=default, label=label, info=info,
+                             interactive=True)
         return gr.Number(value=default, label=label, info=info, precision=0 if ann is int else None, interactive=True)
     text = "" if default is None else (default if isinstance(default, str) else json.dumps(default, ensure_ascii=False))
     return gr.Textbox(value=text, label=label, info=info, interactive=True)
