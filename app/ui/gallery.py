@@ -78,8 +78,9 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
         if not engine_id:
             gr.Warning(i18n_text("animate_pick", lang))
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        still = service.image_of_job(ref.removeprefix("job:"))
-        note = i18n_text("from_job", lang).format(job=ref.removeprefix("job:"))
+        job_ref = ref.removeprefix("job:")
+        still = service.image_of_job(job_ref)
+        note = i18n_text("from_job", lang).format(job=job_ref)
         return (gr.Tabs(selected="create"), gr.update(value=engine_id), gr.update(value=str(still), visible=True),
                 ref, note)
 

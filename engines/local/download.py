@@ -306,10 +306,10 @@ class ModelDownloads:
             task.state = "failed"
 
     def _count(self, task: Download, plan) -> None:
-        need: dict[int, tuple[Path, int]] = {}  # device -> (first folder on it, bytes still to fetch)
+        need: dict[int, list] = {}  # disk -> [first folder on it, its existing parent, bytes still to fetch]
         for _, _, target, files in plan:
             where = existing_parent(target)
-            dev = where.stat().st_dev
+            disk = need.setdefault(where.stat().st_dev, [target, where, 0])
             task.files_total += len(files)
             for f in files:
                 task.bytes_total += f.size
@@ -319,10 +319,9 @@ class ModelDownloads:
                 else:
                     have = part_size(target, f)
                     task.bytes_done += have
-                    first, total = need.get(dev, (target, 0))
-                    need[dev] = (first, total + f.size - have)
-        for target, total in need.values():  # two folders on one disk share its free space
-            free = shutil.disk_usage(existing_parent(target)).free
+                    disk[2] += f.size - have
+        for target, where, total in need.values():  # two folders on one disk share its free space
+            free = shutil.disk_usage(where).free
             if total > free:
                 raise disk_full_error(target, total - free)
         task.message_en = f"Downloading {', '.join(r for r, *_ in plan)} into {task.folder}"
