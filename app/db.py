@@ -74,7 +74,18 @@ class Job(BaseModel):
         table_name = "jobs"
 
 
-MODELS = (Job,)
+class ProjectOwner(BaseModel):
+    """Who a project belongs to (``app.projects``); a project with no row is shared read-only."""
+
+    project = CharField(primary_key=True)
+    user = CharField(index=True)
+    created_at = FloatField(default=time.time)
+
+    class Meta:
+        table_name = "project_owners"
+
+
+MODELS = (Job, ProjectOwner)
 
 
 def open_db(target: Path | object) -> SqliteDatabase:

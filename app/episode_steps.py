@@ -25,6 +25,7 @@ from pathlib import Path
 
 from profiles.plan import STILL_PLACEHOLDER, EpisodePlan
 
+from .access import SYSTEM, Principal
 from .db import TERMINAL, Job
 from .errors import AppError, EngineError
 
@@ -79,7 +80,7 @@ def request_hash(service, request: dict) -> str:
         if isinstance(value, str) and value.startswith(("http://", "https://")):
             images.append((role, value))
         elif isinstance(value, str) and value.startswith("job:"):
-            images.append((role, file_sha(service.image_of_job(value[4:]))))
+            images.append((role, file_sha(service.image_of_job(value[4:], SYSTEM))))
         else:
             images.append((role, file_sha(Path(value))))
     return input_hash(engine.id, params.model_dump(mode="json"), req.prompt, req.negative_prompt, images)
@@ -222,7 +223,7 @@ def _start_step(service, parent: Job, request: dict) -> dict:
     digest = request_hash(service, request)
     found, reused = find_reusable(service, parent, request["engine"], request["prompt"], digest)
     if found is None:
-        found = service.submit(request, source="project", user=parent.user, parent=parent.id)
+        found = service.submit(request, Principal.acting_for(parent.user), source="project", parent=parent.id)
         reused = False
     return {"job": found.id, "engine": found.engine, "hash": digest, "reused": reused}
 
@@ -264,7 +265,7 @@ def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
 def _cancel(service, job: Job, state: dict) -> None:
     # every unfinished child, recorded in the state or not (a crash may have lost the record)
     for child in Job.select().where(Job.parent == job.id, Job.status.not_in(TERMINAL)):
-        service.cancel(child.id)
+        service.cancel(child.id, SYSTEM)
     now = time.time()
     (Job.update(status="cancelled", finished_at=now, updated_at=now, message="episode cancelled",
                 info={**job.info, "episode": state})

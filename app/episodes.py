@@ -28,6 +28,7 @@ from profiles.schema import SLUG
 from profiles.store import ProjectStore
 
 from . import episode_steps
+from .access import Principal
 from .db import TERMINAL, Job, db
 from .errors import AppError, Cancelled, NotFound, ValidationError
 from .media import atomic_write_json, video_thumbnail
@@ -51,9 +52,12 @@ def execute(runner, job: Job, token: int | None) -> None:
 
 class EpisodeService:
     def __init__(self, service, store: ProjectStore | None = None):
+        from .projects import ProjectAccess
+
         self.service = service
         self.settings = service.settings
         self.store = store or ProjectStore(service.settings.projects_dir)
+        self.access = ProjectAccess(self.store)
 
     # --- checking and planning -----------------------------------------------------------
     def check_request(self, request: dict, images: list[tuple[str, Path]]) -> None:
@@ -75,8 +79,12 @@ class EpisodeService:
         return plan_episode(project, self.service.engines, self.check_request, scenes, name)
 
     # --- rendering -----------------------------------------------------------------------
-    def render(self, project_id: str, scenes: list[str] | None = None, name: str | None = None, *,
-               user: str | None = None, source: str = "ui") -> Job:
+    def render(self, project_id: str, principal: Principal, scenes: list[str] | None = None,
+               name: str | None = None, *, source: str = "ui") -> Job:
+        """Plan and queue an episode of a project the caller may change; it is theirs and counts
+        against their quota."""
+        self.access.check_write(project_id, principal)
+        user = principal.user
         plan = self.plan(project_id, scenes, name)
         now = time.time()
         with db.atomic("IMMEDIATE"):
@@ -95,8 +103,8 @@ class EpisodeService:
         return job
 
     # --- views ---------------------------------------------------------------------------
-    def episode_status(self, job_id: str) -> dict:
-        job = self.service.get(job_id)
+    def episode_status(self, job_id: str, principal: Principal) -> dict:
+        job = self.service.get(job_id, principal)
         if job.kind != episode_steps.EPISODE:
             raise NotFound(f"Task {job_id} is not an episode.", f"任务 {job_id} 不是剧集。")
         out = self.service.status_dict(job)
@@ -121,9 +129,12 @@ class EpisodeService:
         out["stitch_task_id"] = stitch_rec["job"] if stitch_rec else None
         return out
 
-    def episodes(self, project_id: str, limit: int = 10) -> list[Job]:
-        return list(Job.select().where(Job.project == project_id, Job.kind == episode_steps.EPISODE)
-                    .order_by(Job.created_at.desc()).limit(limit))
+    def episodes(self, project_id: str, principal: Principal, limit: int = 10) -> list[Job]:
+        """The project's latest episodes that the caller may see."""
+        query = Job.select().where(Job.project == project_id, Job.kind == episode_steps.EPISODE)
+        if not principal.admin:
+            query = query.where(Job.user == principal.user)
+        return list(query.order_by(Job.created_at.desc()).limit(limit))
 
     def renders(self, project_id: str) -> list[dict]:
         """Every stitched version of the project (paths relative to the workspace), oldest first."""
@@ -137,8 +148,8 @@ class EpisodeService:
                             "sidecar": str(path.with_suffix(".json").relative_to(ws)), "bytes": path.stat().st_size})
         return sorted(out, key=lambda r: (r["name"], r["version"]))
 
-    def project_status(self, project_id: str) -> dict:
-        project = self.store.get(project_id)
+    def project_status(self, project_id: str, principal: Principal) -> dict:
+        project = self.store.get(self.access.check_read(project_id, principal))
         scenes = []
         for index, scene in enumerate(project.scenes):
             prompt, negative = project.composed(scene)
@@ -155,7 +166,7 @@ class EpisodeService:
                 entry.update(task=None, steps=[], notes=[], plan_error=exc.en, plan_error_zh=exc.zh)
             scenes.append(entry)
         episodes = []
-        for job in self.episodes(project_id):
+        for job in self.episodes(project_id, principal):
             episodes.append({"task_id": job.id, "status": job.status, "progress": round(job.progress, 1),
                              "message": job.message, "error": job.error, "render": job.info.get("render"),
                              "created_at": job.created_at})
@@ -265,7 +276,7 @@ def run_stitch(runner, job: Job) -> None:
 
 
 # --- seed 000: POST /api/v1/videos/generate -----------------------------------------------
-def render_video_request(episodes: EpisodeService, body: dict, *, user: str | None = None,
+def render_video_request(episodes: EpisodeService, body: dict, principal: Principal, *,
                          source: str = "rest:000", engine: str | None = None) -> Job:
     """Build an ad-hoc project ``api-<hex>`` from a seed 000 body and render it; returns the parent job.
 
@@ -292,10 +303,11 @@ def render_video_request(episodes: EpisodeService, body: dict, *, user: str | No
         extra["default_engine"] = engine
         if config.get("num_inference_steps"):
             extra["engine_params"] = {engine: {"num_inference_steps": config["num_inference_steps"]}}
-    store.create(project_id, f"API video {project_id[4:]}", **extra)
+    episodes.access.create(project_id, f"API video {project_id[4:]}", principal, **extra)
     try:
         store.edit_scenes(project_id, lambda _old: scenes)
-        return episodes.render(project_id, user=user, source=source)
+        return episodes.render(project_id, principal, source=source)
     except AppError:
         shutil.rmtree(store.folder(project_id), ignore_errors=True)
+        episodes.access.forget(project_id)
         raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -20,11 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ValidationError
+from core.errors import ValidationError
+from core.images import MAX_IMAGE_BYTES, check_image
 
-MAX_IMAGE_BYTES = 20 * 2**20
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_DATA_URI = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.*)$", re.S | re.I)
+PROJECT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_DATA_URI = re.compile(r"^data:([a-z0-9.+/-]+)?(;[a-z0-9=.+-]+)*;base64,(.*)$", re.S | re.I)
 
 
 class SubmitRequest(BaseModel):
@@ -37,7 +38,7 @@ class SubmitRequest(BaseModel):
     last_image: Any = None
     reference_images: list[Any] = Field(default_factory=list, max_length=8)
     params: dict = Field(default_factory=dict)
-    project: str | None = Field(None, max_length=64)
+    project: str | None = Field(None, max_length=64, pattern=PROJECT_ID.pattern)
 
 
 def task_for(req: SubmitRequest) -> str:
@@ -50,31 +51,16 @@ def task_for(req: SubmitRequest) -> str:
     return "t2v"
 
 
-def _allowed_roots(workspace: Path) -> list[Path]:
-    roots = [workspace.resolve()]
-    for base in (Path(tempfile.gettempdir()) / "gradio",):
-        roots.append(base.resolve())
-    import os
-
+def upload_roots() -> list[Path]:
+    """Where Gradio keeps files people uploaded (its cache): the only paths a user may name."""
+    roots = [Path(tempfile.gettempdir()) / "gradio"]
     if os.environ.get("GRADIO_TEMP_DIR"):
-        roots.append(Path(os.environ["GRADIO_TEMP_DIR"]).resolve())
-    return roots
+        roots.append(Path(os.environ["GRADIO_TEMP_DIR"]))
+    return [r.resolve() for r in roots]
 
 
-def _store_bytes(data: bytes, uploads: Path) -> Path:
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValidationError(f"Image is {len(data) / 2**20:.1f} MB; the limit is 20 MB.",
-                              f"图片大小 {len(data) / 2**20:.1f} MB，超过 20 MB 上限。")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-            fmt = (im.format or "png").lower()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValidationError("The image could not be read (PNG, JPEG or WebP expected).",
-                              "无法读取图片（请使用 PNG、JPEG 或 WebP）。") from exc
-    ext = {"jpeg": "jpg"}.get(fmt, fmt)
+def _store_bytes(data: bytes, uploads: Path, role: str) -> Path:
+    ext = check_image(data, max_bytes=MAX_IMAGE_BYTES, what=role, what_zh=role)
     uploads.mkdir(parents=True, exist_ok=True)
     target = uploads / f"{hashlib.sha256(data).hexdigest()[:32]}.{ext}"
     if not target.exists():
@@ -84,8 +70,20 @@ def _store_bytes(data: bytes, uploads: Path) -> Path:
     return target
 
 
-def resolve_image(value: Any, role: str, workspace: Path, find_job_image) -> dict:
-    """Return ``{"role", "url"}`` or ``{"role", "path"}`` (workspace-relative) for a request image."""
+def _unusable(role: str) -> ValidationError:
+    """One answer for a path that is missing, unreadable or not allowed: which server paths exist
+    is nobody's business."""
+    return ValidationError(f"{role}: this file cannot be used; upload the image, or give a URL, a data URI "
+                           "or job:<task_id>.",
+                           f"{role}：无法使用此文件；请上传图片，或提供 URL、data URI 或 job:<任务ID>。")
+
+
+def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, trusted: bool = False) -> dict:
+    """Return ``{"role", "url"}`` or ``{"role", "path"}`` (workspace-relative) for a request image.
+
+    ``find_job_image(ref)`` resolves ``job:<id>[#n]`` with the caller's rights. A plain path must
+    be a file in Gradio's upload cache; ``trusted`` callers (admins, the person at the machine)
+    may also name files in the workspace."""
     uploads = workspace / "uploads"
     if isinstance(value, dict):
         value = value.get("path") or value.get("url")
@@ -97,26 +95,31 @@ def resolve_image(value: Any, role: str, workspace: Path, find_job_image) -> dic
         if len(value) > 4096:
             raise ValidationError(f"{role}: URL too long.", f"{role}：URL 过长。")
         return {"role": role, "url": value}
-    if m := _DATA_URI.match(value):
+    if value[:5].lower() == "data:":
+        m = _DATA_URI.match(value)
+        if m is None or not (m.group(1) or "").lower().startswith("image/"):
+            raise ValidationError(f"{role}: a data URI must hold a base64 image (data:image/png;base64,...).",
+                                  f"{role}：data URI 必须是 base64 图片（data:image/png;base64,...）。")
         try:
-            data = base64.b64decode(m.group(2), validate=False)
+            data = base64.b64decode(m.group(3), validate=False)
         except (binascii.Error, ValueError) as exc:
             raise ValidationError(f"{role}: the data URI is not valid base64.",
                                   f"{role}：data URI 不是有效的 base64。") from exc
-        path = _store_bytes(data, uploads)
+        path = _store_bytes(data, uploads, role)
     elif value.startswith("job:") or JOB_ID.match(value):
         path = find_job_image(value.removeprefix("job:"))
     else:
-        path = Path(value).expanduser()
+        if len(value) > 4096 or "\0" in value:
+            raise _unusable(role)
         try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise ValidationError(f"{role}: file not found.", f"{role}：文件不存在。") from exc
-        if not any(real.is_relative_to(root) for root in _allowed_roots(workspace)):
-            raise ValidationError(f"{role}: only uploaded files or files in the workspace can be used.",
-                                  f"{role}：只能使用上传的文件或工作区中的文件。")
-        if real.is_relative_to(uploads.resolve()):
-            path = real
-        else:
-            path = _store_bytes(real.read_bytes(), uploads)
+            real = Path(value).expanduser().resolve(strict=True)
+            roots = upload_roots() + ([workspace.resolve()] if trusted else [])
+            if not real.is_file() or not any(real.is_relative_to(root) for root in roots):
+                raise _unusable(role)
+            if real.is_relative_to(uploads.resolve()):
+                path = real
+            else:
+                path = _store_bytes(real.read_bytes(), uploads, role)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _unusable(role) from exc
     return {"role": role, "path": str(Path(path).resolve().relative_to(workspace.resolve()))}

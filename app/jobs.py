@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticError
 
 from engines.base import reason_text
 
+from .access import Principal, not_found
 from .db import TERMINAL, Job, db
 from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
 from .inputs import JOB_ID, SubmitRequest, resolve_image, task_for
@@ -91,18 +92,26 @@ class JobService:
             params = params.model_copy(update={"seed": secrets.randbelow(2**31)})
         return req, engine, params, task
 
-    def submit(self, request: dict, *, source: str = "api", user: str | None = None,
-               parent: str | None = None, rerun_of: str | None = None) -> Job:
+    def submit(self, request: dict, principal: Principal, *, source: str = "api",
+               parent: str | None = None, rerun_of: str | None = None, images: list[dict] | None = None) -> Job:
+        """Check and store a job for ``principal`` (its user owns it and is billed), then enqueue it.
+
+        ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
+        here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
         req, engine, params, task = self.validate(request)
         ok, reason = engine.available()
         if not ok:
             raise NotAvailable(f"{engine.id} is not available: {reason}",
                                f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
-        images = []
-        for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
-                            *(("reference", v) for v in req.reference_images)):
-            if value is not None:
-                images.append(resolve_image(value, role, self.settings.workspace, self.image_of_job))
+        if images is None:
+            images = []
+            for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
+                                *(("reference", v) for v in req.reference_images)):
+                if value is not None:
+                    images.append(resolve_image(value, role, self.settings.workspace,
+                                                lambda ref: self.image_of_job(ref, principal),
+                                                trusted=principal.trusted))
+        user = principal.user
         from engines.base import EngineRequest
 
         probe = EngineRequest(job_id="", prompt=req.prompt, negative_prompt=req.negative_prompt,
@@ -130,38 +139,56 @@ class JobService:
         Job.update(huey_id=huey_id).where(Job.id == job.id).execute()
 
     # --- read -----------------------------------------------------------------------
-    def get(self, job_id: str) -> Job:
+    def row(self, job_id: str) -> Job:
+        """The job row, whoever owns it: for the studio's own workers (runner, episodes, team)."""
         if not isinstance(job_id, str) or not JOB_ID.match(job_id.strip()):
-            raise NotFound(f"No task with id '{str(job_id)[:64]}'.", f"找不到任务“{str(job_id)[:64]}”。")
+            raise not_found("task", "任务", job_id)
         job = Job.get_or_none(Job.id == job_id.strip())
         if job is None:
-            raise NotFound(f"No task with id '{job_id}'.", f"找不到任务“{job_id}”。")
+            raise not_found("task", "任务", job_id)
         return job
 
-    def list(self, filters: dict | None = None) -> list[Job]:
+    def get(self, job_id: str, principal: Principal) -> Job:
+        """The job, when ``principal`` may see it; another user's job is simply "not found"."""
+        job = self.row(job_id)
+        if not principal.can_see(job.user):
+            raise not_found("task", "任务", job_id)
+        return job
+
+    def list(self, filters: dict | None, principal: Principal) -> list[Job]:
+        """Jobs matching ``filters``; a non-admin sees only their own, whatever ``user`` says."""
+        if filters is not None and not isinstance(filters, dict):
+            raise ValidationError("The filter must be a JSON object, e.g. {\"status\": \"running\"}.",
+                                  "筛选条件必须是 JSON 对象，例如 {\"status\": \"running\"}。")
         filters = dict(filters or {})
         unknown = set(filters) - FILTER_KEYS
         if unknown:
-            raise ValidationError(f"Unknown filter(s): {', '.join(sorted(unknown))}. "
-                                  f"Use: {', '.join(sorted(FILTER_KEYS))}.",
-                                  f"未知筛选条件：{', '.join(sorted(unknown))}。")
+            shown = ", ".join(sorted(str(k)[:32] for k in unknown))
+            raise ValidationError(f"Unknown filter(s): {shown}. Use: {', '.join(sorted(FILTER_KEYS))}.",
+                                  f"未知筛选条件：{shown}。可用：{', '.join(sorted(FILTER_KEYS))}。")
         try:
             limit = max(1, min(int(filters.pop("limit", 50)), 500))
-            offset = max(0, int(filters.pop("offset", 0)))
-        except (TypeError, ValueError) as exc:
+            offset = max(0, min(int(filters.pop("offset", 0)), 10**9))
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError("limit and offset must be integers.", "limit 和 offset 必须是整数。") from exc
+        if not principal.admin:
+            filters["user"] = principal.user
         query = Job.select().order_by(Job.created_at.desc())
         for key, value in filters.items():
             if value in (None, "", []):
                 continue
+            values = value if isinstance(value, list) else [value]
+            if len(values) > 50 or not all(isinstance(v, str) and len(v) <= 200 for v in values):
+                raise ValidationError(f"Filter '{key}' takes a text value or a list of text values.",
+                                      f"筛选条件“{key}”应为文本或文本列表。")
             field = getattr(Job, key)
-            query = query.where(field.in_(value) if isinstance(value, list) else field == value)
+            query = query.where(field.in_(values) if isinstance(value, list) else field == value)
         return list(query.limit(limit).offset(offset))
 
-    def image_of_job(self, ref: str) -> Path:
+    def image_of_job(self, ref: str, principal: Principal) -> Path:
         """``<task_id>`` = the job's first image output; ``<task_id>#<n>`` = its n-th output (from 0)."""
         job_id, _, index = ref.partition("#")
-        job = self.get(job_id)
+        job = self.get(job_id, principal)
         if index:
             if not index.isdigit() or int(index) >= len(job.outputs):
                 raise ValidationError(f"Task {job_id} has no output #{index} (it has {len(job.outputs)}).",
@@ -192,8 +219,8 @@ class JobService:
         return path
 
     # --- change ---------------------------------------------------------------------
-    def cancel(self, job_id: str) -> Job:
-        job = self.get(job_id)
+    def cancel(self, job_id: str, principal: Principal) -> Job:
+        job = self.get(job_id, principal)
         if job.status in ("cancelled", "failed"):
             return job
         if job.status == "succeeded":
@@ -206,12 +233,12 @@ class JobService:
             if n and self.queue is not None:
                 self.queue.revoke(job.lane, job.huey_id)
             if n:
-                return self.get(job.id)
-            job = self.get(job.id)
+                return self.row(job.id)
+            job = self.row(job.id)
         Job.update(cancel_requested=True, updated_at=now).where(Job.id == job.id).execute()
         if job.kind == "cloud":
             self._cancel_cloud(job)
-        return self.get(job.id)
+        return self.row(job.id)
 
     def _cancel_cloud(self, job: Job) -> None:
         engine = self.engines.get(job.engine)
@@ -228,40 +255,43 @@ class JobService:
                     info={**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
          .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
 
-    def retry(self, job_id: str) -> Job:
-        """Run a failed or cancelled job again, under the same id and seed."""
-        job = self.get(job_id)
+    def retry(self, job_id: str, principal: Principal) -> Job:
+        """Run a failed or cancelled job again, under the same id and seed. It counts against its
+        owner's quota again (a failed or never-started job was not counted)."""
+        job = self.get(job_id, principal)
         if job.status not in ("failed", "cancelled"):
             raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
                            f"只有失败或已取消的任务可以重试（当前：{job.status}）。")
-        n = (Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
+        with db.atomic("IMMEDIATE"):
+            if self.admission is not None and job.kind in ("local", "cloud"):
+                engine = self.engine(job.engine)
+                self.admission(user=job.user, engine=engine, task=job.task,
+                               params=engine.Params.model_validate(job.params), parent=None)
+            n = self._requeue_for_retry(job)
+        job = self.row(job_id)
+        if n:
+            self.enqueue(job)
+        return job
+
+    def _requeue_for_retry(self, job: Job) -> int:
+        return (Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
                         cancel_requested=False, attempts=0, remote_id=None, remote_status=None,
                         remote_phase=None, polls=0, message="retry", started_at=None,
                         finished_at=None, updated_at=time.time(),
                         info={"retries": job.info.get("retries", 0) + 1})
              .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())
-        job = self.get(job_id)
-        if n:
-            self.enqueue(job)
-        return job
 
-    def rerun(self, job_id: str, *, source: str | None = None, user: str | None = None) -> Job:
-        """A new job with the same resolved parameters (seed included) and inputs."""
-        job = self.get(job_id)
+    def rerun(self, job_id: str, principal: Principal, *, source: str | None = None) -> Job:
+        """A new job with the same resolved parameters (seed included) and inputs, owned by and
+        billed to the caller (who must be able to see the original)."""
+        job = self.get(job_id, principal)
         if job.engine not in self.engines:
             raise Conflict(f"A {job.engine} task is re-run from where it was made (an episode: Render in the "
                            "Projects tab); Retry runs this one again.",
                            f"{job.engine} 任务请在原处重新生成（剧集：在“项目”页点击渲染）；“重试”可再次运行此任务。")
         request = {**job.request, "params": job.params}
-        images = {i["role"]: i for i in job.images}
-        for key, role in (("image", "first_frame"), ("last_image", "last_frame")):
-            if role in images:
-                request[key] = images[role].get("url") or str(self.settings.workspace / images[role]["path"])
-        refs = [str(self.settings.workspace / i["path"]) if i.get("path") else i["url"]
-                for i in job.images if i["role"] == "reference"]
-        if refs:
-            request["reference_images"] = refs
-        return self.submit(request, source=source or job.source, user=user or job.user, rerun_of=job.id)
+        return self.submit(request, principal, source=source or job.source, rerun_of=job.id,
+                           images=[dict(i) for i in job.images])
 
     # --- views ----------------------------------------------------------------------
     def status_dict(self, job: Job) -> dict:

@@ -14,10 +14,14 @@ import time
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
 
+from core.paths import contained_file
+
+from .access import caller
 from .db import connection
 from .errors import AppError
 
 log = logging.getLogger(__name__)
+MAX_UPLOAD_BYTES = 210 * 2**20  # Gradio uploads: a project zip (200 MB) is the largest thing a person uploads
 
 
 def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
@@ -53,31 +57,38 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
 
     @app.get("/files/{task_id}/{filename}", tags=["files"], summary="Download one file of a finished task")
     def job_file(task_id: str, filename: str, request: Request):
-        from .api.auth import principal_of
-
         with connection():
             try:
-                job = studio.service.get(task_id)
+                job = studio.service.get(task_id, caller(request))
             except AppError as exc:
                 raise HTTPException(status_code=exc.status, detail=exc.en) from None
-            principal = principal_of(request)
-            if principal is not None and not principal.can_see(job.user):
-                raise HTTPException(status_code=404, detail="No such task.")
             names = {}
             for out in job.outputs:
                 for key in ("file", "thumbnail"):
                     if out.get(key):
                         names[out[key].rsplit("/", 1)[-1]] = out[key]
             rel = names.get(filename)
-        path = studio.settings.workspace / rel if rel else None
-        if path is None or not path.is_file():
+        path = contained_file(studio.settings.workspace, rel) if rel else None
+        if path is None:
             raise HTTPException(status_code=404, detail="No such file for this task.")
         return FileResponse(path, filename=filename)
 
     # (demo.queue(...) would rebuild Gradio's app once more at startup; the env var sets the same limit)
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "16")
     demo, i18n = build_ui(studio)
-    gr.mount_gradio_app(app, demo, path="/", allowed_paths=[str(studio.settings.workspace)],
-                        footer_links=["api", "settings"], i18n=i18n, css=CSS, show_error=True,
-                        **mount_kwargs)
+    # Handlers return outputs, project faces and renders by their workspace path: Gradio copies each
+    # into its cache (allowed_paths permits that copy) and the browser fetches the copy. The file route
+    # itself serves only the cache (app.api.headers), never the workspace; the database, config,
+    # secrets, queue and user files are blocked here as well.
+    ws = studio.settings
+    allowed = [str(p) for p in (ws.outputs_dir, ws.projects_dir, ws.staging_dir / "exports")]
+    blocked = [str(ws.workspace / name) for name in ("studio.db", "studio.db-wal", "studio.db-shm", "config.yaml",
+                                                       "rest.yaml", "users", "queue", "models")]
+    blocked += [str(ws.queue_dir), str(studio.secrets.path)]
+    gr.mount_gradio_app(app, demo, path="/", allowed_paths=allowed, blocked_paths=blocked,
+                        max_file_size=MAX_UPLOAD_BYTES, footer_links=["api", "settings"], i18n=i18n, css=CSS,
+                        show_error=True, **mount_kwargs)
+    from .api.headers import SecureHeadersMiddleware
+
+    app.add_middleware(SecureHeadersMiddleware)  # outermost: gates Gradio's file route, sets headers
     return app

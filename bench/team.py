@@ -34,6 +34,7 @@ from tests.conftest import install_weights
 from tests.team.conftest import team_config
 from tests.team.proc import StudioProcess, WorkerProcess, create_admin_key, team_env
 from tests.team.servers import PostgresServer, RedisServer, make_root, missing_servers
+from app.access import LOCAL, Principal  # noqa: F401
 
 WAN = "wan2.1-t2v-1.3b"
 TINY = {"width": 16, "height": 16, "num_frames": 5, "num_inference_steps": 2}
@@ -78,7 +79,7 @@ class Fleet:
         from app.db import connection
 
         with connection():
-            return self.service.submit({"engine": WAN, "prompt": "bench", "params": params}).id
+            return self.service.submit({"engine": WAN, "prompt": "bench", "params": params}, LOCAL).id
 
     def rows(self, ids):
         from app.db import Job, connection

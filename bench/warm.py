@@ -34,6 +34,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from app.access import LOCAL, Principal  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -229,8 +230,8 @@ def run_job(studio, ws: Path, engine_id: str, params: dict, seed: int, row_times
     if engine_id == "svd-xt":
         request["image"] = str(ws / "uploads" / "bench.png")
     t0 = time.perf_counter()
-    job_id = studio.service.submit(request, source="bench").id
-    while (job := studio.service.get(job_id)).status not in ("succeeded", "failed", "cancelled"):
+    job_id = studio.service.submit(request, LOCAL, source="bench").id
+    while (job := studio.service.get(job_id, LOCAL)).status not in ("succeeded", "failed", "cancelled"):
         time.sleep(0.002)
     wall = time.perf_counter() - t0
     if job.status != "succeeded":

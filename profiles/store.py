@@ -8,7 +8,6 @@ exactly as it is (the error names file, field and fix).
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 import threading
@@ -230,20 +229,9 @@ class ProjectStore:
         """Store an uploaded image under ``assets/<subdir>/``; returns its assets-relative path."""
         if not SLUG.match(subdir):
             raise ValidationError("Bad asset folder name.", "资源文件夹名称无效。")
-        if len(data) > MAX_ASSET_BYTES:
-            raise ValidationError(f"The image is over {MAX_ASSET_BYTES // 2**20} MB.",
-                                  f"图片超过 {MAX_ASSET_BYTES // 2**20} MB。")
-        from PIL import Image, UnidentifiedImageError
+        from core.images import check_image
 
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.verify()
-                ext = {"jpeg": "jpg"}.get((im.format or "png").lower(), (im.format or "png").lower())
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ValidationError("The file is not an image (PNG, JPEG or WebP).",
-                                  "该文件不是图片（PNG、JPEG 或 WebP）。") from exc
-        if ext not in ("png", "jpg", "webp"):
-            raise ValidationError("Use a PNG, JPEG or WebP image.", "请使用 PNG、JPEG 或 WebP 图片。")
+        ext = check_image(data, max_bytes=MAX_ASSET_BYTES, what="image", what_zh="图片")
         project = self.get(project_id)
         import hashlib
 

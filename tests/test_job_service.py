@@ -11,17 +11,18 @@ import pytest
 from app.db import Job
 from app.errors import Conflict, NotAvailable, NotFound, ValidationError
 from tests.conftest import wait_for
+from app.access import LOCAL, Principal  # noqa: F401
 
 WAN = "wan2.1-t2v-1.3b"
 TINY = {"width": 16, "height": 16, "num_frames": 5, "num_inference_steps": 2}
 
 
 def finished(service, job_id):
-    return wait_for(lambda: (j := service.get(job_id)).status in ("succeeded", "failed", "cancelled") and j)
+    return wait_for(lambda: (j := service.get(job_id, LOCAL)).status in ("succeeded", "failed", "cancelled") and j)
 
 
 def test_submit_resolves_seed_and_stores_full_request(studio):
-    job = studio.service.submit({"engine": WAN, "prompt": "石头村", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "石头村", "params": TINY}, LOCAL)
     row = Job.get_by_id(job.id)
     assert row.status in ("queued", "running", "succeeded")
     assert isinstance(row.params["seed"], int) and row.params["guidance_scale"] == 5.0
@@ -40,9 +41,9 @@ def test_fixed_seed_reproduces_the_same_video(studio):
         with av.open(str(studio.settings.workspace / job.outputs[0]["file"])) as c:
             return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
-    a = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 123}})
-    b = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 123}})
-    c = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 124}})
+    a = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 123}}, LOCAL)
+    b = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 123}}, LOCAL)
+    c = studio.service.submit({"engine": WAN, "prompt": "同一个种子", "params": {**TINY, "seed": 124}}, LOCAL)
     fa, fb, fc = frames(a.id), frames(b.id), frames(c.id)
     assert np.array_equal(fa, fb) and not np.array_equal(fa, fc)
     assert media.probe(studio.settings.workspace / Job.get_by_id(a.id).outputs[0]["file"])["frames"] == 5
@@ -60,7 +61,7 @@ def test_fixed_seed_reproduces_the_same_video(studio):
 def test_bad_requests_are_refused_before_anything_is_stored(studio, request_, needle):
     before = Job.select().count()
     with pytest.raises(ValidationError) as err:
-        studio.service.submit(request_)
+        studio.service.submit(request_, LOCAL)
     assert needle in err.value.en and err.value.zh
     assert Job.select().count() == before
 
@@ -74,7 +75,7 @@ def test_missing_weights_make_the_engine_unavailable_with_a_reason(studio):
     assert str(studio.settings.models_dir / WAN) in info["reason"] and "model_index.json" in info["reason"]
     assert str(studio.settings.models_dir / WAN) in info["reason_zh"] and "找不到权重" in info["reason_zh"]
     with pytest.raises(NotAvailable) as err:
-        studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY})
+        studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY}, LOCAL)
     assert "找不到权重" in err.value.zh and "Weights not found" not in err.value.zh
 
 
@@ -95,37 +96,37 @@ def test_the_settings_engine_table_speaks_one_language(studio, monkeypatch):
 
 def test_cancel_queued_retry_and_rerun(studio):
     studio.queue.stop()  # nothing runs: the job stays queued
-    job = studio.service.submit({"engine": WAN, "prompt": "排队", "params": TINY})
-    assert studio.service.cancel(job.id).status == "cancelled"
-    assert studio.service.cancel(job.id).status == "cancelled"  # idempotent
-    still_queued = studio.service.submit({"engine": WAN, "prompt": "q", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "排队", "params": TINY}, LOCAL)
+    assert studio.service.cancel(job.id, LOCAL).status == "cancelled"
+    assert studio.service.cancel(job.id, LOCAL).status == "cancelled"  # idempotent
+    still_queued = studio.service.submit({"engine": WAN, "prompt": "q", "params": TINY}, LOCAL)
     with pytest.raises(Conflict):
-        studio.service.retry(still_queued.id)
+        studio.service.retry(still_queued.id, LOCAL)
     studio.queue.start()
-    retried = studio.service.retry(job.id)
+    retried = studio.service.retry(job.id, LOCAL)
     assert retried.id == job.id and retried.status == "queued"
     done = finished(studio.service, job.id)
     assert done.status == "succeeded"
     with pytest.raises(Conflict):
-        studio.service.cancel(job.id)
-    new = studio.service.rerun(job.id)
+        studio.service.cancel(job.id, LOCAL)
+    new = studio.service.rerun(job.id, LOCAL)
     assert new.id != job.id and new.params == done.params and new.rerun_of == job.id
 
 
 def test_get_refuses_malformed_ids(studio):
     for bad in ("", "../x", "A" * 32, None, 5):
         with pytest.raises(NotFound):
-            studio.service.get(bad)
+            studio.service.get(bad, LOCAL)
 
 
 def test_list_filters(studio):
     studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY, "project": "hanli"})
-    studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY})
-    assert [j.id for j in studio.service.list({"project": "hanli"})] == [a.id]
-    assert len(studio.service.list({"status": ["queued"], "limit": 1})) == 1
+    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY, "project": "hanli"}, LOCAL)
+    studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
+    assert [j.id for j in studio.service.list({"project": "hanli"}, LOCAL)] == [a.id]
+    assert len(studio.service.list({"status": ["queued"], "limit": 1}, LOCAL)) == 1
     with pytest.raises(ValidationError, match="Unknown filter"):
-        studio.service.list({"colour": "red"})
+        studio.service.list({"colour": "red"}, LOCAL)
 
 
 def test_images_data_uri_job_ref_and_forbidden_paths(studio, tmp_path):
@@ -137,25 +138,25 @@ def test_images_data_uri_job_ref_and_forbidden_paths(studio, tmp_path):
     Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     ws = studio.settings.workspace
-    got = resolve_image(uri, "first_frame", ws, studio.service.image_of_job)
+    got = resolve_image(uri, "first_frame", ws, lambda r: studio.service.image_of_job(r, LOCAL))
     assert got["path"].startswith("uploads/") and (ws / got["path"]).exists()
     assert resolve_image("https://x/y.png", "first_frame", ws, None) == {"role": "first_frame", "url": "https://x/y.png"}
     outside = tmp_path / "elsewhere.png"
     outside.write_bytes(buf.getvalue())
-    with pytest.raises(ValidationError, match="workspace"):
+    with pytest.raises(ValidationError, match="cannot be used"):
         resolve_image(str(outside), "first_frame", ws, None)
     with pytest.raises(ValidationError, match="could not be read"):
         resolve_image("data:image/png;base64," + base64.b64encode(b"not an image").decode(), "first_frame", ws, None)
-    video_job = studio.service.submit({"engine": WAN, "prompt": "v", "params": TINY})
+    video_job = studio.service.submit({"engine": WAN, "prompt": "v", "params": TINY}, LOCAL)
     finished(studio.service, video_job.id)
     with pytest.raises(ValidationError, match="no image output"):
-        resolve_image(f"job:{video_job.id}", "first_frame", ws, studio.service.image_of_job)
+        resolve_image(f"job:{video_job.id}", "first_frame", ws, lambda r: studio.service.image_of_job(r, LOCAL))
 
 
 def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
     studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY})
-    b = studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY})
+    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY}, LOCAL)
+    b = studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
     Job.update(status="running", attempts=1).where(Job.id == a.id).execute()
     Job.update(status="running", attempts=studio.settings.queue.max_attempts).where(Job.id == b.id).execute()
     (studio.settings.staging_dir / a.id).mkdir(parents=True)
@@ -163,7 +164,7 @@ def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
     counts = studio.runner.reconcile()
     assert counts["requeued"] == 1 and counts["failed"] == 1
     assert not (studio.settings.staging_dir / a.id).exists()
-    failed = studio.service.get(b.id)
+    failed = studio.service.get(b.id, LOCAL)
     assert failed.status == "failed" and failed.error.startswith("Interrupted") and failed.error_zh
     studio.queue.start()
     assert finished(studio.service, a.id).status == "succeeded"
@@ -171,9 +172,9 @@ def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
 
 def test_submit_to_running_is_fast(studio):
     """Not a timing assert: records that the waker starts a job without the idle back-off."""
-    job = studio.service.submit({"engine": WAN, "prompt": "warm", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "warm", "params": TINY}, LOCAL)
     finished(studio.service, job.id)
     time.sleep(1.5)  # let the worker back off to its longest idle sleep
-    job = studio.service.submit({"engine": WAN, "prompt": "fast", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "fast", "params": TINY}, LOCAL)
     row = finished(studio.service, job.id)
     assert row.started_at - row.created_at < 0.9  # max idle sleep is 1 s; the waker beats it

@@ -22,6 +22,7 @@ from tests.cloud.fake_dashscope import FakeDashScope
 from tests.cloud.fake_tencent import SECRET_ID, SECRET_KEY, SUB_APP_ID, FakeTencent
 from tests.cloud.fake_zhipu import FakeZhipu
 from tests.cloud.helpers import wait_job
+from app.access import LOCAL, Principal  # noqa: F401
 
 DASH_KEY = "sk-usage-dashscope-0a1b2c3d4e5f"
 ZHIPU_KEY = "usage0zhipu1key.SecretPart77"
@@ -120,10 +121,10 @@ def reported(fakes) -> dict[str, dict]:
 
 
 def run_all(studio, requests):
-    jobs = [studio.service.submit(r) if "blocked" not in r["prompt"] else None for r in requests]
+    jobs = [studio.service.submit(r, LOCAL) if "blocked" not in r["prompt"] else None for r in requests]
     blocked = [r for r in requests if "blocked" in r["prompt"]]
     finished = [wait_job(studio, j.id, timeout=30) for j in jobs if j is not None]
-    failed = [wait_job(studio, studio.service.submit(r).id, timeout=30) for r in blocked]
+    failed = [wait_job(studio, studio.service.submit(r, LOCAL).id, timeout=30) for r in blocked]
     return finished, failed
 
 

@@ -20,8 +20,8 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 
+from app.access import LOCAL, LOCAL_USER, Principal, principal_of  # noqa: F401 (re-exported)
 from app.db import connection
 from app.errors import NotFound, ValidationError
 
@@ -31,21 +31,8 @@ KEY_PREFIX = "xy_"
 CACHE_S = 2.0
 SESSION_S = 30 * 86400.0
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-LOCAL_USER = "local"
 
 
-@dataclass(frozen=True)
-class Principal:
-    user: str
-    admin: bool = False
-    key_id: str | None = None
-    anonymous: bool = False
-
-    def can_see(self, job_user: str | None) -> bool:
-        return self.admin or (job_user is not None and job_user == self.user)
-
-
-LOCAL = Principal(user=LOCAL_USER, admin=True, anonymous=True)
 
 
 def digest(key: str) -> str:
@@ -200,16 +187,6 @@ class KeyStore:
         with connection():
             ApiSession.delete().where(ApiSession.id == digest("session:" + (token or ""))).execute()
         self._forget()
-
-
-def principal_of(request) -> Principal | None:
-    """The caller the security middleware found, from a Starlette or a Gradio request (None when
-    unknown). Gradio handlers use it to keep users to their own jobs: ``principal.can_see(job.user)``."""
-    if request is None:
-        return None
-    raw = getattr(request, "request", request)  # gr.Request wraps the Starlette request
-    scope = getattr(raw, "scope", None)
-    return scope.get("xianying.principal") if isinstance(scope, dict) else None
 
 
 def describe(row: ApiKey) -> dict:

@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException
 from app.db import Job
 from app.errors import AppError, NotAvailable, NotFound, Unauthorized, ValidationError
 
+from core.paths import contained_file
+
 from .auth import Principal
 from .middleware import PRINCIPAL
 
@@ -67,14 +69,11 @@ def ctx(request: Request) -> Ctx:
 # --- jobs ----------------------------------------------------------------------------------
 def visible_job(c: Ctx, job_id: str) -> Job:
     """The job, when the caller may see it; others' jobs are simply "not found"."""
-    job = c.service.get(str(job_id))
-    if not c.principal.can_see(job.user):
-        raise NotFound(f"No task with id '{job_id}'.", f"找不到任务“{job_id}”。")
-    return job
+    return c.service.get(str(job_id), c.principal)
 
 
 def submit(c: Ctx, request: dict, source: str) -> Job:
-    return c.service.submit(request, source=source, user=c.principal.user)
+    return c.service.submit(request, c.principal, source=source)
 
 
 def estimated_seconds(engine_id: str, lane: str, workers: int = 1, default: float = 60.0) -> int:
@@ -130,7 +129,7 @@ def output_file(c: Ctx, job: Job, index: int = 0, thumb: bool = False) -> Path |
     if job.status != "succeeded" or index >= len(job.outputs):
         return None
     rel = job.outputs[index].get("thumbnail" if thumb else "file")
-    return c.studio.settings.workspace / rel if rel else None
+    return contained_file(c.studio.settings.workspace, rel) if rel else None
 
 
 def media_url(c: Ctx, job: Job, index: int = 0, thumb: bool = False) -> str | None:

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 
 from .auth import LOCAL
 
-PRINCIPAL = "xianying.principal"  # the scope key (auth.principal_of reads it)
+from app.access import SCOPE_KEY as PRINCIPAL  # the scope key (access.principal_of reads it)
 COOKIE = "xianying_session"
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/videos/health", "/health", "/docs", "/docs/oauth2-redirect",
                           "/redoc", "/openapi.json", "/auth/login", "/auth/logout"})

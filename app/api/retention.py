@@ -22,6 +22,7 @@ from app.db import Job, connection
 from app.jobs import iso
 
 log = logging.getLogger(__name__)
+UPLOAD_CACHE_HOURS = 24.0  # Gradio's uploads and served copies live this long
 
 
 class RetentionSweeper:
@@ -45,8 +46,33 @@ class RetentionSweeper:
             query = query.where(Job.source != "ui")
         return query
 
+    def sweep_upload_cache(self, now: float | None = None, max_age_h: float = UPLOAD_CACHE_HOURS) -> int:
+        """Delete files in Gradio's cache (uploads, and the copies it serves) older than ``max_age_h``
+        hours; return how many were removed. A stored job keeps its own copy of every input."""
+        from .headers import gradio_cache_roots
+
+        now = time.time() if now is None else now
+        cutoff, removed = now - max_age_h * 3600.0, 0
+        for root in gradio_cache_roots():
+            if not root.is_dir():
+                continue
+            for path in sorted(root.rglob("*"), reverse=True):  # files before their folders
+                try:
+                    if path.is_symlink() or path.is_file():
+                        if path.lstat().st_mtime < cutoff:
+                            path.unlink()
+                            removed += 1
+                    elif path.is_dir() and path != root:
+                        path.rmdir()  # only when empty
+                except OSError:
+                    continue
+        if removed:
+            log.info("retention: removed %d file(s) from the upload cache", removed)
+        return removed
+
     def sweep(self, now: float | None = None) -> int:
-        """Delete expired scratch outputs; return how many jobs were cleaned."""
+        """Delete expired scratch outputs (and old upload-cache files); return how many jobs were cleaned."""
+        self.sweep_upload_cache(now)
         if self.hours <= 0:
             return 0
         now = time.time() if now is None else now

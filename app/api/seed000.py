@@ -129,7 +129,7 @@ def job_view(c: Ctx, job: Job) -> dict:
 def episode_view(c: Ctx, job: Job) -> dict:
     """The seed 000 task shape of an episode; ``scenes`` lists each scene's clip job (studio extension)."""
     out = job_view(c, job)
-    status = EpisodeService(c.service).episode_status(job.id)
+    status = EpisodeService(c.service).episode_status(job.id, c.principal)
     parts = []
     for scene in status["scenes"]:
         step = next((s for s in scene["steps"] if s["step"] == "clip"), scene["steps"][-1] if scene["steps"] else {})
@@ -179,15 +179,15 @@ def build(studio) -> APIRouter:
                 request["reference_images"] = refs
             elif refs:
                 request["image"] = refs[0]
-            job = c.service.submit(request, source="rest:000", user=c.principal.user)
+            job = c.service.submit(request, c.principal, source="rest:000")
             return accepted(c, job.id, engine, job.created_at)
 
     @router.post("/api/v1/videos/generate", response_model=Accepted, summary="Generate a multi-scene video")
     def videos_generate(body: VideoBody, c: Ctx = Depends(ctx)):
         with connection():
             engine = engine_for(c, c.config.engines.seed000_video, "seed000_video")
-            job = render_video_request(EpisodeService(c.service), body.model_dump(mode="json"),
-                                       user=c.principal.user, source="rest:000", engine=engine.id)
+            job = render_video_request(EpisodeService(c.service), body.model_dump(mode="json"), c.principal,
+                                       source="rest:000", engine=engine.id)
             return accepted(c, job.id, engine, job.created_at)
 
     @router.get("/api/v1/tasks/{task_id}", summary="Status and result of a task (video tasks add `scenes`)",
@@ -202,17 +202,15 @@ def build(studio) -> APIRouter:
     def task_cancel(task_id: str, c: Ctx = Depends(ctx)):
         with connection():
             job = visible_job(c, task_id)  # an episode cancels its own clip jobs at its next step
-            return task_view(c, c.service.cancel(job.id))
+            return task_view(c, c.service.cancel(job.id, c.principal))
 
     @router.get("/api/v1/tasks", summary="Your tasks, newest first (studio extension)")
     def task_list(status: str | None = Query(None, pattern="^(queued|processing|completed|failed|cancelled)$"),
                   limit: int = Query(50, ge=1, le=500), c: Ctx = Depends(ctx)):
         wanted = {v: k for k, v in STATUS.items()}
         filters = {"limit": limit, "status": wanted.get(status)}
-        if not c.principal.admin:
-            filters["user"] = c.principal.user
         with connection():
-            return {"tasks": [job_view(c, j) for j in c.service.list(filters)]}
+            return {"tasks": [job_view(c, j) for j in c.service.list(filters, c.principal)]}
 
     @router.get("/api/v1/health", summary="Health check", tags=["operations"])
     def health():

@@ -136,7 +136,7 @@ def build() -> APIRouter:
     def cancel(body: RequestIdBody, c: Ctx):
         with connection():
             job = visible_job(c, body.requestId)
-            c.service.cancel(job.id)
+            c.service.cancel(job.id, c.principal)
         return {"status": "Succeed"}
 
     @router.post("/video/cancel", responses={**errors, 409: {"description": "The job already finished"}},

@@ -56,7 +56,7 @@ class IncomingStore:
     def holding(self, job_id: str, fence: int) -> Job:
         """The job, when run ``fence`` still holds it; else ``StaleLease``."""
         with connection():
-            job = self.studio.service.get(job_id)
+            job = self.studio.service.row(job_id)
         if job.fence != fence or job.status != "running":
             raise StaleLease(f"Task {job_id} is no longer held by this run (fence {fence}); drop the result.",
                              f"任务 {job_id} 已不属于这次运行（fence {fence}），请丢弃结果。")
@@ -139,7 +139,7 @@ class IncomingStore:
 
     def input_file(self, job_id: str, index: int) -> Path:
         with connection():
-            job = self.studio.service.get(job_id)
+            job = self.studio.service.row(job_id)
         images = job.images or []
         if not 0 <= index < len(images) or not images[index].get("path"):
             raise NotFound(f"Task {job_id} has no input file #{index}.", f"任务 {job_id} 没有第 {index} 个输入文件。")

@@ -21,7 +21,10 @@ CSS = """
 
 
 def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
+    from app.admin import AdminService
+
     service = studio.service
+    admin = AdminService(studio)
     t = i18n()
     with gr.Blocks(title="仙影 Xianying Studio") as demo:
         gr.Markdown("# 仙影 · Xianying Studio")
@@ -37,9 +40,9 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
                 gallery_load, gallery_outs = gallery.build(service, t, tabs, create_handles)
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
                 settings_load, settings_outs = settings_view.build(service, studio.secrets, t,
-                                                                   getattr(studio, "downloads", None))
-                keys_load, keys_outs = keys_view.build(studio, t)
-                fleet_load, fleet_outs = fleet_view.build(studio, t)
+                                                                   getattr(studio, "downloads", None), admin)
+                keys_load, keys_outs = keys_view.build(studio, t, admin)
+                fleet_load, fleet_outs = fleet_view.build(studio, t, admin)
                 usage_load, usage_outs = usage_view.build(service, t)
         gallery_tab.select(gallery_load, None, gallery_outs, api_visibility="private")
         for load, outs in ((settings_load, settings_outs), (keys_load, keys_outs), (fleet_load, fleet_outs),

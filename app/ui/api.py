@@ -21,8 +21,8 @@ import logging
 import gradio as gr
 from gradio.data_classes import FileData
 
-from app.api.auth import principal_of
-from app.errors import AppError, NotFound
+from app.access import caller, handler
+from app.errors import AppError
 
 from .i18n import lang_of
 
@@ -35,6 +35,8 @@ def guarded(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         request = kwargs.get("request")
+        if request is None:
+            request = next((a for a in args if isinstance(a, gr.Request)), None)
         try:
             return fn(*args, **kwargs)
         except gr.Error:
@@ -50,10 +52,15 @@ def guarded(fn):
     return wrapper
 
 
-def caller(request):
-    """Whose jobs a caller may list: its key's user, or None (admin / the person at a loopback studio)."""
-    principal = principal_of(request)
-    return None if principal is None or principal.admin else principal.user
+def on(access: str, what_en: str = "do this", what_zh: str = "执行此操作"):
+    """An event handler with its access decision (see ``app.access.handler``) and readable errors."""
+
+    def deco(fn):
+        wrapped = guarded(handler(access, what_en, what_zh)(fn))
+        wrapped.__access__ = access
+        return wrapped
+
+    return deco
 
 
 def register(service) -> None:
@@ -62,57 +69,44 @@ def register(service) -> None:
     def short(job) -> dict:
         return {"task_id": job.id, "status": job.status}
 
-    def owned(task_id, request):
-        job = service.get(task_id)
-        principal = principal_of(request)
-        if principal is not None and not principal.can_see(job.user):
-            raise NotFound(f"No task with id '{task_id}'.", f"找不到任务“{task_id}”。")
-        return job
-
-    def submitter(request):
-        principal = principal_of(request)
-        return None if principal is None or principal.anonymous else principal.user
-
-    @guarded
+    @on("public")
     def engines(request: gr.Request = None) -> list:
         return service.engines_info()
 
-    @guarded
+    @on("user")
     def submit(task: dict, request: gr.Request = None) -> dict:
-        return short(service.submit(task, source="api", user=submitter(request)))
+        return short(service.submit(task, caller(request), source="api"))
 
-    @guarded
+    @on("user")
     def status(task_id: str, request: gr.Request = None) -> dict:
-        return service.status_dict(owned(task_id, request))
+        return service.status_dict(service.get(task_id, caller(request)))
 
-    @guarded
+    @on("user")
     def cancel(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.cancel(owned(task_id, request).id))
+        return short(service.cancel(task_id, caller(request)))
 
-    @guarded
+    @on("user")
     def retry(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.retry(owned(task_id, request).id))
+        return short(service.retry(task_id, caller(request)))
 
-    @guarded
+    @on("user")
     def rerun(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.rerun(owned(task_id, request).id, source="api", user=submitter(request)))
+        return short(service.rerun(task_id, caller(request), source="api"))
 
-    @guarded
+    @on("user")
     def result(task_id: str, request: gr.Request = None) -> FileData:
-        return FileData(path=str(service.primary_output(owned(task_id, request))))
+        return FileData(path=str(service.primary_output(service.get(task_id, caller(request)))))
 
-    @guarded
+    @on("user")
     def tasks(filter: dict | None = None, request: gr.Request = None) -> list:
-        filters = dict(filter or {})
-        if (user := caller(request)) is not None:
-            filters["user"] = user
-        return [service.status_dict(job) for job in service.list(filters)]
+        return [service.status_dict(job) for job in service.list(filter, caller(request))]
 
-    @guarded
+    @on("user")
     def usage(filter: dict | None = None, request: gr.Request = None) -> dict:
         from app.usage import ledger
 
-        return ledger(filter or {}, user=caller(request))
+        principal = caller(request)
+        return ledger(filter or {}, user=None if principal.admin else principal.user)
 
     for fn in (engines, submit, status, cancel, retry, rerun, result, tasks, usage):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .api import guarded
+from app.access import caller, handler
+
+from .api import on
 from .forms import component_for, lora_picker, params_from
 from .i18n import both, i18n_text, lang_of
 
 IMAGE_TASKS = {"i2v", "kf2v", "ref2v"}
+public = handler("public")  # pure UI state: touches nothing that belongs to anyone
 
 
 def build(service, t) -> dict:
@@ -35,7 +38,8 @@ def build(service, t) -> dict:
             form_area = gr.Column(elem_id="params-form")
     result = gr.JSON(label=t("submitted"), visible=False, elem_id="submit-result")
 
-    def engine_changed(engine_id, request: gr.Request):
+    @on("public")
+    def engine_changed(engine_id, request: gr.Request = None):
         info = service.engines_info()
         e = next((x for x in info if x["id"] == engine_id), None)
         if e is None:
@@ -56,6 +60,7 @@ def build(service, t) -> dict:
         gr.Markdown("### 参数 · Parameters")
 
         @gr.render(inputs=engine)
+        @public
         def render_form(engine_id):
             eng = service.engines.get(engine_id)
             if eng is None:
@@ -66,7 +71,7 @@ def build(service, t) -> dict:
                      for n in names]
             button = gr.Button(t("submit"), variant="primary", elem_id="submit")
 
-            @guarded
+            @on("user")
             def do_submit(prompt_v, negative_v, image_v, last_v, from_v, random_v, seed_v, *values,
                           request: gr.Request = None):
                 params = params_from(model, names, list(values))
@@ -82,14 +87,14 @@ def build(service, t) -> dict:
                     req["image"] = source  # job:<id>#<n> keeps the still's lineage (no copy)
                 if last_v and "kf2v" in eng.tasks:
                     req["last_image"] = {"path": last_v}
-                job = service.submit(req, source="ui")
+                job = service.submit(req, caller(request), source="ui")
                 return gr.update(value={"task_id": job.id, "status": job.status, "seed": job.params.get("seed")},
                                  visible=True)
 
             button.click(do_submit, [prompt, negative, image, last_image, from_job, random_seed, seed, *comps], result,
                          api_visibility="private")
 
-    random_seed.change(lambda r: gr.update(interactive=not r), random_seed, seed, api_visibility="private")
+    random_seed.change(public(lambda r: gr.update(interactive=not r)), random_seed, seed, api_visibility="private")
     for event in (image.upload, image.clear):  # the person chose another image: no lineage any more
-        event(lambda: ("", ""), None, [from_job, from_note], api_visibility="private")
+        event(public(lambda: ("", "")), None, [from_job, from_note], api_visibility="private")
     return {"engine": engine, "image": image, "from_job": from_job, "from_note": from_note}

@@ -13,7 +13,10 @@ import gradio as gr
 
 from app.backends import is_team, redact
 
-from .api import guarded
+from app.access import caller
+from app.errors import Forbidden, Unauthorized
+
+from .api import on
 from .i18n import lang_of
 
 STATE = {"alive": ("🟢 在线", "🟢 alive"), "lost": ("🔴 失联", "🔴 lost"), "stopped": ("⚪ 已停止", "⚪ stopped")}
@@ -61,13 +64,17 @@ def fleet_markdown(studio, lang: str) -> str:
     return "\n".join(lines)
 
 
-def build(studio, t):
+def build(studio, t, admin):
     gr.Markdown("### 工作机 · Workers")
     listing = gr.Markdown(elem_id="fleet-table")
     refresh = gr.Button("刷新 / Refresh", size="sm")
 
-    @guarded
+    @on("user")  # the listing for admins; others are told it is admin-only
     def load(request: gr.Request = None):
+        try:
+            admin.check_fleet(caller(request))
+        except (Forbidden, Unauthorized) as exc:
+            return exc.text(lang_of(request))
         return fleet_markdown(studio, lang_of(request))
 
     refresh.click(load, None, [listing], api_visibility="private")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .api import caller, guarded
+from app.access import caller
+
+from .api import on
 from .i18n import i18n_text, lang_of
 
 MAX_TILES = 120
@@ -42,8 +44,9 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
                                         elem_id="gallery-i2v-engine", scale=2)
                 animate = gr.Button(t("animate"), variant="primary", elem_id="gallery-animate-btn", scale=1)
 
-    def load(request: gr.Request):
-        jobs = [j for j in service.list({"status": "succeeded", "limit": 60, "user": caller(request)}) if j.outputs]
+    @on("user")
+    def load(request: gr.Request = None):
+        jobs = [j for j in service.list({"status": "succeeded", "limit": 60}, caller(request)) if j.outputs]
         items, refs = [], []
         for job in jobs:
             for n, out in enumerate(job.outputs):  # every image of a batch gets its own tile
@@ -55,11 +58,15 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
         note = "" if items else i18n_text("no_outputs", lang_of(request))
         return items, refs, note
 
-    def select(refs, evt: gr.SelectData):
-        if evt.index is None or evt.index >= len(refs):
+    @on("user")
+    def select(refs, evt: gr.SelectData, request: gr.Request = None):
+        if not isinstance(refs, list) or evt.index is None or not isinstance(evt.index, int) \
+                or not 0 <= evt.index < len(refs):
             return gr.update(), gr.update(), "", None, gr.update(visible=False), ""
         job_id, n = refs[evt.index]
-        job = service.get(job_id)
+        job = service.get(job_id, caller(request))
+        if not isinstance(n, int) or not 0 <= n < len(job.outputs):
+            return gr.update(), gr.update(), "", None, gr.update(visible=False), ""
         out = job.outputs[n]
         path = ws / out["file"]
         shown = path if path.exists() else None
@@ -73,28 +80,29 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
         return (gr.update(visible=False), gr.update(value=shown, visible=True), job.id, details,
                 gr.update(visible=create is not None and shown is not None), f"job:{job.id}#{n}")
 
-    def send_to_create(ref, engine_id, request: gr.Request):
+    @on("user")
+    def send_to_create(ref, engine_id, request: gr.Request = None):
         lang = lang_of(request)
-        if not engine_id:
+        if not engine_id or not isinstance(ref, str):
             gr.Warning(i18n_text("animate_pick", lang))
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         job_ref = ref.removeprefix("job:")
-        still = service.image_of_job(job_ref)
+        still = service.image_of_job(job_ref, caller(request))
         note = i18n_text("from_job", lang).format(job=job_ref)
         return (gr.Tabs(selected="create"), gr.update(value=engine_id), gr.update(value=str(still), visible=True),
                 ref, note)
 
-    @guarded
+    @on("user")
     def do_rerun(job_id, request: gr.Request = None):
         if not job_id:
             return ""
-        job = service.rerun(job_id, source="ui")
+        job = service.rerun(job_id, caller(request), source="ui")
         return f"→ `{job.id}` ({job.status})"
 
     refresh.click(load, None, [gallery, ids, empty], api_visibility="private")
     gallery.select(select, ids, [video, image, current, info, animate_row, picked], api_visibility="private")
     if create is not None and tabs is not None:
-        animate.click(guarded(send_to_create), [picked, to_engine],
+        animate.click(send_to_create, [picked, to_engine],
                       [tabs, create["engine"], create["image"], create["from_job"], create["from_note"]],
                       api_visibility="private")
     rerun.click(do_rerun, current, rerun_note, api_visibility="private")

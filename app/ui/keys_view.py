@@ -11,22 +11,12 @@ import html
 
 import gradio as gr
 
-from app.api.auth import LOCAL_USER, describe, principal_of
-from app.errors import Unauthorized
+from app.access import caller
+from app.api.auth import describe
+from app.errors import Forbidden, Unauthorized
 
-from .api import guarded
+from .api import on
 from .i18n import lang_of
-
-
-def require_admin(studio, request) -> None:
-    principal = principal_of(request)
-    if principal is not None:
-        admin = principal.admin
-    else:
-        user = getattr(request, "username", None)
-        admin = user == LOCAL_USER or studio.ops.users.is_admin(user or "")
-    if not admin:
-        raise Unauthorized("Only an admin can manage API keys.", "只有管理员可以管理 API 密钥。")
 
 
 def keys_markdown(studio, lang: str) -> str:
@@ -45,7 +35,7 @@ def keys_markdown(studio, lang: str) -> str:
     return "\n".join(lines)
 
 
-def build(studio, t):
+def build(studio, t, admin):
     gr.Markdown("### API 密钥 · API keys")
     listing = gr.Markdown(elem_id="api-keys-list")
     with gr.Row():
@@ -59,24 +49,22 @@ def build(studio, t):
         key_id = gr.Textbox(label="密钥 ID / Key id", placeholder="1e42cc759de2", scale=3)
         revoke = gr.Button("吊销 / Revoke", variant="stop", scale=1)
 
-    @guarded
+    @on("user")  # shows the listing to admins, and to others why they see none
     def load(request: gr.Request = None):
         try:
-            require_admin(studio, request)
-        except Unauthorized as exc:
+            admin.keys(caller(request))
+        except (Forbidden, Unauthorized) as exc:
             return exc.text(lang_of(request))
         return keys_markdown(studio, lang_of(request))
 
-    @guarded
+    @on("admin", "create API keys", "创建 API 密钥")
     def create_key(name, note, is_admin, request: gr.Request = None):
-        require_admin(studio, request)
-        row, key = studio.ops.keys.create(name, admin=bool(is_admin), label=note or "")
+        row, key = admin.create_key(caller(request), name, admin=bool(is_admin), label=note or "")
         return keys_markdown(studio, lang_of(request)), key, ""
 
-    @guarded
+    @on("admin", "revoke API keys", "吊销 API 密钥")
     def revoke_key(kid, request: gr.Request = None):
-        require_admin(studio, request)
-        studio.ops.keys.revoke(kid)
+        admin.revoke_key(caller(request), kid)
         return keys_markdown(studio, lang_of(request)), ""
 
     create.click(create_key, [user, label, admin], [listing, new_key, user], api_visibility="private")

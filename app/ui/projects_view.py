@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 
 import gradio as gr
 
@@ -22,8 +23,10 @@ from app.errors import AppError
 from profiles.archive import MAX_ZIP_BYTES, export_zip, import_zip
 from profiles.styles import STYLES
 
+from app.access import caller
+
 from . import projects_edit
-from .api import guarded
+from .api import on
 from .i18n import lang_of
 
 ACTIVE = ("queued", "running")
@@ -33,30 +36,31 @@ STATUS_ICON = {"succeeded": "✅", "failed": "❌", "cancelled": "⏹", "running
 def register(episodes: EpisodeService) -> None:
     """The named endpoints (declared inside the current Blocks)."""
 
-    @guarded
+    @on("user")
     def projects(project_id: str | None = None, request: gr.Request = None) -> dict:
         if project_id:
-            return episodes.project_status(project_id)
-        return {"projects": episodes.store.summaries()}
+            return episodes.project_status(project_id, caller(request))
+        return {"projects": episodes.access.summaries(caller(request))}
 
-    @guarded
+    @on("user")
     def render_project(project_id: str, options: dict | None = None, request: gr.Request = None) -> dict:
-        options = options or {}
-        job = episodes.render(project_id, scenes=options.get("scenes") or None, name=options.get("name") or None,
-                              user=getattr(request, "username", None), source="api")
+        options = options if isinstance(options, dict) else {}
+        job = episodes.render(project_id, caller(request), scenes=options.get("scenes") or None,
+                              name=options.get("name") or None, source="api")
         return {"task_id": job.id, "status": job.status, "project": project_id, "name": job.params["name"],
                 "scenes": job.params["scenes"]}
 
-    @guarded
+    @on("user")
     def episode(task_id: str, request: gr.Request = None) -> dict:
-        return episodes.episode_status(task_id)
+        return episodes.episode_status(task_id, caller(request))
 
     for fn in (projects, render_project, episode):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
 
 
-def project_choices(store) -> list[tuple[str, str]]:
-    return [(f"{p['title']} ({p['id']})" + (" ⚠" if p["error"] else ""), p["id"]) for p in store.summaries()]
+def project_choices(projects, principal) -> list[tuple[str, str]]:
+    return [(f"{p['title']} ({p['id']})" + (" ⚠" if p["error"] else "") + ("" if p["writable"] else " 🔒"), p["id"])
+            for p in projects.summaries(principal)]
 
 
 def progress_html(status: dict | None, lang: str) -> str:
@@ -83,13 +87,11 @@ def progress_html(status: dict | None, lang: str) -> str:
 
 def build(service, t) -> None:
     episodes = EpisodeService(service)
-    store = episodes.store
+    projects = episodes.access
     ws = service.settings.workspace
     engine_ids = sorted(service.engines)
-    choices = project_choices(store)
-    with gr.Row():
-        project = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="项目 / Project",
-                              scale=4, elem_id="project-select")
+    with gr.Row():  # the choices are the caller's: filled at page load
+        project = gr.Dropdown(choices=[], value=None, label="项目 / Project", scale=4, elem_id="project-select")
         refresh = gr.Button(t("refresh"), scale=1)
     error = gr.Markdown(elem_id="project-error")
     with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False):
@@ -125,9 +127,9 @@ def build(service, t) -> None:
             engine_params = gr.Code(label="engine_params (JSON)", language="json")
             save_settings = gr.Button("保存设置 / Save settings", variant="primary")
         with gr.Tab("角色 / Characters"):
-            chars_load, chars_outs = projects_edit.build_characters(store, project, t)
+            chars_load, chars_outs = projects_edit.build_characters(projects, project, t)
         with gr.Tab("场景 / Scenes"):
-            scenes_load, scenes_outs = projects_edit.build_scenes(store, episodes, project, engine_ids, t)
+            scenes_load, scenes_outs = projects_edit.build_scenes(projects, episodes, project, engine_ids, t)
         with gr.Tab("渲染 / Render"):
             with gr.Row():
                 name = gr.Textbox(value="episode", label="剧集名称 / Episode name", scale=2)
@@ -148,24 +150,28 @@ def build(service, t) -> None:
     names = ["title", "style", "fps", "resolution", "default_engine", "still_engine", "i2v_engine", "t2v_engine",
              "negative_prompt", "seed", "seed_policy", "upscale", "transition", "transition_duration"]
 
-    def render_choices(pid):
-        return [(f"{r['name']} v{r['version']}", str(ws / r["file"])) for r in reversed(episodes.renders(pid))]
+    def render_choices(pid, principal):
+        projects.check_read(pid, principal)
+        return [(f"{r['name']} v{r['version']}", f"{r['name']}_v{r['version']}")
+                for r in reversed(episodes.renders(pid))]
 
-    def open_project(pid, request: gr.Request):
+    @on("user")
+    def open_project(pid, request: gr.Request = None):
         lang = lang_of(request)
+        principal = caller(request)
         empty = [gr.update()] * len(settings_fields)
         if not pid:
             return ["", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
         try:
-            p = store.get(pid)
+            p = projects.scoped(principal).get(pid)
         except AppError as exc:  # a project file with a mistake: show it where the user looks
             text = exc.text(lang)
             return [f"⚠ {text}", *empty, gr.update(choices=[]), gr.update(choices=[]), "", gr.update(active=False)]
         cfg = p.config.model_dump(mode="json")
         values = [cfg[n] if n != "default_engine" else (cfg[n] or "") for n in names]
         values.append(json.dumps(cfg["engine_params"], ensure_ascii=False, indent=2))
-        latest = next(iter(episodes.episodes(pid, limit=1)), None)
-        render_list = render_choices(pid)
+        latest = next(iter(episodes.episodes(pid, principal, limit=1)), None)
+        render_list = render_choices(pid, principal)
         return ["", *values, gr.update(choices=[(s.id, s.id) for s in p.scenes], value=[]),
                 gr.update(choices=render_list, value=render_list[0][1] if render_list else None),
                 latest.id if latest else "", gr.update(active=bool(latest and latest.status in ACTIVE))]
@@ -177,9 +183,18 @@ def build(service, t) -> None:
         trigger(open_project, project, open_outs, api_visibility="private")
         trigger(chars_load, project, chars_outs, api_visibility="private")
         trigger(scenes_load, project, scenes_outs, api_visibility="private")
-    refresh.click(lambda: gr.update(choices=project_choices(store)), None, project, api_visibility="private")
 
-    @guarded
+    @on("user")
+    def list_projects(current=None, request: gr.Request = None):
+        choices = project_choices(projects, caller(request))
+        ids = [c[1] for c in choices]
+        return gr.update(choices=choices, value=current if current in ids else (ids[0] if ids else None))
+
+    refresh.click(list_projects, project, project, api_visibility="private")
+    if root is not None:
+        root.load(list_projects, project, project, api_visibility="private")
+
+    @on("user")
     def do_save_settings(pid, *values, request: gr.Request = None):
         if not pid:
             return gr.update()
@@ -190,37 +205,43 @@ def build(service, t) -> None:
             changes["engine_params"] = json.loads(values[-1] or "{}")
         except json.JSONDecodeError as exc:
             raise gr.Error(f"engine_params: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        store.update_config(pid, changes)
+        projects.scoped(caller(request)).update_config(pid, changes)
         return "✅ project.yaml"
 
     save_settings.click(do_save_settings, [project, *settings_fields], error, api_visibility="private")
 
-    @guarded
+    @on("user")
     def do_create(pid, new_title_v, request: gr.Request = None):
-        p = store.create(pid.strip(), new_title_v.strip() or pid.strip())
-        return gr.update(choices=project_choices(store), value=p.id)
+        principal = caller(request)
+        pid, title_v = (pid or "").strip(), (new_title_v or "").strip()
+        p = projects.create(pid, title_v or pid, principal)
+        return gr.update(choices=project_choices(projects, principal), value=p.id)
 
-    @guarded
+    @on("user")
     def do_duplicate(pid, new_pid, request: gr.Request = None):
-        p = store.duplicate(pid, new_pid.strip() or None)
-        return gr.update(choices=project_choices(store), value=p.id)
+        principal = caller(request)
+        p = projects.duplicate(pid, (new_pid or "").strip() or None, principal)
+        return gr.update(choices=project_choices(projects, principal), value=p.id)
 
-    @guarded
+    @on("user")
     def do_import(path, request: gr.Request = None):
         if not path:
             return gr.update()
+        principal = caller(request)
         with open(path, "rb") as fh:
-            pid, _skipped = import_zip(store, fh.read(MAX_ZIP_BYTES + 1))
-        return gr.update(choices=project_choices(store), value=pid)
+            pid, _skipped = import_zip(projects.store, fh.read(MAX_ZIP_BYTES + 1))
+        projects.imported(pid, principal)
+        return gr.update(choices=project_choices(projects, principal), value=pid)
 
-    @guarded
+    @on("user")
     def do_export(pid, request: gr.Request = None):
         if not pid:
             return None
-        folder = service.settings.staging_dir / "exports"
+        projects.check_read(pid, caller(request))
+        folder = service.settings.staging_dir / "exports" / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{pid}.zip"
-        target.write_bytes(export_zip(store, pid))
+        target.write_bytes(export_zip(projects.store, pid))
         return str(target)
 
     create.click(do_create, [new_id, new_title], project, api_visibility="private")
@@ -228,40 +249,46 @@ def build(service, t) -> None:
     upload.upload(do_import, upload, project, api_visibility="private")
     export.click(do_export, project, download, api_visibility="private")
 
-    @guarded
+    @on("user")
     def do_render(pid, name_v, only_v, request: gr.Request = None):
-        job = episodes.render(pid, scenes=only_v or None, name=(name_v or "").strip() or None,
-                              user=getattr(request, "username", None), source="ui")
+        job = episodes.render(pid, caller(request), scenes=only_v or None, name=(name_v or "").strip() or None,
+                              source="ui")
         return job.id, gr.update(active=True)
 
-    def poll(job_id, request: gr.Request):
+    @on("user")
+    def poll(job_id, request: gr.Request = None):
         if not job_id:
             return "", gr.update(active=False), gr.update()
-        status = episodes.episode_status(job_id)
+        principal = caller(request)
+        status = episodes.episode_status(job_id, principal)
         active = status["status"] in ACTIVE
         renders_update = gr.update()
         if not active and status.get("project"):
-            render_list = render_choices(status["project"])
+            render_list = render_choices(status["project"], principal)
             renders_update = gr.update(choices=render_list, value=render_list[0][1] if render_list else None)
         return progress_html(status, lang_of(request)), gr.update(active=active), renders_update
 
-    @guarded
+    @on("user")
     def do_cancel(job_id, request: gr.Request = None):
         if job_id:
-            service.cancel(job_id)
+            service.cancel(job_id, caller(request))
         return gr.update(active=True)
 
-    def show_render(path):
-        if not path:
+    @on("user")
+    def show_render(pid, key, request: gr.Request = None):
+        """``key`` is ``<name>_v<N>`` of one of the project's renders; nothing else is opened."""
+        if not pid or not key:
             return None, None
-        from pathlib import Path
-
-        side = Path(path).with_suffix(".json")
-        return path, json.loads(side.read_text(encoding="utf-8")) if side.exists() else None
+        projects.check_read(pid, caller(request))
+        found = next((r for r in episodes.renders(pid) if f"{r['name']}_v{r['version']}" == key), None)
+        if found is None:
+            return None, None
+        side = ws / found["sidecar"]
+        return str(ws / found["file"]), json.loads(side.read_text(encoding="utf-8")) if side.exists() else None
 
     render.click(do_render, [project, name, only], [episode_id, timer], api_visibility="private")
     cancel.click(do_cancel, episode_id, timer, api_visibility="private")
     timer.tick(poll, episode_id, [progress, timer, renders], api_visibility="private", show_progress="hidden")
     episode_id.change(poll, episode_id, [progress, timer, renders], api_visibility="private")
-    renders.change(show_render, renders, [player, sidecar], api_visibility="private")
+    renders.change(show_render, [project, renders], [player, sidecar], api_visibility="private")
     register(episodes)

@@ -6,9 +6,9 @@ import html
 
 import gradio as gr
 
-from app.errors import NotFound
+from app.access import caller
 
-from .api import caller, guarded
+from .api import on
 from .i18n import i18n_text, lang_of
 
 STATUS_COLOURS = {"queued": "#8a8a8a", "running": "#2f7de1", "succeeded": "#2e9d57",
@@ -66,11 +66,13 @@ def build(service, t) -> None:
     detail = gr.JSON(label=t("details"), elem_id="job-detail")
     timer = gr.Timer(1.0)
 
-    def refresh_view(filter_name, current, request: gr.Request):
-        jobs = service.list({"status": FILTERS.get(filter_name), "limit": 100, "user": caller(request)})
+    @on("user")
+    def refresh_view(filter_name, current, request: gr.Request = None):
+        principal = caller(request)
+        jobs = service.list({"status": FILTERS.get(filter_name), "limit": 100}, principal)
         choices = [(job_label(j), j.id) for j in jobs]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
-        det = service.status_dict(service.get(value)) if value else None
+        det = service.status_dict(service.get(value, principal)) if value else None
         return table_html(jobs, lang_of(request)), gr.update(choices=choices, value=value), det
 
     outs = [table, selected, detail]
@@ -78,18 +80,15 @@ def build(service, t) -> None:
         trigger(refresh_view, [show, selected], outs, api_visibility="private", show_progress="hidden")
 
     def action(fn):
-        @guarded
+        @on("user")
         def handler(job_id, request: gr.Request = None):
             if not job_id:
                 return gr.update()
-            user = caller(request)
-            if user is not None and service.get(job_id).user != user:
-                raise NotFound(f"No task with id '{job_id}'.", f"找不到任务“{job_id}”。")
-            job = fn(job_id)
+            job = fn(job_id, caller(request))
             return gr.update(value=job.id)
 
         return handler
 
     cancel.click(action(service.cancel), selected, selected, api_visibility="private")
     retry.click(action(service.retry), selected, selected, api_visibility="private")
-    rerun.click(action(lambda i: service.rerun(i, source="ui")), selected, selected, api_visibility="private")
+    rerun.click(action(lambda i, p: service.rerun(i, p, source="ui")), selected, selected, api_visibility="private")

@@ -6,9 +6,10 @@ import html
 
 import gradio as gr
 
+from app.access import caller
 from app.secrets import KNOWN
 
-from .api import guarded
+from .api import on
 from .i18n import lang_of
 
 
@@ -94,7 +95,7 @@ def downloads_markdown(downloads, lang: str) -> str:
     return "\n\n".join(lines)
 
 
-def build(service, secrets, t, downloads=None) -> None:
+def build(service, secrets, t, downloads=None, admin=None) -> None:
     gr.Markdown("### 引擎 · Engines")
     engines_md = gr.Markdown(elem_id="engines-table")
     gr.Markdown("---")
@@ -120,49 +121,53 @@ def build(service, secrets, t, downloads=None) -> None:
         clear = gr.Button(t("clear_key"))
     refresh = gr.Button(t("refresh"))
 
-    def load(request: gr.Request):
+    @on("public")
+    def load(request: gr.Request = None):
         lang = lang_of(request)
         out = [engines_markdown(service, lang), keys_markdown(secrets, lang), models_markdown(service, lang)]
         if downloads is not None:
             out += [downloads_markdown(downloads, lang), gr.update(active=downloads.running())]
         return out
 
-    @guarded
+    @on("admin", "change the provider keys", "修改服务商密钥")
     def save_key(name, value, request: gr.Request = None):
-        if name not in KNOWN:
+        if not admin.set_provider_key(caller(request), name, value):
             return gr.update(), gr.update(), ""
-        secrets.set(name, value)
         lang = lang_of(request)
         return engines_markdown(service, lang), keys_markdown(secrets, lang), ""
 
-    @guarded
+    @on("admin", "change the provider keys", "修改服务商密钥")
     def clear_key(name, request: gr.Request = None):
-        return save_key(name, None, request=request)
+        admin.set_provider_key(caller(request), name, None)
+        lang = lang_of(request)
+        return engines_markdown(service, lang), keys_markdown(secrets, lang), ""
 
     outs = [engines_md, keys_md, models_md] + ([dl_md, dl_timer] if downloads is not None else [])
     refresh.click(load, None, outs, api_visibility="private")
     save.click(save_key, [key_name, key_value], [engines_md, keys_md, key_value], api_visibility="private")
     clear.click(clear_key, key_name, [engines_md, keys_md, key_value], api_visibility="private")
     if downloads is not None:
-        wire_downloads(service, downloads, dl_engine, dl_start, dl_cancel, dl_md, dl_timer, engines_md, models_md)
+        wire_downloads(service, admin, downloads, dl_engine, dl_start, dl_cancel, dl_md, dl_timer, engines_md,
+                       models_md)
     return load, outs
 
 
-def wire_downloads(service, downloads, engine, start, cancel, line, timer, engines_md, models_md) -> None:
+def wire_downloads(service, admin, downloads, engine, start, cancel, line, timer, engines_md, models_md) -> None:
     """Download / Cancel, and a 1 s timer that shows progress while any download runs; when the
     last one ends it stops and refreshes the engines and models tables."""
 
-    @guarded
+    @on("admin", "download models", "下载模型")
     def do_start(engine_id, request: gr.Request = None):
-        downloads.start(engine_id)
+        admin.start_download(caller(request), engine_id)
         return downloads_markdown(downloads, lang_of(request)), gr.update(active=True)
 
-    @guarded
+    @on("admin", "download models", "下载模型")
     def do_cancel(engine_id, request: gr.Request = None):
-        downloads.cancel(engine_id)
+        admin.cancel_download(caller(request), engine_id)
         return downloads_markdown(downloads, lang_of(request))
 
-    def tick(request: gr.Request):
+    @on("public")
+    def tick(request: gr.Request = None):
         lang = lang_of(request)
         if downloads.running():
             return downloads_markdown(downloads, lang), gr.update(), gr.update(), gr.update()

@@ -13,7 +13,9 @@ import gradio as gr
 
 from app.usage import DEFAULT_DAYS, ledger
 
-from .api import caller, guarded
+from app.access import caller
+
+from .api import on
 from .i18n import lang_of
 
 DAY_CHOICES = (7, 30, 90, 365)
@@ -60,11 +62,13 @@ def build(service, t):
         refresh = gr.Button(t("refresh"), scale=1)
     table = gr.Markdown(elem_id="usage-table")
 
-    @guarded
+    @on("user")
     def show(n_days, request: gr.Request = None):
-        return usage_markdown(ledger({"days": n_days or DEFAULT_DAYS}, user=caller(request)), lang_of(request))
+        principal = caller(request)
+        return usage_markdown(ledger({"days": n_days or DEFAULT_DAYS}, user=None if principal.admin else principal.user),
+                              lang_of(request))
 
-    @guarded
+    @on("user")
     def load(request: gr.Request = None):
         return DEFAULT_DAYS, show(DEFAULT_DAYS, request=request)
 

@@ -7,6 +7,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import Api
+from app.access import LOCAL, Principal  # noqa: F401
 
 TINY = {"engine": "wan2.1-t2v-1.3b", "prompt": "仙鹤飞过云海",
         "params": {"width": 32, "height": 32, "num_frames": 5, "num_inference_steps": 1}}
@@ -22,10 +23,10 @@ def age(api, job_id: str, hours: float) -> None:
 def test_retention_sweeps_old_scratch_outputs_only(make_api):
     api = make_api(start=True)
     assert api.studio.ops.sweeper._thread.is_alive()
-    scratch = api.studio.service.submit(TINY, source="rest:001", user="local")
-    ui = api.studio.service.submit(TINY, source="ui", user="local")
-    project = api.studio.service.submit({**TINY, "project": "demo"}, source="api", user="local")
-    fresh = api.studio.service.submit(TINY, source="api", user="local")
+    scratch = api.studio.service.submit(TINY, Principal.acting_for("local"), source="rest:001")
+    ui = api.studio.service.submit(TINY, Principal.acting_for("local"), source="ui")
+    project = api.studio.service.submit({**TINY, "project": "demo"}, Principal.acting_for("local"), source="api")
+    fresh = api.studio.service.submit(TINY, Principal.acting_for("local"), source="api")
     for job in (scratch, ui, project, fresh):
         assert api.wait(job.id).status == "succeeded"
     for job in (scratch, ui, project):
@@ -51,7 +52,7 @@ def test_retention_sweeps_old_scratch_outputs_only(make_api):
 
 def test_retention_can_be_turned_off(make_api):
     api = make_api(start=True)
-    job = api.studio.service.submit(TINY, source="api", user="local")
+    job = api.studio.service.submit(TINY, Principal.acting_for("local"), source="api")
     api.wait(job.id)
     age(api, job.id, 1000)
     api.studio.settings.storage.retention_hours = 0
@@ -70,10 +71,10 @@ def test_metrics(make_api):
     from app.db import Job, connection
 
     api = make_api(start=True, rest={"auth": "required"}, keys={"ops": True})
-    job = api.studio.service.submit(TINY, source="api", user="local")
+    job = api.studio.service.submit(TINY, Principal.acting_for("local"), source="api")
     api.wait(job.id)
-    api.studio.service.submit({**TINY, "params": {**TINY["params"], "num_inference_steps": 200}},
-                              source="api", user="local")
+    api.studio.service.submit({**TINY, "params": {**TINY["params"], "num_inference_steps": 200}}, Principal.acting_for("local"),
+                              source="api")
     with connection():
         Job.create(id="f" * 32, engine="dashscope", kind="cloud", lane="io", status="failed",
                    error_code="Throttling.RateQuota", created_at=time.time(), updated_at=time.time())

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api, serve
+from app.access import LOCAL, Principal  # noqa: F401
 
 SUBMIT = {"prompt": "A beautiful sunset over the mountains", "image_size": "480x832", "num_frames": 81,
           "guidance_scale": 5.0, "infer_steps": 50}
@@ -57,8 +58,8 @@ def test_limits_and_counting(make_api):
     # users/default.yaml covers key users without a file; the person at the machine has no quota
     assert api.client.post("/video/submit", json=SUBMIT, headers=dan).status_code == 429
     with pytest.raises(QuotaExceeded):
-        api.studio.service.submit({"engine": "wan2.1-t2v-1.3b", "prompt": "UI 提交"}, source="ui", user="dan")
-    assert api.studio.service.submit({"engine": "wan2.1-t2v-1.3b", "prompt": "本机"}, user="local").status == "queued"
+        api.studio.service.submit({"engine": "wan2.1-t2v-1.3b", "prompt": "UI 提交"}, Principal.acting_for("dan"), source="ui")
+    assert api.studio.service.submit({"engine": "wan2.1-t2v-1.3b", "prompt": "本机"}, Principal.acting_for("local")).status == "queued"
 
 
 def test_images_and_videos_are_counted_apart(make_api, tiny_sdxl_dir, tiny_wan_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from app.access import LOCAL, Principal  # noqa: F401
 
 EXAMPLE = {"model": "Wan2.1-T2V-1.3B", "prompt": "A beautiful sunset over the mountains", "image_size": "480x832",
            "num_frames": 81, "guidance_scale": 5.0, "infer_steps": 50}
@@ -81,7 +82,7 @@ def test_missing_weights_is_a_500_that_says_what_to_do(make_api):
 
 def test_finished_job_status_and_download_url(make_api):
     api = make_api(start=True)
-    job = api.studio.service.submit(TINY, source="rest:001", user="local")
+    job = api.studio.service.submit(TINY, Principal.acting_for("local"), source="rest:001")
     api.wait(job.id)
     body = api.client.post("/video/status", json={"requestId": job.id}).json()
     assert body["status"] == "Succeed", body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from app.access import LOCAL, Principal  # noqa: F401
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -11,16 +12,16 @@ def wait_job(studio, job_id: str, statuses=TERMINAL, timeout: float = 20.0):
     """The job row once its status is one of ``statuses`` (fails the test after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = studio.service.get(job_id)
+        job = studio.service.get(job_id, LOCAL)
         if job.status in statuses:
             return job
         time.sleep(0.02)
-    job = studio.service.get(job_id)
+    job = studio.service.get(job_id, LOCAL)
     raise AssertionError(f"job {job_id} still {job.status} ({job.message}) after {timeout}s")
 
 
 def run_job(studio, request: dict, timeout: float = 20.0):
-    job = studio.service.submit(request)
+    job = studio.service.submit(request, LOCAL)
     return wait_job(studio, job.id, timeout=timeout)
 
 
@@ -39,7 +40,7 @@ def wait_remote(studio, job_id: str, timeout: float = 20.0):
     """The job row once the vendor's task id is committed on it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = studio.service.get(job_id)
+        job = studio.service.get(job_id, LOCAL)
         if job.remote_id:
             return job
         time.sleep(0.02)

@@ -17,6 +17,7 @@ from engines.cloud.ark import ArkEngine, ArkParams, parse_prompt_flags, resolve_
 from tests.cloud.fake_ark import API_KEY, FakeArk
 from tests.cloud.fakeserver import Fault
 from tests.conftest import wait_for
+from app.access import LOCAL, Principal  # noqa: F401
 
 JOB = "fedcba9876543210fedcba9876543210"
 PRO = "doubao-seedance-1-0-pro-250528"
@@ -56,7 +57,7 @@ def request(tmp_path: Path, prompt: str = "a crane over a sea of clouds", images
 
 
 def finish(studio, job_id: str, timeout: float = 30.0):
-    return wait_for(lambda: (j := studio.service.get(job_id)).status in TERMINAL and j, timeout)
+    return wait_for(lambda: (j := studio.service.get(job_id, LOCAL)).status in TERMINAL and j, timeout)
 
 
 def png(path: Path) -> Path:
@@ -202,7 +203,7 @@ def test_t2v_end_to_end_with_prompt_flags(cloud_studio, fake, caplog):
 
     caplog.set_level(logging.DEBUG)
     job = cloud_studio.service.submit({"engine": "ark", "prompt": "剑仙 --duration 5 --ratio 16:9 --rs 720p --seed 1",
-                                       "params": {"model": PRO}})
+                                       "params": {"model": PRO}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "succeeded", job.error
     body = fake.tasks[job.remote_id]["body"]
@@ -218,7 +219,7 @@ def test_t2v_end_to_end_with_prompt_flags(cloud_studio, fake, caplog):
 def test_i2v_end_to_end(cloud_studio, fake):
     img = png(cloud_studio.settings.workspace / "first.png")
     job = cloud_studio.service.submit({"engine": "ark", "prompt": "云海", "image": str(img),
-                                       "params": {"model": "doubao-seedance-1-0-lite-i2v-250428"}})
+                                       "params": {"model": "doubao-seedance-1-0-lite-i2v-250428"}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "succeeded", job.error
     assert fake.tasks[job.remote_id]["body"]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
@@ -231,7 +232,7 @@ def test_i2v_end_to_end(cloud_studio, fake):
     ("[[expire]] 仙鹤", "expired", "expire"),
 ])
 def test_failures_end_clearly(cloud_studio, fake, prompt, code, words):
-    job = cloud_studio.service.submit({"engine": "ark", "prompt": prompt})
+    job = cloud_studio.service.submit({"engine": "ark", "prompt": prompt}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "failed" and job.error_code == code and words in job.error
 
@@ -242,7 +243,7 @@ def test_storms_slow_and_broken_answers_are_ridden_out(cloud_studio, fake):
     fake.inject("get", Fault(status=500, body={"error": {"code": "InternalServiceError", "message": "oops"}}),
                 Fault(bad_json=True), Fault(delay=2.0))
     fake.inject("download", Fault(truncate=True))
-    job = cloud_studio.service.submit({"engine": "ark", "prompt": "山门"})
+    job = cloud_studio.service.submit({"engine": "ark", "prompt": "山门"}, LOCAL)
     job = finish(cloud_studio, job.id, timeout=45)
     assert job.status == "succeeded", job.error
     assert fake.creates == 1 and fake.count("create") == 3 and fake.count("download") == 2
@@ -250,19 +251,19 @@ def test_storms_slow_and_broken_answers_are_ridden_out(cloud_studio, fake):
 
 def test_expired_url_and_auth_failure_through_the_studio(cloud_studio, fake, monkeypatch):
     fake.url_ttl = -5
-    job = finish(cloud_studio, cloud_studio.service.submit({"engine": "ark", "prompt": "古寺"}).id)
+    job = finish(cloud_studio, cloud_studio.service.submit({"engine": "ark", "prompt": "古寺"}, LOCAL).id)
     assert job.status == "failed" and job.error_code == "url_expired"
     monkeypatch.setenv("ARK_API_KEY", "ark-wrong-key-000000")
     before = fake.count("create")
-    job = finish(cloud_studio, cloud_studio.service.submit({"engine": "ark", "prompt": "古寺"}).id)
+    job = finish(cloud_studio, cloud_studio.service.submit({"engine": "ark", "prompt": "古寺"}, LOCAL).id)
     assert job.status == "failed" and job.error_code == "AuthenticationError" and fake.count("create") == before + 1
 
 
 def test_cancel_of_a_queued_task_reaches_ark(cloud_studio, fake):
     fake.hold_queued = True
-    job = cloud_studio.service.submit({"engine": "ark", "prompt": "瀑布"})
-    job = wait_for(lambda: (j := cloud_studio.service.get(job.id)).remote_id and j)
-    job = cloud_studio.service.cancel(job.id)
+    job = cloud_studio.service.submit({"engine": "ark", "prompt": "瀑布"}, LOCAL)
+    job = wait_for(lambda: (j := cloud_studio.service.get(job.id, LOCAL)).remote_id and j)
+    job = cloud_studio.service.cancel(job.id, LOCAL)
     assert job.status == "cancelled" and job.info["cancel_note"] == "Cancelled at the provider."
     assert fake.tasks[job.remote_id]["status"] == "cancelled" and fake.count("delete") == 1
 
@@ -281,7 +282,7 @@ def test_crash_mid_create_resumes_without_a_second_task(workspace, fake):
     st = Studio(load_settings(workspace))
     try:
         with db.connection_context():
-            job = st.service.submit({"engine": "ark", "prompt": "重启之后"})
+            job = st.service.submit({"engine": "ark", "prompt": "重启之后"}, LOCAL)
             st.queue.hueys["io"].flush()
             Job.update(status="running", attempts=1, remote_phase="creating").where(Job.id == job.id).execute()
             engine = st.engines["ark"]

@@ -14,6 +14,7 @@ from app.media import probe
 from tests.cloud.fake_dashscope import FakeDashScope
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_remote
+from app.access import LOCAL, Principal  # noqa: F401
 
 KEY = "sk-test-dashscope-5f1e2d3c4b5a69788796"
 NAME = re.compile(r"^dashscope_\d{8}_\d{6}_0_[0-9a-f]{8}\.mp4$")
@@ -118,15 +119,15 @@ def test_kf2v_uses_the_image2video_path(cloud_studio, fake):
 def test_check_refuses_before_the_network(cloud_studio, fake, request_, words):
     request = {"engine": "dashscope", "prompt": "山", **request_}
     with pytest.raises(ValidationError, match=re.escape(words)):
-        cloud_studio.service.submit(request)
+        cloud_studio.service.submit(request, LOCAL)
     assert fake.requests == []
 
 
 def test_unknown_parameter_and_model_are_refused(cloud_studio, fake):
     with pytest.raises(ValidationError):
-        cloud_studio.service.submit(t2v(fps=30))
+        cloud_studio.service.submit(t2v(fps=30), LOCAL)
     with pytest.raises(ValidationError):
-        cloud_studio.service.submit(t2v(model="wan9-t2v"))
+        cloud_studio.service.submit(t2v(model="wan9-t2v"), LOCAL)
     assert fake.requests == []
 
 
@@ -135,7 +136,7 @@ def test_unavailable_without_key_says_what_to_set(cloud_studio, monkeypatch):
     ok, reason = cloud_studio.engines["dashscope"].available()
     assert not ok and "DASHSCOPE_API_KEY" in reason
     with pytest.raises(NotAvailable, match="DASHSCOPE_API_KEY"):
-        cloud_studio.service.submit(t2v())
+        cloud_studio.service.submit(t2v(), LOCAL)
 
 
 # --- vendor failures -----------------------------------------------------------------------
@@ -259,9 +260,9 @@ def test_expired_url_fails_clearly(cloud_studio, fake):
 def test_cancel_pending_cancels_at_the_provider(cloud_studio, fake, monkeypatch):
     monkeypatch.setenv("XIANYING_POLL_SCALE", "1")
     fake.hold = True
-    job = wait_remote(cloud_studio, cloud_studio.service.submit(t2v()).id)
+    job = wait_remote(cloud_studio, cloud_studio.service.submit(t2v(), LOCAL).id)
     assert fake.tasks[job.remote_id]["status"] == "PENDING"
-    job = cloud_studio.service.cancel(job.id)
+    job = cloud_studio.service.cancel(job.id, LOCAL)
     assert job.status == "cancelled"
     assert job.info["cancel_note"] == "Cancelled at the provider."
     assert fake.tasks[job.remote_id]["status"] == "CANCELED"

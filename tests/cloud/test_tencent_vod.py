@@ -18,6 +18,7 @@ from engines.cloud.tencent_vod import TencentVodEngine, TencentVodParams, task_s
 from tests.cloud.fake_tencent import SECRET_ID, SECRET_KEY, SUB_APP_ID, FakeTencent, error_fault
 from tests.cloud.fakeserver import Fault
 from tests.conftest import wait_for
+from app.access import LOCAL, Principal  # noqa: F401
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -58,7 +59,7 @@ def request(tmp_path: Path, prompt: str = "一只白鹤飞过云海", images=(),
 
 
 def finish(studio, job_id: str, timeout: float = 30.0):
-    return wait_for(lambda: (j := studio.service.get(job_id)).status in TERMINAL and j, timeout)
+    return wait_for(lambda: (j := studio.service.get(job_id, LOCAL)).status in TERMINAL and j, timeout)
 
 
 def png(path: Path) -> Path:
@@ -193,7 +194,7 @@ def test_t2v_end_to_end(cloud_studio, fake, caplog):
 
     caplog.set_level(logging.DEBUG)
     job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "剑仙御剑飞行",
-                                       "params": {"model": "Hailuo", "model_version": "02", "duration": 6}})
+                                       "params": {"model": "Hailuo", "model_version": "02", "duration": 6}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "succeeded", job.error
     out = cloud_studio.settings.workspace / job.outputs[0]["file"]
@@ -211,7 +212,7 @@ def test_t2v_end_to_end(cloud_studio, fake, caplog):
 def test_i2v_end_to_end_with_uploaded_image(cloud_studio, fake, tmp_path):
     img = png(cloud_studio.settings.workspace / "first.png")
     job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "云雾缭绕", "image": str(img),
-                                       "params": {"model": "Vidu", "model_version": "q2", "duration": 4}})
+                                       "params": {"model": "Vidu", "model_version": "q2", "duration": 4}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "succeeded", job.error
     info = fake.tasks[job.remote_id]["body"]["FileInfos"][0]
@@ -224,7 +225,7 @@ def test_i2v_end_to_end_with_uploaded_image(cloud_studio, fake, tmp_path):
     ("[[banned]] 仙鹤", "InvalidParameter.ViolationContent", "moderation"),
 ])
 def test_failures_end_clearly(cloud_studio, fake, prompt, code, words):
-    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": prompt, "params": {"model": "Hailuo"}})
+    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": prompt, "params": {"model": "Hailuo"}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "failed" and job.error_code == code and words in job.error and job.error_zh
 
@@ -234,7 +235,7 @@ def test_storms_slow_and_broken_answers_are_ridden_out(cloud_studio, fake):
     fake.inject("DescribeTaskDetail", Fault(status=502, body="bad gateway"), Fault(bad_json=True),
                 Fault(delay=2.0), error_fault("InternalError"))
     fake.inject("download", Fault(truncate=True))
-    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "山门", "params": {"model": "OS"}})
+    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "山门", "params": {"model": "OS"}}, LOCAL)
     job = finish(cloud_studio, job.id, timeout=45)
     assert job.status == "succeeded", job.error
     assert fake.creates == 1 and fake.count("CreateAigcVideoTask") == 3 and fake.count("download") == 2
@@ -242,12 +243,12 @@ def test_storms_slow_and_broken_answers_are_ridden_out(cloud_studio, fake):
 
 def test_auth_failure_and_expired_url_through_the_studio(cloud_studio, fake, monkeypatch):
     fake.url_ttl = -5  # links are already expired when handed out
-    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "古寺", "params": {"model": "GV"}})
+    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "古寺", "params": {"model": "GV"}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "failed" and job.error_code == "url_expired" and "expired" in job.error
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDunknown0000000000")
     before = fake.count("CreateAigcVideoTask")
-    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "古寺", "params": {"model": "GV"}})
+    job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "古寺", "params": {"model": "GV"}}, LOCAL)
     job = finish(cloud_studio, job.id)
     assert job.status == "failed" and job.error_code == "AuthFailure.SecretIdNotFound"
     assert fake.count("CreateAigcVideoTask") == before + 1
@@ -261,7 +262,7 @@ def test_crash_mid_create_resumes_without_a_second_task(workspace, fake):
     st = Studio(load_settings(workspace))  # not started: the submitted step waits in the queue
     try:
         with db.connection_context():
-            job = st.service.submit({"engine": "tencent-vod", "prompt": "重启之后", "params": {"model": "Hailuo"}})
+            job = st.service.submit({"engine": "tencent-vod", "prompt": "重启之后", "params": {"model": "Hailuo"}}, LOCAL)
             st.queue.hueys["io"].flush()  # the step was taken by the worker that died
             Job.update(status="running", attempts=1, remote_phase="creating").where(Job.id == job.id).execute()
             st.engines["tencent-vod"].start(st.runner.request_for(Job.get_by_id(job.id)))  # reached Tencent, then kill -9

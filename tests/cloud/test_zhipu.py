@@ -13,6 +13,7 @@ from app.media import probe
 from tests.cloud.fake_zhipu import FakeZhipu
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_job, wait_remote
+from app.access import LOCAL, Principal  # noqa: F401
 
 KEY = "f00dfeedcafe4b1d9a7e.ZhiPuSecretPart0042"
 NAME = re.compile(r"^zhipu_\d{8}_\d{6}_0_[0-9a-f]{8}\.mp4$")
@@ -103,7 +104,7 @@ def test_vidu_start_end_and_reference_send_lists(cloud_studio, fake):
 def test_check_refuses_before_the_network(cloud_studio, fake, request_, words):
     request = {"engine": "zhipu", "prompt": "山", **request_}
     with pytest.raises(ValidationError, match=re.escape(words)):
-        cloud_studio.service.submit(request)
+        cloud_studio.service.submit(request, LOCAL)
     assert fake.requests == []
 
 
@@ -112,7 +113,7 @@ def test_unavailable_without_key_says_what_to_set(cloud_studio, monkeypatch):
     ok, reason = cloud_studio.engines["zhipu"].available()
     assert not ok and "ZHIPUAI_API_KEY" in reason
     with pytest.raises(NotAvailable, match="ZHIPUAI_API_KEY"):
-        cloud_studio.service.submit(t2v())
+        cloud_studio.service.submit(t2v(), LOCAL)
 
 
 # --- vendor failures -----------------------------------------------------------------------
@@ -187,7 +188,7 @@ def test_create_timeout_resends_the_same_key_and_never_bills_twice(cloud_studio,
     assert fake.created == 1
     ids = [r.json()["request_id"] for r in fake.requests if fake.route(r) == "create"]
     assert len(ids) == 2 and len(set(ids)) == 1
-    retried = cloud_studio.service.retry(job.id)  # the user asks again: a new key, a new task
+    retried = cloud_studio.service.retry(job.id, LOCAL)  # the user asks again: a new key, a new task
     job = wait_job(cloud_studio, retried.id)
     assert job.status == "succeeded", job.error
     assert fake.created == 2 and fake.bodies[-1]["request_id"] == f"xianying-{job.id}-2"
@@ -210,9 +211,9 @@ def test_expired_url_fails_clearly(cloud_studio, fake):
 def test_no_cancel_api_stops_polling_and_says_so(cloud_studio, fake, monkeypatch):
     monkeypatch.setenv("XIANYING_POLL_SCALE", "1")
     fake.plan = ["PROCESSING"]
-    job = cloud_studio.service.submit(t2v())
+    job = cloud_studio.service.submit(t2v(), LOCAL)
     wait_remote(cloud_studio, job.id)
-    job = cloud_studio.service.cancel(job.id)
+    job = cloud_studio.service.cancel(job.id, LOCAL)
     assert job.status == "cancelled" and "may still" in job.info["cancel_note"]
 
 
@@ -288,7 +289,7 @@ def test_restart_while_polling_resumes_without_a_second_create(workspace, fake, 
     first = Studio(load_settings(workspace))
     first.start()
     with db.connection_context():
-        job_id = wait_remote(first, first.service.submit(t2v()).id).id
+        job_id = wait_remote(first, first.service.submit(t2v(), LOCAL).id).id
     first.stop()
     fake.plan = ["SUCCESS"]
     second = Studio(load_settings(workspace))

@@ -12,12 +12,13 @@ from app.errors import NotAvailable, ProfileError, ValidationError
 from app.media import probe
 from tests.conftest import wait_for
 from tests.projects.conftest import PROJECT_YAML, SCENES_YAML, write_project
+from app.access import LOCAL, Principal  # noqa: F401
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def finished(studio, job_id, timeout=150.0):
-    return wait_for(lambda: (j := studio.service.get(job_id)).status in TERMINAL and j, timeout=timeout)
+    return wait_for(lambda: (j := studio.service.get(job_id, LOCAL)).status in TERMINAL and j, timeout=timeout)
 
 
 def children(job_id):
@@ -35,13 +36,13 @@ def test_three_scenes_render_then_one_edited_scene_renders_again(project_studio,
         ("s3-cloud", "t2v", ["dashscope"])]
     assert plan.scenes[0].steps[0].request["params"]["num_frames"] == 5  # 0.5 s x 8 fps -> 4, snapped to 4k+1
 
-    parent = finished(st, episodes.render("test-ep").id)
+    parent = finished(st, episodes.render("test-ep", LOCAL).id)
     assert parent.status == "succeeded", (parent.error, parent.message)
     kids = children(parent.id)
     assert sorted(k.engine for k in kids.values()) == ["dashscope", "sdxl-instantid", "stitch", "svd-xt",
                                                        "wan2.1-t2v-1.3b"]
     assert all(k.status == "succeeded" and k.project == "test-ep" for k in kids.values())
-    assert {j.id for j in st.service.list({"parent": parent.id})} == set(kids)  # the Queue's tree
+    assert {j.id for j in st.service.list({"parent": parent.id}, LOCAL)} == set(kids)  # the Queue's tree
 
     # the episode: every scene at its own duration, at the project's fps and size
     render = ws / parent.outputs[0]["file"]
@@ -70,11 +71,11 @@ def test_three_scenes_render_then_one_edited_scene_renders_again(project_studio,
     # edit one scene's prompt: only that scene runs again, the rest is reused; v1 is kept
     v1 = render.read_bytes()
     episodes.store.upsert_scene("test-ep", {"id": "s1-sky", "prompt": "immortal realm sky at night"})
-    second = finished(st, episodes.render("test-ep").id)
+    second = finished(st, episodes.render("test-ep", LOCAL).id)
     assert second.status == "succeeded", second.error
     new = children(second.id)
     assert sorted(k.engine for k in new.values()) == ["stitch", "wan2.1-t2v-1.3b"]
-    status = episodes.episode_status(second.id)
+    status = episodes.episode_status(second.id, LOCAL)
     reused = {(s["scene"], st_["step"]): (st_["reused"], st_["task_id"]) for s in status["scenes"] for st_ in s["steps"]}
     assert reused[("s1-sky", "clip")][0] is False and reused[("s1-sky", "clip")][1] in new
     for key in (("s2-hanli", "still"), ("s2-hanli", "clip"), ("s3-cloud", "clip")):
@@ -85,7 +86,7 @@ def test_three_scenes_render_then_one_edited_scene_renders_again(project_studio,
     assert probe(render.parent / "episode_v2.mp4")["frames"] == 18
 
     # nothing changed: only the stitch runs, into v3
-    third = finished(st, episodes.render("test-ep", name="final").id)
+    third = finished(st, episodes.render("test-ep", LOCAL, name="final").id)
     assert [k.engine for k in children(third.id).values()] == ["stitch"]
     assert third.outputs[0]["file"].endswith("renders/final_v1.mp4")
 
@@ -104,22 +105,22 @@ def test_render_refuses_up_front_naming_engine_and_fix(workspace, monkeypatch):
             episodes = EpisodeService(st.service)
             before = Job.select().count()
             with pytest.raises(NotAvailable) as err:  # no weights in this workspace
-                episodes.render("test-ep", scenes=["s1-sky"])
+                episodes.render("test-ep", LOCAL, scenes=["s1-sky"])
             assert "wan2.1-t2v-1.3b" in err.value.en and "t2v_engine" in err.value.en and "Weights" in err.value.en
             with pytest.raises(NotAvailable) as err:
-                episodes.render("test-ep", scenes=["s3-cloud"])
+                episodes.render("test-ep", LOCAL, scenes=["s3-cloud"])
             assert "zhipu" in err.value.en and "ZHIPUAI_API_KEY" in err.value.en and "scenes[2].engine" in err.value.en
             episodes.store.upsert_scene("test-ep", {"id": "s3-cloud", "engine": "no-such-engine"})
             with pytest.raises(ProfileError, match=r"scenes\.yaml → scenes\[2\]\.engine: unknown engine"):
-                episodes.render("test-ep", scenes=["s3-cloud"])
+                episodes.render("test-ep", LOCAL, scenes=["s3-cloud"])
             episodes.store.upsert_scene("test-ep", {"id": "s3-cloud", "engine": "svd-xt"})
             with pytest.raises(ValidationError, match="svd-xt cannot make this clip"):
-                episodes.render("test-ep", scenes=["s3-cloud"])
+                episodes.render("test-ep", LOCAL, scenes=["s3-cloud"])
             episodes.store.upsert_scene("test-ep", {"id": "s3-cloud", "keyframe": "keys/missing.png"})
             with pytest.raises(ProfileError, match="keyframe: assets/keys/missing.png does not exist"):
-                episodes.render("test-ep", scenes=["s3-cloud"])
+                episodes.render("test-ep", LOCAL, scenes=["s3-cloud"])
             with pytest.raises(ValidationError, match="episode name"):
-                episodes.render("test-ep", name="../x")
+                episodes.render("test-ep", LOCAL, name="../x")
             assert Job.select().count() == before  # nothing was queued
     finally:
         st.stop()
@@ -131,7 +132,7 @@ def test_seed000_video_request_becomes_an_episode(project_studio, fake_dashscope
     body = {"scenes": [{"id": 0, "prompt": "xianxia fantasy, immortal realm sky, golden scroll", "duration": 1.0},
                        {"id": 1, "prompt": "Han Li lying on sand, calm expression", "duration": 0.5, "seed": 5}],
             "video_config": {"fps": 8, "resolution": "64x48", "upscale": True}}
-    parent = render_video_request(episodes, body, user=None, engine="dashscope")
+    parent = render_video_request(episodes, body, LOCAL, engine="dashscope")
     assert parent.kind == "episode" and parent.source == "rest:000" and parent.project.startswith("api-")
     done = finished(st, parent.id)
     assert done.status == "succeeded", done.error
@@ -142,7 +143,7 @@ def test_seed000_video_request_becomes_an_episode(project_studio, fake_dashscope
     assert {b["input"]["prompt"] for b in fake_dashscope.bodies} == {body["scenes"][0]["prompt"],
                                                                       body["scenes"][1]["prompt"]}
     with pytest.raises(ProfileError, match="duration"):
-        render_video_request(episodes, {"scenes": [{"id": 0, "prompt": "x", "duration": 999}]}, engine="dashscope")
+        render_video_request(episodes, {"scenes": [{"id": 0, "prompt": "x", "duration": 999}]}, LOCAL, engine="dashscope")
     assert len(list(st.settings.projects_dir.glob("api-*"))) == 1  # the refused body left nothing behind
 
 
@@ -158,16 +159,16 @@ def test_failed_scene_fails_the_episode_clearly_then_retry_reuses_the_rest(proje
     write_project(st.settings.projects_dir, scenes=TWO_SCENES.replace("duration: 4", "duration: 0.5"), face=False)
     episodes = EpisodeService(st.service)
     fake_dashscope.plan = ["RUNNING", "FAILED"]
-    parent = finished(st, episodes.render("test-ep").id)
+    parent = finished(st, episodes.render("test-ep", LOCAL).id)
     assert parent.status == "failed"
     assert parent.error.startswith("Scene 'cloud' (clip on dashscope) failed:") and "render again" in parent.error
     assert "场景“cloud”" in parent.error_zh
     wan = next(k for k in children(parent.id).values() if k.engine == "wan2.1-t2v-1.3b")
-    wait_for(lambda: st.service.get(wan.id).status == "succeeded")
+    wait_for(lambda: st.service.get(wan.id, LOCAL).status == "succeeded")
     fake_dashscope.plan = ["RUNNING", "SUCCEEDED"]
-    retried = finished(st, st.service.retry(parent.id).id)
+    retried = finished(st, st.service.retry(parent.id, LOCAL).id)
     assert retried.status == "succeeded", retried.error
-    steps = {s["scene"]: s["steps"][0] for s in episodes.episode_status(parent.id)["scenes"]}
+    steps = {s["scene"]: s["steps"][0] for s in episodes.episode_status(parent.id, LOCAL)["scenes"]}
     assert steps["slow"]["task_id"] == wan.id and not steps["slow"]["reused"]  # its own finished child, kept
     assert fake_dashscope.count("create") == 2
     assert sorted(k.engine for k in children(parent.id).values()) == ["dashscope", "dashscope", "stitch",
@@ -181,14 +182,14 @@ def test_cancelling_the_episode_cancels_its_running_scenes(project_studio):
     write_project(st.settings.projects_dir, project=slow, scenes=TWO_SCENES.replace("duration: 4", "duration: 8"),
                   face=False)
     episodes = EpisodeService(st.service)
-    parent = episodes.render("test-ep", scenes=["slow"])
+    parent = episodes.render("test-ep", LOCAL, scenes=["slow"])
     running = wait_for(lambda: [k.id for k in children(parent.id).values() if k.status == "running"], timeout=180)
-    st.service.cancel(parent.id)
+    st.service.cancel(parent.id, LOCAL)
     done = finished(st, parent.id)
     assert done.status == "cancelled"
     wait_for(lambda: all(k.status in ("succeeded", "failed", "cancelled") for k in children(parent.id).values()),
              timeout=120)
-    assert {st.service.get(k).status for k in running} == {"cancelled"}
+    assert {st.service.get(k, LOCAL).status for k in running} == {"cancelled"}
     assert not list((st.settings.projects_dir / "test-ep" / "renders").glob("*.mp4"))
 
 

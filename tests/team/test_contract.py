@@ -12,6 +12,7 @@ from app.db import Job
 from app.errors import Conflict, NotAvailable, ValidationError
 from tests.conftest import install_weights, wait_for
 from tests.team.conftest import TINY, WAN, team_config
+from app.access import LOCAL, Principal  # noqa: F401
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
@@ -34,7 +35,7 @@ def studio(request, workspace, tiny_wan_dir):
 
 
 def finished(service, job_id, timeout=60.0):
-    return wait_for(lambda: (j := service.get(job_id)).status in ("succeeded", "failed", "cancelled") and j,
+    return wait_for(lambda: (j := service.get(job_id, LOCAL)).status in ("succeeded", "failed", "cancelled") and j,
                     timeout=timeout)
 
 
@@ -48,7 +49,7 @@ def test_backend_is_the_one_configured(studio):
 
 
 def test_submit_runs_to_success_with_a_fenced_lease(studio):
-    job = studio.service.submit({"engine": WAN, "prompt": "石头村", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "石头村", "params": TINY}, LOCAL)
     row = Job.get_by_id(job.id)
     assert isinstance(row.params["seed"], int) and row.params["guidance_scale"] == 5.0
     done = finished(studio.service, job.id)
@@ -66,34 +67,34 @@ def test_submit_runs_to_success_with_a_fenced_lease(studio):
 def test_bad_requests_are_refused_before_anything_is_stored(studio, request_, needle):
     before = Job.select().count()
     with pytest.raises(ValidationError) as err:
-        studio.service.submit(request_)
+        studio.service.submit(request_, LOCAL)
     assert needle in err.value.en and err.value.zh
     assert Job.select().count() == before
 
 
 def test_cancel_queued_retry_and_rerun(studio):
     studio.queue.stop()
-    job = studio.service.submit({"engine": WAN, "prompt": "排队", "params": TINY})
-    assert studio.service.cancel(job.id).status == "cancelled"
-    still_queued = studio.service.submit({"engine": WAN, "prompt": "q", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "排队", "params": TINY}, LOCAL)
+    assert studio.service.cancel(job.id, LOCAL).status == "cancelled"
+    still_queued = studio.service.submit({"engine": WAN, "prompt": "q", "params": TINY}, LOCAL)
     with pytest.raises(Conflict):
-        studio.service.retry(still_queued.id)
+        studio.service.retry(still_queued.id, LOCAL)
     studio.queue.start()
-    retried = studio.service.retry(job.id)
+    retried = studio.service.retry(job.id, LOCAL)
     assert retried.id == job.id and retried.status == "queued"
     done = finished(studio.service, job.id)
     assert done.status == "succeeded"
-    new = studio.service.rerun(job.id)
+    new = studio.service.rerun(job.id, LOCAL)
     assert new.id != job.id and new.params == done.params and new.rerun_of == job.id
     assert finished(studio.service, still_queued.id).status == "succeeded"
 
 
 def test_list_filters(studio):
     studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY, "project": "hanli"})
-    studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY})
-    assert [j.id for j in studio.service.list({"project": "hanli"})] == [a.id]
-    assert len(studio.service.list({"status": ["queued"], "limit": 1})) == 1
+    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY, "project": "hanli"}, LOCAL)
+    studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
+    assert [j.id for j in studio.service.list({"project": "hanli"}, LOCAL)] == [a.id]
+    assert len(studio.service.list({"status": ["queued"], "limit": 1}, LOCAL)) == 1
 
 
 def test_missing_weights_make_the_engine_unavailable(studio):
@@ -107,25 +108,25 @@ def test_missing_weights_make_the_engine_unavailable(studio):
     info = {e["id"]: e for e in studio.service.engines_info()}[WAN]
     assert info["available"] is False and "model_index.json" in info["reason"]
     with pytest.raises(NotAvailable):
-        studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY})
+        studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY}, LOCAL)
 
 
 def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
     studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY})
-    b = studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY})
+    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY}, LOCAL)
+    b = studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
     Job.update(status="running", attempts=1).where(Job.id == a.id).execute()
     Job.update(status="running", attempts=studio.settings.queue.max_attempts).where(Job.id == b.id).execute()
     counts = studio.runner.reconcile()
     assert counts["requeued"] == 1 and counts["failed"] == 1
-    assert studio.service.get(b.id).error.startswith("Interrupted")
+    assert studio.service.get(b.id, LOCAL).error.startswith("Interrupted")
     studio.queue.start()
     assert finished(studio.service, a.id).status == "succeeded"
 
 
 def test_a_run_that_lost_its_fence_cannot_publish_or_fail_the_job(studio, tmp_path):
     studio.queue.stop()
-    job = studio.service.submit({"engine": WAN, "prompt": "fenced", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "fenced", "params": TINY}, LOCAL)
     assert studio.runner._claim(job)
     stale = Job.get_by_id(job.id)  # what the first run holds (fence 1)
     Job.update(status="queued", fence=Job.fence + 1).where(Job.id == job.id).execute()  # taken over

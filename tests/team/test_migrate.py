@@ -9,6 +9,7 @@ import sys
 
 from tests.conftest import ROOT, install_weights, wait_for
 from tests.team.conftest import TINY, WAN
+from app.access import LOCAL, Principal  # noqa: F401
 
 
 def test_migrate_an_embedded_workspace_to_team_mode(workspace, tiny_wan_dir, team_urls):
@@ -23,11 +24,11 @@ def test_migrate_an_embedded_workspace_to_team_mode(workspace, tiny_wan_dir, tea
     studio = Studio(load_settings(workspace))
     studio.start()
     with db.connection_context():
-        done = studio.service.submit({"engine": WAN, "prompt": "已完成", "params": TINY})
+        done = studio.service.submit({"engine": WAN, "prompt": "已完成", "params": TINY}, LOCAL)
         wait_for(lambda: Job.get_by_id(done.id).status == "succeeded")
         studio.queue.stop()
-        queued = studio.service.submit({"engine": WAN, "prompt": "排队中", "params": TINY})
-        running = studio.service.submit({"engine": WAN, "prompt": "运行中", "params": TINY})
+        queued = studio.service.submit({"engine": WAN, "prompt": "排队中", "params": TINY}, LOCAL)
+        running = studio.service.submit({"engine": WAN, "prompt": "运行中", "params": TINY}, LOCAL)
         Job.update(status="running", attempts=1).where(Job.id == running.id).execute()
         _, key = studio.ops.keys.create("alice")
     studio.stop()

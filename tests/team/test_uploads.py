@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from app.db import Job
 from tests.team.conftest import TINY, WAN
+from app.access import LOCAL, Principal  # noqa: F401
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def api(studio):
 
 
 def claimed(studio):
-    job = studio.service.submit({"engine": WAN, "prompt": "上传", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "上传", "params": TINY}, LOCAL)
     assert studio.runner._claim(job)
     return Job.get_by_id(job.id)
 
@@ -131,7 +132,7 @@ def test_a_worker_fetches_input_images_of_its_job(studio, api, tmp_path):
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buf, format="PNG")
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    job = studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY})
+    job = studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY}, LOCAL)
     images = [{"role": "first_frame", "path": "uploads/in.png"}]
     (studio.settings.workspace / "uploads" / "in.png").write_bytes(buf.getvalue())
     Job.update(images=images).where(Job.id == job.id).execute()
