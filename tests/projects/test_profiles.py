@@ -175,7 +175,7 @@ def test_create_duplicate_and_assets(root):
     rel = store.add_asset("my-series", "hanli", buf.getvalue(), stem="face")
     store.upsert_character("my-series", "hanli", {"reference_images": [rel]})
     assert store.get("my-series").faces("hanli")[0].is_file()
-    with pytest.raises(ValidationError, match="not an image"):
+    with pytest.raises(ValidationError, match="could not be read as an image"):
         store.add_asset("my-series", "hanli", b"<svg/>")
     copy = store.duplicate("my-series", title="副本")
     assert copy.id == "my-series-copy" and copy.config.title == "副本" and copy.faces("hanli")
