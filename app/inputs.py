@@ -50,6 +50,17 @@ def task_for(req: SubmitRequest) -> str:
     return "t2v"
 
 
+def speech_request(req: SubmitRequest) -> SubmitRequest:
+    """A request to a speech (``tts``) engine: no images; the text is ``params.text``, or the
+    prompt when ``params`` has none (the prompt box of the Create tab). The prompt itself stays
+    as sent, so a request hashes the same before and after it is stored."""
+    if req.image is not None or req.last_image is not None or req.reference_images:
+        raise ValidationError("A speech engine takes text, not images.", "语音引擎只接受文字，不接受图片。")
+    if "text" not in req.params and req.prompt.strip():
+        return req.model_copy(update={"params": {**req.params, "text": req.prompt}})
+    return req
+
+
 def _allowed_roots(workspace: Path) -> list[Path]:
     roots = [workspace.resolve()]
     for base in (Path(tempfile.gettempdir()) / "gradio",):

@@ -1,0 +1,179 @@
+"""``local-tts`` on a tiny random-weight Kokoro model loaded through the real sherpa-onnx code:
+the contract, a job through the queue end to end, timings, MP3, cancel, bad folders, voices,
+length limits and the input hash episodes reuse speech by."""
+
+from __future__ import annotations
+
+import wave
+
+import pytest
+
+from tests.conftest import install_weights, wait_for
+from tests.tiny_speech import SAMPLE_RATE, SAMPLES_PER_TOKEN, SPEAKERS, build_tiny_kokoro
+
+
+@pytest.fixture(scope="session")
+def tiny_kokoro_dir(tmp_path_factory):
+    return build_tiny_kokoro(tmp_path_factory.mktemp("kokoro") / "local-tts")
+
+
+@pytest.fixture
+def speech_studio(workspace):
+    from app.db import db
+    from app.settings import load_settings
+    from app.studio import Studio
+
+    st = Studio(load_settings(workspace))
+    st.start()
+    with db.connection_context():
+        yield st
+    st.stop()
+
+
+def engine_of(studio):
+    return studio.service.engines["local-tts"]
+
+
+def done(studio, job_id):
+    def check():
+        job = studio.service.get(job_id)
+        return job if job.status in ("succeeded", "failed", "cancelled") else None
+
+    return wait_for(check, timeout=60)
+
+
+def wav_seconds(path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_job_end_to_end_makes_a_timed_wav(speech_studio, tiny_kokoro_dir):
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    info = {e["id"]: e for e in speech_studio.service.engines_info()}["local-tts"]
+    assert info["available"] and info["tasks"] == ["tts"]
+    assert {"narrator", "male", "female"} <= {v["id"] for v in info["voices"]}
+    assert set(info["params_schema"]["properties"]) == {"text", "voice", "speed", "format"}
+
+    text = "你好，仙人。剑来！hello world."
+    job = speech_studio.service.submit({"engine": "local-tts", "params": {"text": text, "voice": "female"}})
+    assert job.lane == "io" and job.task == "tts"
+    job = done(speech_studio, job.id)
+    assert job.status == "succeeded", job.error
+    out = job.outputs[0]
+    path = speech_studio.settings.workspace / out["file"]
+    assert out["kind"] == "audio" and path.suffix == ".wav"
+    with wave.open(str(path), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (SAMPLE_RATE, 1, 2)
+    assert out["duration"] == pytest.approx(wav_seconds(path), abs=1e-3)
+    timings = out["timings"]
+    assert [t[2] for t in timings] == ["你好，仙人。", "剑来！", "hello world."]
+    assert all(a[1] <= b[0] for a, b in zip(timings, timings[1:]))  # in order, never overlapping
+    assert timings[0][0] == 0 and timings[-1][1] == pytest.approx(out["duration"], abs=0.01)
+    # each sentence lasts a whole number of tokens of the tiny model (10 ms each): real model output
+    for start, end, _ in timings:
+        tokens = (end - start) * SAMPLE_RATE / SAMPLES_PER_TOKEN
+        assert tokens == pytest.approx(round(tokens), abs=0.2) and tokens >= 3
+    assert out["meta"]["voice"] == "zf_001"
+
+
+def test_voices_pick_different_speakers_and_mp3(speech_studio, tiny_kokoro_dir, tmp_path):
+    from engines.base import EngineRequest
+
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    engine = engine_of(speech_studio)
+
+    def say(voice, fmt="wav"):
+        work = tmp_path / f"{voice}-{fmt}"
+        work.mkdir()
+        params = engine.Params(text="我是天下仙人。", voice=voice, format=fmt)
+        return engine.run(EngineRequest("j", "", "", params, work), lambda *a, **k: None, lambda: False)[0]
+
+    male, narrator = say("male"), say("narrator")
+    assert male.meta["voice"] == "zm_009" and narrator.meta["voice"] == "zm_010"
+    assert male.path.read_bytes() != narrator.path.read_bytes()  # another style vector, another sound
+    assert say("af_sol").meta["voice"] == "af_sol"  # a native id of the model
+    mp3 = say("male", "mp3")
+    assert mp3.path.suffix == ".mp3" and mp3.path.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+    assert mp3.duration == pytest.approx(male.duration, abs=0.08)
+
+
+def test_cancel_between_sentences_leaves_nothing(speech_studio, tiny_kokoro_dir, tmp_path):
+    from app.errors import Cancelled
+    from engines.base import EngineRequest
+
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    engine = engine_of(speech_studio)
+    steps = []
+    work = tmp_path / "work"
+    work.mkdir()
+    params = engine.Params(text="你好。仙人。剑来。山上云。")
+    with pytest.raises(Cancelled):
+        engine.run(EngineRequest("j", "", "", params, work), lambda s, t, preview=None: steps.append(s),
+                   lambda: len(steps) >= 2)
+    assert steps == [0, 1] and not any(work.iterdir())
+    # a queued job cancelled through the service never runs
+    job = speech_studio.service.submit({"engine": "local-tts", "prompt": "仙人"})
+    job = speech_studio.service.cancel(job.id)
+    assert done(speech_studio, job.id).status in ("cancelled", "succeeded")
+
+
+def test_missing_weights_say_where_in_both_languages(speech_studio):
+    from app.errors import NotAvailable
+
+    info = {e["id"]: e for e in speech_studio.service.engines_info()}["local-tts"]
+    assert not info["available"]
+    assert "Settings → Models" in info["reason"] and "设置 → 模型" in info["reason_zh"]
+    with pytest.raises(NotAvailable) as err:
+        speech_studio.service.submit({"engine": "local-tts", "params": {"text": "你好"}})
+    assert "voices.bin" in err.value.en and "设置" in err.value.zh
+    rows = {r["engine"]: r for r in __import__("engines.local.weights", fromlist=["models_report"])
+            .models_report(speech_studio.service.engines)}
+    assert rows["local-tts"]["present"] is False and "voices.bin" in rows["local-tts"]["missing"]
+
+
+def test_a_broken_model_is_an_error_not_a_dead_process(speech_studio, tiny_kokoro_dir):
+    folder = install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    (folder / "voices.bin").write_bytes((folder / "voices.bin").read_bytes()[:-4])
+    job = done(speech_studio, speech_studio.service.submit({"engine": "local-tts", "prompt": "你好"}).id)
+    assert job.status == "failed" and "voices.bin" in job.error and "重新下载" in job.error_zh
+
+
+def test_requests_are_checked_before_they_are_stored(speech_studio, tiny_kokoro_dir):
+    from app.errors import ValidationError
+
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    bad = [({"text": "你好", "voice": "nobody"}, "narrator"), ({"text": "字" * 2001}, "at most 2000"),
+           ({"text": "   "}, "empty"), ({"text": "你好", "pitch": 2}, "unknown parameter"),
+           ({"text": "你好", "speed": 3}, "speed")]
+    for params, words in bad:
+        with pytest.raises(ValidationError) as err:
+            speech_studio.service.submit({"engine": "local-tts", "params": params})
+        assert words in err.value.en, err.value.en
+    with pytest.raises(ValidationError, match="not images"):
+        speech_studio.service.submit({"engine": "local-tts", "prompt": "你好",
+                                      "image": "https://example.com/a.png"})
+    with pytest.raises(ValidationError, match="text: required"):
+        speech_studio.service.submit({"engine": "local-tts", "params": {}})
+
+
+def test_speech_is_hashed_like_clips(speech_studio, tiny_kokoro_dir):
+    from app.episode_steps import request_hash, row_hash
+
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    service = speech_studio.service
+    request = {"engine": "local-tts", "params": {"text": "你好，仙人。", "voice": "male"}, "project": "p"}
+    job = done(speech_studio, service.submit(request).id)
+    assert job.status == "succeeded"
+    assert row_hash(service, job) == request_hash(service, request)
+    assert request_hash(service, {**request, "params": {"text": "你好，仙人！", "voice": "male"}}) != \
+        request_hash(service, request)
+    assert request_hash(service, {**request, "params": {"text": "你好，仙人。", "voice": "female"}}) != \
+        request_hash(service, request)
+
+
+def test_tiny_model_loads_through_the_folder_checks(tiny_kokoro_dir):
+    from engines.local.kokoro_files import KokoroFolder, onnx_metadata
+
+    meta = KokoroFolder.scan(tiny_kokoro_dir).check()
+    assert meta.speakers == list(SPEAKERS) and meta.sample_rate == SAMPLE_RATE and meta.version == 2
+    assert onnx_metadata(tiny_kokoro_dir / "model.onnx")["model_type"] == "kokoro"
