@@ -56,7 +56,7 @@ def speech_request(req: SubmitRequest) -> SubmitRequest:
     as sent, so a request hashes the same before and after it is stored."""
     if req.image is not None or req.last_image is not None or req.reference_images:
         raise ValidationError("A speech engine takes text, not images.", "语音引擎只接受文字，不接受图片。")
-    if "text" not in req.params and req.prompt.strip():
+    if not str(req.params.get("text") or "").strip() and req.prompt.strip():
         return req.model_copy(update={"params": {**req.params, "text": req.prompt}})
     return req
 
