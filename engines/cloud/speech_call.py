@@ -52,6 +52,7 @@ class SpeechCall:
         if note.get("file") and Path(note["file"]).is_file():
             return note["remote_id"]  # said and paid for before a restart: keep it
         self.journal.root.mkdir(parents=True, exist_ok=True)
+        _sweep_audio(self.journal.root)
         spoken = self.synthesize(request, self.journal.root / f"{request.job_id}.audio")
         self.journal.save(request.job_id, remote_id=spoken.remote_id, file=str(spoken.path),
                           timings=spoken.timings, info=spoken.info)
@@ -83,6 +84,19 @@ class SpeechCall:
 
     def poll_delay(self, polls: int) -> float:
         return 0.0
+
+
+def _sweep_audio(root: Path, keep_s: float = 7 * 24 * 3600) -> None:
+    """Audio of jobs cancelled after their call (never collected) goes after a week, like the notes."""
+    import time
+
+    cutoff = time.time() - keep_s
+    for path in root.glob("*.audio.*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            continue
 
 
 def _ffmpeg(args: list[str], what: str) -> None:
