@@ -13,9 +13,10 @@ An engine is a class with:
                   ``params_schema`` of ``/engines``. A field named ``seed`` whose value is ``None``
                   is given a random seed by the job service before the job is stored.
 
-``voices() -> [{"id", "name", "language", "gender"}]``
-    The voices a ``tts`` engine speaks with (``/engines`` lists them); ``[]`` for the others.
-    Every speech engine answers to ``narrator``, ``male`` and ``female`` besides its own ids.
+``voices() -> [{"id", "voice", "name", "language", "gender"}]``
+    The voices a ``tts`` engine speaks with (``/engines`` lists them; cheap, like ``available``);
+    ``[]`` for the others. Every speech engine answers to ``narrator``, ``male`` and ``female``
+    (``voice`` names the engine's own id each stands for) besides its own ids.
 
 ``available() -> (ok, reason)``
     Cheap (no model load, no network): weights on disk, keys set, packages importable.
@@ -161,8 +162,7 @@ class Engine:
     def lane(self) -> str:
         return "gpu" if self.kind == "local" else "io"
 
-    @classmethod
-    def voices(cls) -> list[dict]:
+    def voices(self) -> list[dict]:
         return []
 
     def available(self) -> tuple[bool, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 SAMPLE_RATE = 24000
 SAMPLES_PER_TOKEN = 240  # 10 ms of audio per token
-SPEAKERS = ("zm_009", "zm_010", "zf_001", "af_sol")
+SPEAKERS = ("zm_009", "zm_010", "zf_001", "af_sol", "zf_003")
 PUNCT = (";", ":", ",", ".", "!", "?", "—", "…", '"', "(", ")", "“", "”")
 PHONES = "abcdefghijklmnopqrstuvwxyzɕʐəɜɪŋʃʒθðˈˌː↓↑→↗↘"
 ZH_WORDS = {"你": "n i ↓", "好": "x a u ↓", "你好": "n i ↗ x a u ↓", "仙": "ɕ i a n →", "人": "ʐ ə n ↗",

@@ -53,8 +53,7 @@ class DashScopeTtsEngine(SpeechCall, KeyedCloudEngine, vendor=VENDOR, keys=(KEY,
     Params = DashScopeTtsParams
     can_cancel = False
 
-    @classmethod
-    def voices(cls) -> list[dict]:
+    def voices(self) -> list[dict]:
         return voice_rows(VOICES)
 
     def check(self, request: EngineRequest) -> None:

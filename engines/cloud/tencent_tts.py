@@ -86,8 +86,7 @@ class TencentTtsEngine(SpeechCall, KeyedCloudEngine, vendor=VENDOR, base_env="TE
     Params = TencentTtsParams
     can_cancel = False
 
-    @classmethod
-    def voices(cls) -> list[dict]:
+    def voices(self) -> list[dict]:
         return voice_rows(VOICES)
 
     def check(self, request: EngineRequest) -> None:

@@ -54,14 +54,22 @@ class LocalTtsEngine(Engine):
     def __init__(self, settings, secrets=None, cache=None, devices=None):
         super().__init__(settings, secrets)
         self.cache = cache
+        self._speakers: tuple | None = None  # (model file stamp, its speaker names)
 
     @property
     def lane(self) -> str:
         return "io"  # CPU work of seconds: it must not queue behind GPU video jobs
 
-    @classmethod
-    def voices(cls) -> list[dict]:
-        return voice_rows(VOICES)
+    def voices(self) -> list[dict]:
+        """The table's voices, then every other speaker the downloaded model holds."""
+        rows = voice_rows(VOICES)
+        listed = {v.id for v in VOICES}
+        for name in self.native_voices():
+            if name not in listed:
+                gender = {"f": "female", "m": "male"}.get(name[1:2], "")
+                language = {"z": "zh+en", "a": "en", "b": "en"}.get(name[:1], "")
+                rows.append({"id": name, "name": name, "language": language, "gender": gender, "voice": name})
+        return rows
 
     # --- weights --------------------------------------------------------------------
     def folder(self) -> Path:
@@ -115,13 +123,17 @@ class LocalTtsEngine(Engine):
         return self.cache.get(key, build) if self.cache is not None else build()
 
     def native_voices(self) -> list[str]:
-        """The speaker names the downloaded model holds ([] when it is absent or unreadable)."""
+        """The speaker names the downloaded model holds ([] when it is absent or unreadable); read
+        again only when the model file changes (``/engines`` asks often)."""
         folder = KokoroFolder.scan(self.folder())
         if folder.missing:
             return []
         try:
-            return folder.check().speakers
-        except EngineError:
+            stamp = (str(folder.model), folder.model.stat().st_mtime_ns, folder.voices.stat().st_size)
+            if self._speakers is None or self._speakers[0] != stamp:
+                self._speakers = (stamp, folder.check().speakers)
+            return list(self._speakers[1])
+        except (EngineError, OSError):
             return []
 
     def check(self, request: EngineRequest) -> None:

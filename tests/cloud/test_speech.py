@@ -82,6 +82,11 @@ def test_qwen_tts_errors_are_clear_and_keyless(qwen, cloud_studio, monkeypatch):
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-key-000")
     wrong = run_job(cloud_studio, {"engine": "dashscope-tts", "params": {"text": "你好"}})
     assert wrong.status == "failed" and "DASHSCOPE_API_KEY" in wrong.error and "sk-wrong" not in wrong.error
+    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)  # the person fixes the key and presses Retry
+    calls = qwen.calls
+    cloud_studio.service.retry(wrong.id)
+    retried = wait_job(cloud_studio, wrong.id)
+    assert retried.status == "succeeded" and retried.outputs[0]["kind"] == "audio" and qwen.calls == calls + 1
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     with pytest.raises(NotAvailable) as err:
         cloud_studio.service.submit({"engine": "dashscope-tts", "params": {"text": "你好"}})

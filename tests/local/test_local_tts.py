@@ -52,6 +52,7 @@ def test_job_end_to_end_makes_a_timed_wav(speech_studio, tiny_kokoro_dir):
     info = {e["id"]: e for e in speech_studio.service.engines_info()}["local-tts"]
     assert info["available"] and info["tasks"] == ["tts"]
     assert {"narrator", "male", "female"} <= {v["id"] for v in info["voices"]}
+    assert {"af_sol", "zm_009", "zf_003"} <= {v["id"] for v in info["voices"]}  # the model's own speakers too
     assert set(info["params_schema"]["properties"]) == {"text", "voice", "speed", "format"}
 
     text = "你好，仙人。剑来！hello world."
@@ -133,9 +134,15 @@ def test_missing_weights_say_where_in_both_languages(speech_studio):
 
 def test_a_broken_model_is_an_error_not_a_dead_process(speech_studio, tiny_kokoro_dir):
     folder = install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
-    (folder / "voices.bin").write_bytes((folder / "voices.bin").read_bytes()[:-4])
+    whole = (folder / "voices.bin").read_bytes()
+    (folder / "voices.bin").write_bytes(whole[:-4])
     job = done(speech_studio, speech_studio.service.submit({"engine": "local-tts", "prompt": "你好"}).id)
     assert job.status == "failed" and "voices.bin" in job.error and "重新下载" in job.error_zh
+    (folder / "voices.bin").write_bytes(whole)  # downloaded again: Retry runs the same job
+    speech_studio.service.retry(job.id)
+    job = wait_for(lambda: (lambda j: j if j.status in ("succeeded", "failed") else None)(
+        speech_studio.service.get(job.id)), timeout=60)
+    assert job.status == "succeeded" and job.params["text"] == "你好" and job.outputs[0]["duration"] > 0
 
 
 def test_requests_are_checked_before_they_are_stored(speech_studio, tiny_kokoro_dir):
