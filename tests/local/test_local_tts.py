@@ -184,3 +184,13 @@ def test_tiny_model_loads_through_the_folder_checks(tiny_kokoro_dir):
     meta = KokoroFolder.scan(tiny_kokoro_dir).check()
     assert meta.speakers == list(SPEAKERS) and meta.sample_rate == SAMPLE_RATE and meta.version == 2
     assert onnx_metadata(tiny_kokoro_dir / "model.onnx")["model_type"] == "kokoro"
+
+
+def test_the_queue_plays_a_finished_line(speech_studio, tiny_kokoro_dir):
+    from app.ui.queue_view import table_html
+
+    install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
+    job = done(speech_studio, speech_studio.service.submit({"engine": "local-tts", "params": {"text": "山上云"}}).id)
+    html = table_html([job], "zh")
+    name = job.outputs[0]["file"].rsplit("/", 1)[-1]
+    assert f"<audio controls preload='none' src='/files/{job.id}/{name}'>" in html and "山上云" in html
