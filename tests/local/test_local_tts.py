@@ -194,3 +194,38 @@ def test_the_queue_plays_a_finished_line(speech_studio, tiny_kokoro_dir):
     html = table_html([job], "zh")
     name = job.outputs[0]["file"].rsplit("/", 1)[-1]
     assert f"<audio controls preload='none' src='/files/{job.id}/{name}'>" in html and "山上云" in html
+
+
+def test_download_from_the_hub_makes_it_speak(workspace, tiny_kokoro_dir, monkeypatch, tmp_path):
+    """Settings → Models → Download for local-tts against the fake hub: only the model's files
+    (the .onnx included, unlike for diffusers repos), voices.bin last, then a line is spoken."""
+    import huggingface_hub.constants as hf_constants
+
+    from engines.base import EngineRequest
+    from engines.local.local_tts import HUB_ID
+    from tests.local.fake_hub import FakeHub
+    from tests.local.test_download import studio_parts
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    decoys = {"espeak-ng-data/en_dict": b"e" * 500, "dict/jieba.dict.utf8": b"j" * 500, "samples/0.wav": b"w" * 90,
+              "lexicon-gb-en.txt": b"colour k a l", ".gitattributes": b"*.onnx filter=lfs"}
+    with FakeHub() as hub:
+        hub.add_folder(HUB_ID, tiny_kokoro_dir, decoys)
+        _, engines, downloads = studio_parts(workspace, hub.url)
+        engine = engines["local-tts"]
+        assert not engine.available()[0] and downloads.targets()["local-tts"] == HUB_ID
+        downloads.start("local-tts")
+        row = downloads.wait("local-tts", 30)
+        order = [h.path.rsplit("/", 1)[-1] for h in hub.hits(method="GET") if "/resolve/" in h.path]
+    assert row["state"] == "done", row
+    folder = workspace / "models" / "local-tts"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_kokoro_dir.iterdir())
+    assert order[-1] == "voices.bin" and "model.onnx" in order
+    assert engine.available()[0]
+    work = tmp_path / "work"
+    work.mkdir()
+    out = engine.run(EngineRequest("j", "", "", engine.Params(text="你好"), work), lambda *a, **k: None,
+                     lambda: False)[0]
+    assert out.duration > 0 and out.path.is_file()
