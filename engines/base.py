@@ -4,6 +4,7 @@ An engine is a class with:
 
 ``id``            stable name used in requests, job rows and file names (``wan2.1-t2v-1.3b``).
 ``kind``          ``"local"`` (runs here, on the gpu lane) or ``"cloud"`` (io lane, never blocks).
+                  A local engine of CPU work in seconds may override ``lane`` to ``"io"`` (local-tts).
 ``tasks``         what it can do: any of ``t2i t2v i2v kf2v ref2v tts`` (``tts``: speech from
                   ``params.text``; its outputs are ``audio`` with a ``duration``).
 ``title``         a human label for the UI.
