@@ -51,6 +51,17 @@ def task_for(req: SubmitRequest) -> str:
     return "t2v"
 
 
+def speech_request(req: SubmitRequest) -> SubmitRequest:
+    """A request to a speech (``tts``) engine: no images; the text is ``params.text``, or the
+    prompt when ``params`` has none (the prompt box of the Create tab). The prompt itself stays
+    as sent, so a request hashes the same before and after it is stored."""
+    if req.image is not None or req.last_image is not None or req.reference_images:
+        raise ValidationError("A speech engine takes text, not images.", "语音引擎只接受文字，不接受图片。")
+    if not str(req.params.get("text") or "").strip() and req.prompt.strip():
+        return req.model_copy(update={"params": {**req.params, "text": req.prompt}})
+    return req
+
+
 def upload_roots() -> list[Path]:
     """Where Gradio keeps files people uploaded (its cache): the only paths a user may name."""
     roots = [Path(tempfile.gettempdir()) / "gradio"]

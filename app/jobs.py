@@ -20,7 +20,7 @@ from engines.base import reason_text
 from .access import Principal, not_found
 from .db import TERMINAL, Job, db
 from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
-from .inputs import JOB_ID, SubmitRequest, resolve_image, task_for
+from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class JobService:
             ok, reason = engine.available()
             out.append({"id": engine.id, "kind": engine.kind, "tasks": list(engine.tasks),
                         "title": engine.title, "available": ok, "reason": str(reason),
-                        "reason_zh": reason_text(reason, "zh"),
+                        "reason_zh": reason_text(reason, "zh"), "voices": engine.voices(),
                         "params_schema": engine.Params.model_json_schema()})
         return out
 
@@ -78,6 +78,8 @@ class JobService:
             raise ValidationError(*pydantic_message(exc)) from exc
         engine = self.engine(req.engine)
         task = task_for(req)
+        if "tts" in engine.tasks:
+            req, task = speech_request(req), "tts"
         if task not in engine.tasks and not (task == "t2v" and "t2i" in engine.tasks):
             raise ValidationError(
                 f"{engine.id} cannot do {task} (it does: {', '.join(engine.tasks)}).",

@@ -7,7 +7,8 @@ maps them onto three comparable measures:
 ``seconds``   seconds of video generated (DashScope ``usage.video_duration``, Tencent
               ``Usage.OutputSeconds``, Ark's task ``duration``)
 ``tokens``    tokens billed (Ark ``usage.total_tokens``; Zhipu ``usage.total_tokens`` when given)
-``count``     videos delivered (DashScope ``usage.video_count``; elsewhere the result URLs)
+``count``     videos delivered (DashScope ``usage.video_count``; elsewhere the result URLs), or
+              speech clips (``dashscope-tts``, ``tencent-tts``: their characters are under ``raw``)
 
 The vendor's own numeric usage fields are summed as they are under ``raw``. A day is the
 local calendar day the job finished on.
@@ -69,7 +70,16 @@ def _zhipu(info: dict) -> dict:
     return {"tokens": _num(u.get("total_tokens")), "count": _urls(info)}
 
 
+def _speech(info: dict) -> dict:
+    """Speech: ``tokens`` when the vendor bills them (DashScope Qwen-TTS), one ``count`` per clip;
+    the characters the vendor reports (or the studio counted) stay under ``raw``."""
+    u = _usage(info)
+    return {"tokens": _num(u.get("total_tokens")), "count": 1.0}
+
+
 METRICS: dict[str, Callable[[dict], dict]] = {
+    "dashscope-tts": _speech,
+    "tencent-tts": _speech,
     "dashscope": _dashscope,
     "tencent-vod": _tencent,
     "ark": _ark,
@@ -84,7 +94,7 @@ def job_usage(engine: str, info: dict, outputs: list | None = None) -> dict:
                                             "tokens": _num(i.get("usage_tokens"))})(info)
     count = mapped.get("count")
     if count is None:
-        count = float(sum(1 for o in outputs or [] if isinstance(o, dict) and o.get("kind") == "video"))
+        count = float(sum(1 for o in outputs or [] if isinstance(o, dict) and o.get("kind") in ("video", "audio")))
     raw = {k: v for k, v in _usage(info).items() if _num(v) is not None}
     return {"seconds": mapped.get("seconds") or 0.0, "tokens": mapped.get("tokens") or 0.0,
             "count": count, "raw": raw}

@@ -4,13 +4,20 @@ An engine is a class with:
 
 ``id``            stable name used in requests, job rows and file names (``wan2.1-t2v-1.3b``).
 ``kind``          ``"local"`` (runs here, on the gpu lane) or ``"cloud"`` (io lane, never blocks).
-``tasks``         what it can do: any of ``t2i t2v i2v kf2v ref2v``.
+                  A local engine of CPU work in seconds may override ``lane`` to ``"io"`` (local-tts).
+``tasks``         what it can do: any of ``t2i t2v i2v kf2v ref2v tts`` (``tts``: speech from
+                  ``params.text``; its outputs are ``audio`` with a ``duration``).
 ``title``         a human label for the UI.
 ``needs``         what must be present: ``("weights",)``, ``("key:DASHSCOPE_API_KEY",)``...
 ``Params``        a pydantic model (``extra="forbid"``) of the engine's own parameters. Its fields,
                   their descriptions, bounds and ``Literal`` choices build the UI form and the
                   ``params_schema`` of ``/engines``. A field named ``seed`` whose value is ``None``
                   is given a random seed by the job service before the job is stored.
+
+``voices() -> [{"id", "voice", "name", "language", "gender"}]``
+    The voices a ``tts`` engine speaks with (``/engines`` lists them; cheap, like ``available``);
+    ``[]`` for the others. Every speech engine answers to ``narrator``, ``male`` and ``female``
+    (``voice`` names the engine's own id each stands for) besides its own ids.
 
 ``available() -> (ok, reason)``
     Cheap (no model load, no network): weights on disk, keys set, packages importable.
@@ -50,7 +57,7 @@ if TYPE_CHECKING:
     from app.secrets import SecretStore
     from app.settings import Settings
 
-Task = Literal["t2i", "t2v", "i2v", "kf2v", "ref2v"]
+Task = Literal["t2i", "t2v", "i2v", "kf2v", "ref2v", "tts"]
 ProgressFn = Callable[..., None]  # progress(step, total, preview=None)
 CancelledFn = Callable[[], bool]
 
@@ -112,13 +119,15 @@ class Output:
     """One produced file, inside the job's workdir."""
 
     path: Path
-    kind: Literal["video", "image"]
+    kind: Literal["video", "image", "audio"]
     width: int | None = None
     height: int | None = None
     frames: int | None = None
     fps: float | None = None
     thumbnail: Path | None = None
     meta: dict = field(default_factory=dict)  # original URL, actual prompt, cover...
+    duration: float | None = None  # seconds (audio; video when known)
+    timings: list | None = None  # speech: [[start_s, end_s, text], ...] when the engine knows them
 
 
 @dataclass
@@ -153,6 +162,9 @@ class Engine:
     @property
     def lane(self) -> str:
         return "gpu" if self.kind == "local" else "io"
+
+    def voices(self) -> list[dict]:
+        return []
 
     def available(self) -> tuple[bool, str]:
         return True, ""

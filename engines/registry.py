@@ -9,8 +9,11 @@ from __future__ import annotations
 from engines.base import Engine
 from engines.cloud.ark import ArkEngine
 from engines.cloud.dashscope import DashScopeEngine
+from engines.cloud.dashscope_tts import DashScopeTtsEngine
+from engines.cloud.tencent_tts import TencentTtsEngine
 from engines.cloud.tencent_vod import TencentVodEngine
 from engines.cloud.zhipu import ZhipuEngine
+from engines.local.local_tts import LocalTtsEngine
 from engines.local.sdxl import SdxlEngine
 from engines.local.sdxl_instantid import SdxlInstantIdEngine
 from engines.local.svd import SvdEngine
@@ -28,6 +31,9 @@ ENGINE_CLASSES: tuple[type[Engine], ...] = (
     ArkEngine,
     DashScopeEngine,
     ZhipuEngine,
+    LocalTtsEngine,
+    DashScopeTtsEngine,
+    TencentTtsEngine,
 )
 
 

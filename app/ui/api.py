@@ -1,6 +1,6 @@
 """Gradio named endpoints for scripts (``gradio_client``): JSON in, JSON out.
 
-    /engines ()              -> [{id, kind, tasks, available, reason, params_schema}]
+    /engines ()              -> [{id, kind, tasks, available, reason, voices, params_schema}]
     /submit (request)        -> {task_id, status}
     /status (task_id)        -> {task_id, status, progress, error, engine, params, outputs, ...}
     /cancel (task_id)        -> {task_id, status}

@@ -66,7 +66,8 @@ def build(service, t) -> dict:
             if eng is None:
                 return
             model = eng.Params
-            names = [n for n in model.model_fields if n != "seed"]
+            # a speech engine's text is the prompt box (JobService reads it when params has no text)
+            names = [n for n in model.model_fields if n != "seed" and not (n == "text" and "tts" in eng.tasks)]
             comps = [lora_field(model.model_fields[n]) if n == "loras" else component_for(n, model.model_fields[n])
                      for n in names]
             button = gr.Button(t("submit"), variant="primary", elem_id="submit")

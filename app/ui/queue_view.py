@@ -36,6 +36,9 @@ def table_html(jobs, lang: str) -> str:
     for job in jobs:
         thumb = next((o.get("thumbnail") for o in job.outputs if o.get("thumbnail")), None)
         img = (f"<img src='{html.escape(file_url(job.id, thumb))}' alt='' class='xy-thumb'>" if thumb else "")
+        sound = next((o.get("file") for o in job.outputs if o.get("kind") == "audio"), None)
+        if sound and not img:  # a speech job: play it in place
+            img = f"<audio controls preload='none' src='{html.escape(file_url(job.id, sound))}'></audio>"
         colour = STATUS_COLOURS.get(job.status, "#888")
         pct = 100.0 if job.status == "succeeded" else job.progress
         bar = (f"<div class='xy-bar'><div style='width:{pct:.0f}%;background:{colour}'></div></div>"
@@ -46,7 +49,7 @@ def table_html(jobs, lang: str) -> str:
             f"<tr data-task='{job.id}' data-status='{job.status}'><td>{img}</td><td><code>{indent}{job.id[:8]}</code></td>"
             f"<td>{html.escape(job.engine)}</td>"
             f"<td><span class='xy-badge' style='background:{colour}'>{job.status}</span></td>"
-            f"<td>{bar}</td><td>{html.escape((job.prompt or '')[:80])}</td>"
+            f"<td>{bar}</td><td>{html.escape((job.prompt or (job.params or {}).get('text') or '')[:80])}</td>"
             f"<td><small>{html.escape(str(note)[:160])}</small></td></tr>")
     header = "".join(f"<th>{h}</th>" for h in head)
     return f"<table class='xy-jobs'><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -67,9 +67,10 @@ class RepoPart:
     folder: str | None = None
     markers: tuple[str, ...] = ("model_index.json",)
     only_if_missing: bool = False
+    ignore: tuple[str, ...] = IGNORE
 
     def select(self, entries: list[RemoteFile]) -> list[RemoteFile]:
-        return select_files(entries, self.allow, IGNORE, self.markers)
+        return select_files(entries, self.allow, self.ignore, self.markers)
 
 
 def diffusers_part(*components: str, **kw) -> RepoPart:
@@ -90,6 +91,11 @@ PLANS: dict[str, tuple[RepoPart, ...]] = {
                  repo_id="InstantX/InstantID", markers=("ControlNetModel/config.json",)),
         diffusers_part(*SDXL, folder="sdxl", only_if_missing=True),  # the SDXL base, when not found
     ),
+    # sherpa-onnx's Kokoro (ONNX): the int8 model, voices, tokens, lexicons and the Chinese number/date
+    # rules; not espeak-ng-data nor dict/ (sherpa-onnx >= 2.0 ignores both). voices.bin last: the marker.
+    "local-tts": (RepoPart(("*.onnx", "voices.bin", "tokens.txt", "lexicon-us-en.txt", "lexicon-zh.txt",
+                            "date-zh.fst", "number-zh.fst", "phone-zh.fst", "LICENSE", "README.md"),
+                           markers=("voices.bin",), ignore=(".gitattributes",)),),
 }
 GENERIC = (RepoPart(("model_index.json", "*/*")),)  # an engine with a hub_id and no row above
 MANUAL_NOTES = {  # parts no hub repo provides: the UI says where they go

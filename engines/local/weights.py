@@ -160,7 +160,8 @@ def missing_components(path: Path) -> list[str]:
 
 def models_report(engines: dict) -> list[dict]:
     """One row per local engine for the Settings "Models" section: present or not, where, how
-    big, what is missing, and what to do. An engine may add rows for extra parts through
+    big, what is missing, and what to do. An engine whose folder is not in diffusers format says
+    what it lacks through ``missing_files() -> [name]``. An engine may add rows for extra parts through
     ``extra_models() -> [(name, path, present)]`` (InstantID files, face models, LoRAs)."""
     rows = []
     for engine in engines.values():
@@ -168,7 +169,10 @@ def models_report(engines: dict) -> list[dict]:
             continue
         ok, reason = engine.available()
         info = engine.weights()
-        missing = missing_components(info.path) if info.path else ["model_index.json"]
+        if hasattr(engine, "missing_files"):  # not a diffusers folder (local-tts): the engine knows its files
+            missing = list(engine.missing_files())
+        else:
+            missing = missing_components(info.path) if info.path else ["model_index.json"]
         parts = []
         for name, path, present in getattr(engine, "extra_models", lambda: [])():
             size = folder_size(path) if present and path.is_dir() else (path.stat().st_size if present else 0)
