@@ -12,6 +12,7 @@ import os
 import time
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 
 from core.paths import contained_file
@@ -43,6 +44,14 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
     app = FastAPI(title="Xianying Studio API", version="0.1.0", lifespan=lifespan,
                   description="REST surface of Xianying Studio (仙影). The Gradio API is at /gradio_api.")
     app.state.studio = studio
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        from fastapi.responses import JSONResponse
+
+        from .api.common import json_safe
+
+        return JSONResponse({"detail": json_safe(list(exc.errors()))}, 422)
     from .api import include_routes  # REST seeds, auth, metrics: before Gradio takes "/"
     mount_kwargs = include_routes(app, studio)
 

@@ -9,6 +9,7 @@ shape (the one place errors are translated for a seed).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -169,6 +170,23 @@ def validation_text(errors: list) -> str:
     return "; ".join(parts) or "Invalid request"
 
 
+def json_safe(value, depth: int = 0):
+    """``value`` with everything JSON cannot hold made text: a pydantic error about
+    ``{"seed": 1e400}`` carries ``inf`` as its input, and ``NaN`` or an exception in ``ctx``
+    would otherwise break the 422 while it is being built."""
+    if depth > 20:
+        return "…"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    return str(value)[:200]
+
+
 Render = Callable[[Request, int, "str | list", str], object]
 
 
@@ -188,7 +206,7 @@ def seed_route(render: Render) -> type[APIRoute]:
                 try:
                     return await original(request)
                 except RequestValidationError as exc:
-                    return render(request, 422, list(exc.errors()), "validation")
+                    return render(request, 422, json_safe(list(exc.errors())), "validation")
                 except AppError as exc:
                     lang = request.headers.get("accept-language", "").split(",")[0].strip().lower()
                     return render(request, exc.status, exc.text("zh" if lang.startswith("zh") else "en"), exc.code)
