@@ -101,11 +101,7 @@ class JobService:
         ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
         here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
         req, engine, params, task = self.validate(request)
-        ok, reason = engine.available()
-        if not ok:
-            raise NotAvailable(f"{engine.id} is not available: {reason}",
-                               f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
-        if images is None:
+        if images is None:  # bad input is named before "not available": it is the caller's to fix
             images = []
             for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
                                 *(("reference", v) for v in req.reference_images)):
@@ -113,6 +109,10 @@ class JobService:
                     images.append(resolve_image(value, role, self.settings.workspace,
                                                 lambda ref: self.image_of_job(ref, principal),
                                                 trusted=principal.trusted))
+        ok, reason = engine.available()
+        if not ok:
+            raise NotAvailable(f"{engine.id} is not available: {reason}",
+                               f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
         user = principal.user
         from engines.base import EngineRequest
 

@@ -13,7 +13,7 @@ import zlib
 import httpx
 import pytest
 
-from tests.api.conftest import clean_env, make_api, serve  # noqa: F401 (fixtures)
+from tests.api.conftest import clean_env, make_api, serve, tiny_sdxl_dir  # noqa: F401 (fixtures)
 
 USERS = {"root": True, "alice": False, "bob": False, "erin": False}
 
