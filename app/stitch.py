@@ -95,7 +95,9 @@ def starts(clips: list[Clip], fps: int, fade: float) -> list[int]:
     return out
 
 
-def filter_graph(clips: list[Clip], fps: int, width: int, height: int, fade: float, upscale: bool) -> tuple[str, int]:
+def filter_graph(clips: list[Clip], fps: int, width: int, height: int, fade: float, upscale: bool,
+                 burn: str = "") -> tuple[str, int]:
+    """The video graph (output ``[out]``); ``burn``: a subtitles filter drawn on the finished picture."""
     parts = []
     frames_each = clip_frames(clips, fps)
     for i, n in enumerate(frames_each):
@@ -122,6 +124,7 @@ def filter_graph(clips: list[Clip], fps: int, width: int, height: int, fade: flo
         current = out
     out_w, out_h = output_size(width, height, upscale)
     tail = f"scale={out_w}:{out_h}:flags=lanczos," if upscale else ""
+    tail += f"{burn}," if burn else ""
     parts.append(f"[{current}]{tail}format=yuv420p,setsar=1[out]")
     return ";".join(parts), total
 
@@ -136,23 +139,41 @@ def error_lines(log_text: str, keep: int = 3) -> list[str]:
 
 
 def stitch(clips: list[Clip], target: Path, *, fps: int, width: int, height: int, fade: float = 0.5,
-           upscale: bool = False, metadata: dict | None = None, progress=None, cancelled=None) -> dict:
-    """Write the episode to ``target`` (inside a staging folder); returns frames, fps, size, duration."""
+           upscale: bool = False, metadata: dict | None = None, progress=None, cancelled=None,
+           audio: Path | None = None, audio_filter: str = "anull", subtitles: Path | None = None,
+           fontsdir: Path | None = None) -> dict:
+    """Write the episode to ``target`` (inside a staging folder); returns frames, fps, size, duration.
+
+    ``audio``: the mixed track (``app.mix``), filtered by ``audio_filter`` (the loudness pass), cut
+    or padded to the picture's exact length and encoded AAC 48 kHz stereo; without it the episode is
+    silent. ``subtitles``: an .ass file burned in with libass (``fontsdir``: where its font is);
+    both must sit in ``target``'s folder (ffmpeg runs there, so no path needs escaping).
+    """
     if not clips:
         raise EngineError("Nothing to stitch: the episode has no clips.", "没有可拼接的片段。")
-    graph, total = filter_graph(clips, fps, width, height, fade, upscale)
+    burn = ""
+    if subtitles is not None:
+        burn = f"subtitles=filename={subtitles.name}" + (f":fontsdir={fontsdir.name}" if fontsdir else "")
+    graph, total = filter_graph(clips, fps, width, height, fade, upscale, burn)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats",
            "-progress", "pipe:1"]
     for clip in clips:
-        cmd += ["-i", str(clip.path)]
-    cmd += ["-filter_complex", graph, "-map", "[out]", "-an", "-r", str(fps), "-c:v", "libx264",
+        cmd += ["-i", str(Path(clip.path).resolve())]
+    maps = ["-map", "[out]", "-an"]
+    if audio is not None:
+        cmd += ["-i", str(Path(audio).resolve())]
+        n = round(total / fps * 48000)
+        graph += (f";[{len(clips)}:a]{audio_filter},aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                  f"apad=whole_len={n},atrim=end_sample={n}[aout]")
+        maps = ["-map", "[out]", "-map", "[aout]", "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+    cmd += ["-filter_complex", graph, *maps, "-r", str(fps), "-c:v", "libx264",
             "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast", "-movflags", "+faststart"]
     for key, value in (metadata or {}).items():
         cmd += ["-metadata", f"{key}={value}"]
-    cmd.append(str(target))
+    cmd.append(str(target.resolve()))
     errlog = target.with_suffix(".ffmpeg.log")
     with open(errlog, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=target.parent,
                                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
         try:
             for raw in proc.stdout:
@@ -175,4 +196,5 @@ def stitch(clips: list[Clip], target: Path, *, fps: int, width: int, height: int
                           f"ffmpeg 拼接失败（退出码 {code}）：{' | '.join(detail)[:600]}")
     errlog.unlink(missing_ok=True)
     out_w, out_h = output_size(width, height, upscale)
-    return {"frames": total, "fps": fps, "width": out_w, "height": out_h, "duration": total / fps}
+    return {"frames": total, "fps": fps, "width": out_w, "height": out_h, "duration": total / fps,
+            "audio": audio is not None, "subtitles_burned": subtitles is not None}

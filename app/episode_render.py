@@ -1,0 +1,90 @@
+"""The stitch job's work, start to end: plan the timeline, mix the sound, write subtitles, stitch.
+
+    render(scenes, speech, work, fps=, width=, height=, fade=, audio=, ...) -> dict
+
+``scenes``: the episode's clips in order (``app.stitch.Clip``: file, planned duration, transition);
+``speech``: per scene, the synthesised lines (``app.timeline.Utterance``). ``audio`` is the plan's
+audio settings (``profiles.plan.audio_settings``: timing, speech_padding, subtitles,
+subtitle_style, music, music_volume, ducking, clip_audio). Writes ``work/episode.mp4`` and, unless
+subtitles are off or nobody speaks, ``work/episode.srt`` and ``work/episode.ass``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from . import mix, subtitles, timeline
+from .stitch import Clip, output_size, stitch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUDIO = {"timing": "voice", "speech_padding": 0.3, "subtitles": "file", "subtitle_style": {},
+                 "music": None, "music_volume": 0.3, "ducking": True, "clip_audio": "keep"}
+
+
+def speech_from_outputs(lines: list[dict], outputs: list[dict | None], workspace: Path) -> list[timeline.Utterance]:
+    """Utterances from a scene's planned lines (text, speaker, at) and its TTS jobs' first outputs
+    (``{"file", "duration", "timings"?}``, file relative to the workspace); lines without output are left out."""
+    out = []
+    for line, output in zip(lines, outputs):
+        if not output or not output.get("file"):
+            continue
+        duration = output.get("duration") or (output.get("meta") or {}).get("duration")
+        timings = output.get("timings") or (output.get("meta") or {}).get("timings") or ()
+        out.append(timeline.Utterance(workspace / output["file"], float(duration or 0.0),
+                                      tuple((float(a), float(b), str(t)) for a, b, t in timings),
+                                      line.get("text", ""), line.get("speaker", ""), line.get("at")))
+    return out
+
+
+def _fonts_here(font: subtitles.Font, work: Path) -> Path:
+    """The font's folder as ``work/fonts`` (a link, or a copy of the one file where links are not allowed)."""
+    link = work / "fonts"
+    if link.exists() or link.is_symlink():
+        return link
+    try:
+        os.symlink(font.folder, link, target_is_directory=True)
+    except OSError:
+        link.mkdir()
+        shutil.copy2(font.path, link / font.path.name)
+    return link
+
+
+def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Path, *, fps: int, width: int,
+           height: int, fade: float = 0.5, upscale: bool = False, audio: dict | None = None,
+           music: Path | None = None, font_dirs: list[Path] = (), metadata: dict | None = None,
+           progress=None, cancelled=None) -> dict:
+    settings = {**DEFAULT_AUDIO, **(audio or {})}
+    inputs = [timeline.SceneInput(str(i), c.duration, c.transition if i else "cut", tuple(speech[i] if i < len(speech) else ()))
+              for i, c in enumerate(scenes)]
+    plan = timeline.plan(inputs, fps=fps, fade=fade, timing=settings["timing"], padding=settings["speech_padding"])
+    clips = [Clip(c.path, s.duration, c.transition if i else "cut") for i, (c, s) in enumerate(zip(scenes, plan.scenes))]
+    notes: list[str] = []
+    wav = mix.render_mix(plan, [c.path for c in clips], work, music=music, music_volume=settings["music_volume"],
+                         ducking=settings["ducking"], clip_audio=settings["clip_audio"])
+    measured = mix.measure(wav) if wav is not None else None
+    cues = subtitles.cues_for(plan) if settings["subtitles"] != "off" else []
+    srt = ass = burn = fonts = None
+    if cues:
+        style = settings.get("subtitle_style") or {}
+        font = subtitles.find_cjk_font(list(font_dirs), style.get("font", ""))
+        out_w, out_h = output_size(width, height, upscale)
+        srt = subtitles.write_srt(cues, work / "episode.srt")
+        ass = subtitles.write_ass(cues, work / "episode.ass", out_w, out_h, style, font)
+        if settings["subtitles"] == "burn":
+            if font is None and subtitles.needs_cjk(cues):
+                notes.append("subtitles not burned in: no Chinese font was found (install Noto Sans CJK, or put a "
+                             ".ttf/.otf in the workspace's fonts folder); the .srt/.ass files are written")
+            else:
+                burn, fonts = ass, (_fonts_here(font, work) if font else None)
+    result = stitch(clips, work / "episode.mp4", fps=fps, width=width, height=height, fade=fade, upscale=upscale,
+                    metadata=metadata, progress=progress, cancelled=cancelled, audio=wav,
+                    audio_filter=mix.loudnorm_filter(measured), subtitles=burn, fontsdir=fonts)
+    return {**result, "srt": srt, "ass": ass, "cues": len(cues), "notes": notes,
+            "extended": [int(i) for i in plan.extended],
+            "scenes": [{"start": s.start, "duration": s.duration, "frames": s.frames} for s in plan.scenes],
+            "speech": [{"scene": int(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
+                        "speaker": p.utterance.speaker, "text": p.utterance.text} for p in plan.speech]}
