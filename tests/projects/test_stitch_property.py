@@ -115,3 +115,39 @@ def test_mixed_fps_sizes_lengths(tmp_path, fps):
     out = tmp_path / "mixed.mp4"
     stitch(clips, out, fps=fps, width=64, height=36, fade=0.5)
     check_episode(out, clips, fps, 64, 36, 0.5)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(specs=st.lists(clip_spec, min_size=1, max_size=4), speech=st.lists(st.lists(st.floats(0.2, 1.5), max_size=2),
+                                                                          min_size=4, max_size=4),
+       fps=st.integers(8, 30), fade=st.floats(0.05, 1.5), music=st.booleans(),
+       clip_audio=st.sampled_from(["keep", "mute"]), timing=st.sampled_from(["voice", "fixed"]))
+def test_any_timeline_stitches_with_its_sound(tmp_path_factory, specs, speech, fps, fade, music, clip_audio, timing):
+    """The whole render (timeline, mix, subtitles, stitch): picture and sound agree to a frame."""
+    from app import episode_render
+    from app.timeline import TimingError, Utterance
+    from tests.projects.synth import make_music, make_tone
+
+    folder = tmp_path_factory.mktemp("mix")
+    clips, utts = [], []
+    for i, spec in enumerate(specs):
+        path = make_clip(folder / f"c{i}.mp4", spec["seconds"], spec["fps"], spec["width"], spec["height"],
+                         spec["audio"], spec["codec"], seed=i)
+        clips.append(Clip(path, spec["duration"], spec["transition"] if i else "cut"))
+        utts.append([Utterance(make_tone(folder / f"u{i}-{j}.wav", d, 200 + 40 * j), d, text="云海翻涌，韩立御剑。")
+                     for j, d in enumerate(speech[i])])
+    track = make_music(folder / "m.wav", 1.3) if music else None
+    try:
+        result = episode_render.render(clips, utts, folder, fps=fps, width=48, height=32, fade=fade, music=track,
+                                       audio={"clip_audio": clip_audio, "timing": timing})
+    except TimingError:
+        assert timing == "fixed"
+        return
+    info = probe_av(folder / "episode.mp4")
+    assert info["video"]["frames"] == result["frames"]
+    hears = bool(any(utts) or music or (clip_audio == "keep" and any(s["audio"] for s in specs)))
+    assert (info["audio"] is not None) == hears == result["audio"]
+    if hears:
+        assert abs(info["audio"]["seconds"] - result["frames"] / fps) <= 1 / fps
+    assert result["cues"] == (sum(len(u) for u in utts) if any(utts) else 0)
