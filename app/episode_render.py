@@ -88,3 +88,46 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
             "scenes": [{"start": s.start, "duration": s.duration, "frames": s.frames} for s in plan.scenes],
             "speech": [{"scene": int(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
                         "speaker": p.utterance.speaker, "text": p.utterance.text} for p in plan.speech]}
+
+
+# --- the stitch job ---------------------------------------------------------------------------
+def render_job(settings, plan: dict, clips: list[Clip], speech: dict, work: Path, **kw) -> dict:
+    """``render`` for an episode plan (``EpisodePlan.to_json``); ``speech``: scene id → the stitch request's
+    lines (``{"file", "duration", "timings", "text", "speaker", "at"}``, files relative to the workspace).
+    The result is JSON-friendly (the timeline names scenes by id); srt/ass are still in ``work``."""
+    from .errors import NotFound
+
+    audio = {**DEFAULT_AUDIO, **(plan.get("audio") or {})}
+    music = None
+    if audio.get("music"):
+        music = settings.projects_dir / plan["project"] / audio["music"]
+        if not music.is_file():
+            raise NotFound(f"The music file {audio['music']} is gone from project '{plan['project']}'. Fix: put it "
+                           "back, or remove music from project.yaml, and render again.",
+                           f"项目“{plan['project']}”中的音乐文件 {audio['music']} 不见了。请放回该文件或删除 music 后重新渲染。")
+    ids = [s["scene"] for s in plan["scenes"]]
+    ws = settings.workspace
+    lists = [[timeline.Utterance.from_json({**u, "path": u["file"]}, root=ws) for u in speech.get(sid, [])]
+             for sid in ids]
+    result = render(clips, lists, work, fps=plan["fps"], width=plan["width"], height=plan["height"],
+                    fade=plan["transition_duration"], upscale=plan["upscale"], audio=audio, music=music,
+                    font_dirs=[ws / "fonts"], **kw)
+    scenes = result.pop("scenes")
+    result["timeline"] = {
+        "scenes": [{"scene": sid, **s} for sid, s in zip(ids, scenes)],
+        "speech": [{**s, "scene": ids[s["scene"]]} for s in result.pop("speech")]}
+    result["extended"] = [ids[i] for i in result["extended"]]
+    return result
+
+
+def publish_beside(result: dict, final: Path, workspace: Path) -> dict:
+    """Move the subtitle files next to the published MP4 (same name, .srt / .ass); paths relative to the workspace."""
+    out = {}
+    for key in ("srt", "ass"):
+        src = result.get(key)
+        out[key] = None
+        if src:
+            dst = final.with_suffix(f".{key}")
+            os.replace(src, dst)
+            out[key] = str(dst.relative_to(workspace))
+    return out
