@@ -52,7 +52,7 @@ def active_db(path: Path, seconds: float | None = None) -> float | None:
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "16000"]
     if seconds:
         cmd += ["-t", f"{seconds:.3f}"]
-    proc = subprocess.run([*cmd, "-f", "f32le", "-"], capture_output=True)
+    proc = subprocess.run([*cmd, "-f", "f32le", "-"], capture_output=True, check=False)
     x = np.frombuffer(proc.stdout, np.float32).astype(np.float64)
     if x.size < 160:
         return None
@@ -174,7 +174,7 @@ def render_mix(timeline: Timeline, clips: list[Path | None], work: Path, *, musi
 
 
 def _run(cmd: list[str], what: str, what_zh: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL,
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL, check=False,
                           creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     if proc.returncode != 0:
         detail = " | ".join(error_lines(proc.stderr))[:600]

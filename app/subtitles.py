@@ -237,7 +237,7 @@ def _fc(args: list[str]) -> str:
     if not exe:
         return ""
     try:
-        return subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=20).stdout
+        return subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -52,7 +52,7 @@ class Utterance:
                 "timings": [list(t) for t in self.timings], "text": self.text, "speaker": self.speaker, "at": self.at}
 
     @classmethod
-    def from_json(cls, data: dict, root: Path | None = None) -> "Utterance":
+    def from_json(cls, data: dict, root: Path | None = None) -> Utterance:
         path = data.get("path")
         if path and root is not None and not Path(path).is_absolute():
             path = root / path
