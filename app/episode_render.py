@@ -6,7 +6,8 @@
 ``speech``: per scene, the synthesised lines (``app.timeline.Utterance``). ``audio`` is the plan's
 audio settings (``profiles.plan.audio_settings``: timing, speech_padding, subtitles,
 subtitle_style, music, music_volume, ducking, clip_audio). Writes ``work/episode.mp4`` and, unless
-subtitles are off or nobody speaks, ``work/episode.srt`` and ``work/episode.ass``.
+subtitles are off or nobody speaks, ``work/episode.srt`` and ``work/episode.ass``; and
+``work/episode.otio`` (the timeline for an editor, ``app.editor_export``) when opentimelineio is installed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import mix, subtitles, timeline
+from . import editor_export, mix, subtitles, timeline
 from .stitch import Clip, output_size, stitch
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,13 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
     result = stitch(clips, work / "episode.mp4", fps=fps, width=width, height=height, fade=fade, upscale=upscale,
                     metadata=metadata, progress=progress, cancelled=cancelled, audio=wav,
                     audio_filter=mix.loudnorm_filter(measured), subtitles=burn, fontsdir=fonts)
-    return {**result, "srt": srt, "ass": ass, "cues": len(cues), "notes": notes,
+    otio = None
+    if editor_export.available():
+        otio = editor_export.write_otio(plan, [c.path for c in clips], cues, music, work / "episode.otio",
+                                        (metadata or {}).get("title", "episode"))
+    else:
+        notes.append("no .otio written: install opentimelineio for the editor hand-off")
+    return {**result, "srt": srt, "ass": ass, "otio": otio, "cues": len(cues), "notes": notes,
             "extended": [int(i) for i in plan.extended],
             "scenes": [{"start": s.start, "duration": s.duration, "frames": s.frames} for s in plan.scenes],
             "speech": [{"scene": int(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
@@ -121,9 +128,10 @@ def render_job(settings, plan: dict, clips: list[Clip], speech: dict, work: Path
 
 
 def publish_beside(result: dict, final: Path, workspace: Path) -> dict:
-    """Move the subtitle files next to the published MP4 (same name, .srt / .ass); paths relative to the workspace."""
+    """Move the subtitles and the editor timeline next to the published MP4 (same name, .srt / .ass / .otio);
+    paths relative to the workspace."""
     out = {}
-    for key in ("srt", "ass"):
+    for key in ("srt", "ass", "otio"):
         src = result.get(key)
         out[key] = None
         if src:

@@ -131,3 +131,27 @@ def test_clip_sound_crossfades_with_the_picture(tmp_path):
     assert rms_db(x, s2["start"] + 0.1, s2["start"] + 2.0) < -70  # nor after (scene 2 is a cut)
     fade_in = rms_db(x, s1["start"], s1["start"] + 0.1)
     assert fade_in < rms_db(x, s1["start"] + 0.6, s1["start"] + 0.7) - 6  # faded in over scene 1's crossfade
+
+
+def test_the_editor_timeline_references_the_files_and_matches_the_render(tmp_path):
+    import opentimelineio as otio
+
+    path, result = episode(tmp_path, SCRIPT)
+    tl = otio.adapters.read_from_file(str(result["otio"]))
+    video = tl.video_tracks()[0]
+    assert video.duration().to_frames() == result["frames"]  # transitions take no track time
+    transitions = [x for x in video if isinstance(x, otio.schema.Transition)]
+    assert len(transitions) == 2  # into scenes 1 and 3
+    assert [m.name for m in video.markers][1] == srt_second_cue(result)
+    speech = [c for t in tl.audio_tracks() if t.name.startswith("Speech") for c in t.find_clips()]
+    assert len(speech) == len(result["speech"]) and len(video.markers) == result["cues"]
+    for track in tl.tracks:
+        for clip in track.find_clips():
+            assert Path(clip.media_reference.target_url.removeprefix("file://")).is_file()
+    music = next(t for t in tl.audio_tracks() if t.name == "Music")
+    assert music.duration().to_frames() == result["frames"]
+
+
+def srt_second_cue(result) -> str:
+    block = result["srt"].read_text(encoding="utf-8").strip().split("\n\n")[1]
+    return "\n".join(block.splitlines()[2:])
