@@ -7,7 +7,8 @@
 audio settings (``profiles.plan.audio_settings``: timing, speech_padding, subtitles,
 subtitle_style, music, music_volume, ducking, clip_audio). Writes ``work/episode.mp4`` and, unless
 subtitles are off or nobody speaks, ``work/episode.srt`` and ``work/episode.ass``; and
-``work/episode.otio`` (the timeline for an editor, ``app.editor_export``) when opentimelineio is installed.
+``work/episode.otio`` (the timeline for an editor, ``app.editor_export``) when opentimelineio is installed,
+and a 剪映 draft folder (``app.jianying_export``) when pyJianYingDraft is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import editor_export, mix, subtitles, timeline
+from . import editor_export, jianying_export, mix, subtitles, timeline
 from .stitch import Clip, output_size, stitch
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,30 @@ def _fonts_here(font: subtitles.Font, work: Path) -> Path:
     return link
 
 
+def _exports(plan, clips, cues, music, srt, work: Path, size, title: str, notes: list[str]):
+    """The editor hand-off files; a failure here is a note on the render, never a failed episode."""
+    otio = jianying = None
+    files = [c.path for c in clips]
+    if not editor_export.available():
+        notes.append("no .otio written: install opentimelineio for the editor hand-off")
+    else:
+        try:
+            otio = editor_export.write_otio(plan, files, cues, music, work / "episode.otio", title)
+        except Exception as exc:  # a media file the library cannot read: the MP4 is still good
+            log.warning("otio export failed", exc_info=True)
+            notes.append(f"no .otio written: {type(exc).__name__}: {exc}")
+    if not jianying_export.available():
+        notes.append("no 剪映 draft written: install pyJianYingDraft for it")
+    else:
+        try:
+            (work / "drafts").mkdir(exist_ok=True)
+            jianying = jianying_export.write_draft(plan, files, music, srt, work / "drafts", "draft", *size)
+        except Exception as exc:
+            log.warning("jianying export failed", exc_info=True)
+            notes.append(f"no 剪映 draft written: {type(exc).__name__}: {exc}")
+    return otio, jianying
+
+
 def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Path, *, fps: int, width: int,
            height: int, fade: float = 0.5, upscale: bool = False, audio: dict | None = None,
            music: Path | None = None, font_dirs: list[Path] = (), metadata: dict | None = None,
@@ -84,13 +109,9 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
     result = stitch(clips, work / "episode.mp4", fps=fps, width=width, height=height, fade=fade, upscale=upscale,
                     metadata=metadata, progress=progress, cancelled=cancelled, audio=wav,
                     audio_filter=mix.loudnorm_filter(measured), subtitles=burn, fontsdir=fonts)
-    otio = None
-    if editor_export.available():
-        otio = editor_export.write_otio(plan, [c.path for c in clips], cues, music, work / "episode.otio",
-                                        (metadata or {}).get("title", "episode"))
-    else:
-        notes.append("no .otio written: install opentimelineio for the editor hand-off")
-    return {**result, "srt": srt, "ass": ass, "otio": otio, "cues": len(cues), "notes": notes,
+    otio, jianying = _exports(plan, clips, cues, music, srt, work, output_size(width, height, upscale),
+                              (metadata or {}).get("title", "episode"), notes)
+    return {**result, "srt": srt, "ass": ass, "otio": otio, "jianying": jianying, "cues": len(cues), "notes": notes,
             "extended": [int(i) for i in plan.extended],
             "scenes": [{"start": s.start, "duration": s.duration, "frames": s.frames} for s in plan.scenes],
             "speech": [{"scene": int(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
@@ -138,4 +159,11 @@ def publish_beside(result: dict, final: Path, workspace: Path) -> dict:
             dst = final.with_suffix(f".{key}")
             os.replace(src, dst)
             out[key] = str(dst.relative_to(workspace))
+    src = result.get("jianying")
+    out["jianying"] = None
+    if src:
+        dst = final.with_name(f"{final.stem}_jianying")
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.move(str(src), dst)
+        out["jianying"] = str(dst.relative_to(workspace))
     return out

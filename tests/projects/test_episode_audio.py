@@ -155,3 +155,20 @@ def test_the_editor_timeline_references_the_files_and_matches_the_render(tmp_pat
 def srt_second_cue(result) -> str:
     block = result["srt"].read_text(encoding="utf-8").strip().split("\n\n")[1]
     return "\n".join(block.splitlines()[2:])
+
+
+def test_the_jianying_draft_has_the_clips_speech_music_and_subtitles(tmp_path):
+    import json
+
+    path, result = episode(tmp_path, SCRIPT)
+    content = json.loads((result["jianying"] / "draft_content.json").read_text(encoding="utf-8"))
+    tracks = {t["name"]: t for t in content["tracks"]}
+    clips = tracks["clips"]["segments"]
+    assert len(clips) == len(result["scenes"])
+    end = clips[-1]["target_timerange"]["start"] + clips[-1]["target_timerange"]["duration"]
+    assert abs(end - result["duration"] * 1_000_000) <= 1_000_000 / FPS
+    speech = [seg for name, t in tracks.items() if name.startswith("speech") for seg in t["segments"]]
+    assert len(speech) == len(result["speech"]) and len(tracks["subtitles"]["segments"]) == result["cues"]
+    assert tracks["music"]["segments"] and len(content["materials"]["transitions"]) == 2
+    paths = [m["path"] for m in content["materials"]["videos"] + content["materials"]["audios"]]
+    assert paths and all(Path(p).is_file() for p in paths)  # referenced where they are, not copied

@@ -42,7 +42,9 @@ def test_render_job_places_tts_outputs_and_music_and_publishes_subtitles(tmp_pat
     assert timeline["speech"] == [{"scene": "s2-hanli", "start": 0.5, "end": 1.7, "speaker": "narrator", "text": "韩立打坐。"}]
     final, version = publish(work / "episode.mp4", settings.projects_dir / project.id / "renders", "episode")
     files = publish_beside(result, final, settings.workspace)
-    assert files == {key: f"projects/{project.id}/renders/episode_v1.{key}" for key in ("srt", "ass", "otio")}
+    assert files == {**{key: f"projects/{project.id}/renders/episode_v1.{key}" for key in ("srt", "ass", "otio")},
+                     "jianying": f"projects/{project.id}/renders/episode_v1_jianying"}
+    assert (settings.workspace / files["jianying"] / "draft_content.json").is_file()
     assert "00:00:00,500 --> 00:00:01,700" in (settings.workspace / files["srt"]).read_text(encoding="utf-8")
     info = probe_av(final)
     assert info["audio"]["codec"] == "aac" and abs(info["audio"]["seconds"] - info["video"]["frames"] / 8) <= 1 / 8
