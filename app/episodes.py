@@ -214,8 +214,9 @@ def sidecar(parent: Job, stitch_job: Job, result: dict) -> dict:
             "stitch_task_id": stitch_job.id, "fps": result["fps"], "width": result["width"],
             "height": result["height"], "frames": result["frames"], "duration": result["duration"],
             "upscale": plan["upscale"], "transition_duration": plan["transition_duration"], "scenes": scenes,
-            "audio": result.get("audio", False), "subtitles": {k: result.get(k) for k in ("srt", "ass", "cues")}, "otio": result.get("otio"), "jianying": result.get("jianying"),
-            "timeline": result.get("timeline"), "notes": result.get("notes", []),
+            "audio": result.get("audio", False), "subtitles": {k: result.get(k) for k in ("srt", "ass", "cues")},
+            "otio": result.get("otio"), "jianying": result.get("jianying"), "timeline": result.get("timeline"),
+            "notes": result.get("notes", []),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from app import episode_render
 from app.stitch import Clip
@@ -172,3 +173,25 @@ def test_the_jianying_draft_has_the_clips_speech_music_and_subtitles(tmp_path):
     assert tracks["music"]["segments"] and len(content["materials"]["transitions"]) == 2
     paths = [m["path"] for m in content["materials"]["videos"] + content["materials"]["audios"]]
     assert paths and all(Path(p).is_file() for p in paths)  # referenced where they are, not copied
+
+
+def test_a_found_font_is_linked_for_libass_and_survives_the_work_folder(tmp_path, monkeypatch):
+    """With a font found (here DejaVu, standing in for a CJK font on a box that has none), Chinese cues
+    are burned with it through ``fontsdir``; cleaning the work folder removes the link, not the fonts."""
+    import shutil
+
+    from app import subtitles
+
+    fonts = tmp_path / "system-fonts"
+    fonts.mkdir()
+    dejavu = next(Path("/usr/share/fonts").rglob("DejaVuSans.ttf"), None)
+    if dejavu is None:
+        pytest.skip("no DejaVu font on this machine")
+    shutil.copy(dejavu, fonts / "DejaVuSans.ttf")
+    monkeypatch.setattr(subtitles, "find_cjk_font", lambda *a, **k: subtitles.Font("DejaVu Sans", fonts / "DejaVuSans.ttf"))
+    path, result = episode(tmp_path, [["仙界之上 Immortal realm"], []], "burn", music=False)
+    assert result["subtitles_burned"] and not any("not burned" in n for n in result["notes"])
+    work = path.parent
+    assert (work / "fonts").resolve() == fonts.resolve() or (work / "fonts" / "DejaVuSans.ttf").is_file()
+    shutil.rmtree(work)
+    assert (fonts / "DejaVuSans.ttf").is_file()
