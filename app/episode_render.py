@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from . import editor_export, jianying_export, mix, subtitles, timeline
-from .stitch import Clip, output_size, stitch
+from .stitch import Clip, has_filter, output_size, stitch
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,10 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
         srt = subtitles.write_srt(cues, work / "episode.srt")
         ass = subtitles.write_ass(cues, work / "episode.ass", out_w, out_h, style, font)
         if settings["subtitles"] == "burn":
-            if font is None and subtitles.needs_cjk(cues):
+            if not has_filter("subtitles"):
+                notes.append("subtitles not burned in: this ffmpeg has no libass (subtitles filter); the .srt/.ass "
+                             "files are written")
+            elif font is None and subtitles.needs_cjk(cues):
                 notes.append("subtitles not burned in: no Chinese font was found (install Noto Sans CJK, or put a "
                              ".ttf/.otf in the workspace's fonts folder); the .srt/.ass files are written")
             else:

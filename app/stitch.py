@@ -9,6 +9,7 @@ H.264 / yuv420p with ``+faststart``, which every browser plays.
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -36,6 +37,17 @@ def ffmpeg_exe() -> str:
     except (ImportError, RuntimeError) as exc:
         raise NotAvailable("ffmpeg is missing: pip install imageio-ffmpeg.",
                            "缺少 ffmpeg：请安装 imageio-ffmpeg。") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def has_filter(name: str) -> bool:
+    """Whether this ffmpeg build has a filter (``subtitles`` needs libass)."""
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
 
 
 def on_grid(fps: int) -> str:

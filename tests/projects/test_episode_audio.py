@@ -89,6 +89,9 @@ def test_the_mix_speech_music_ducking_loudness_and_lengths(tmp_path):
 def test_burned_subtitles_show_on_the_frame(tmp_path):
     import av
 
+    from app.stitch import has_filter
+
+    assert has_filter("subtitles") and has_filter("ass")  # imageio-ffmpeg's build has libass
     script = [["The immortal realm, above a sea of clouds."], ["Han Li opens his eyes."]]
     burned, r1 = episode(tmp_path, script, "burn", music=False)
     plain, r2 = episode(tmp_path, script, "off", music=False)
