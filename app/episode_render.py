@@ -82,13 +82,21 @@ def _exports(plan, clips, cues, music, srt, work: Path, size, title: str, notes:
 def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Path, *, fps: int, width: int,
            height: int, fade: float = 0.5, upscale: bool = False, audio: dict | None = None,
            music: Path | None = None, font_dirs: list[Path] = (), metadata: dict | None = None,
-           progress=None, cancelled=None) -> dict:
+           progress=None, cancelled=None, ids: list[str] | None = None) -> dict:
+    """``ids``: the scenes' names for messages (default: their positions)."""
     settings = {**DEFAULT_AUDIO, **(audio or {})}
-    inputs = [timeline.SceneInput(str(i), c.duration, c.transition if i else "cut", tuple(speech[i] if i < len(speech) else ()))
-              for i, c in enumerate(scenes)]
-    plan = timeline.plan(inputs, fps=fps, fade=fade, timing=settings["timing"], padding=settings["speech_padding"])
-    clips = [Clip(c.path, s.duration, c.transition if i else "cut") for i, (c, s) in enumerate(zip(scenes, plan.scenes))]
+    ids = list(ids) if ids else [str(i) for i in range(len(scenes))]
+    inputs = [timeline.SceneInput(ids[i], c.duration, c.transition if i else "cut",
+                                  tuple(speech[i]) if i < len(speech) else ()) for i, c in enumerate(scenes)]
     notes: list[str] = []
+    try:
+        plan = timeline.plan(inputs, fps=fps, fade=fade, timing=settings["timing"], padding=settings["speech_padding"])
+    except timeline.TimingError as exc:
+        # the plan checked estimates before anything ran; the real voices came out longer. Everything is
+        # rendered by now, so hold those scenes longer rather than throw the work away — and say so.
+        plan = timeline.plan(inputs, fps=fps, fade=fade, timing="voice", padding=0.0)
+        notes.append(f"timing: fixed could not hold: {exc.en} Those scenes were held longer instead.")
+    clips = [Clip(c.path, s.duration, c.transition if i else "cut") for i, (c, s) in enumerate(zip(scenes, plan.scenes))]
     wav = mix.render_mix(plan, [c.path for c in clips], work, music=music, music_volume=settings["music_volume"],
                          ducking=settings["ducking"], clip_audio=settings["clip_audio"])
     measured = mix.measure(wav) if wav is not None else None
@@ -115,9 +123,9 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
     otio, jianying = _exports(plan, clips, cues, music, srt, work, output_size(width, height, upscale),
                               (metadata or {}).get("title", "episode"), notes)
     return {**result, "srt": srt, "ass": ass, "otio": otio, "jianying": jianying, "cues": len(cues), "notes": notes,
-            "extended": [int(i) for i in plan.extended],
+            "extended": [ids.index(i) for i in plan.extended],
             "scenes": [{"start": s.start, "duration": s.duration, "frames": s.frames} for s in plan.scenes],
-            "speech": [{"scene": int(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
+            "speech": [{"scene": ids.index(p.scene), "start": round(p.start, 3), "end": round(p.end, 3),
                         "speaker": p.utterance.speaker, "text": p.utterance.text} for p in plan.speech]}
 
 
@@ -142,7 +150,7 @@ def render_job(settings, plan: dict, clips: list[Clip], speech: dict, work: Path
              for sid in ids]
     result = render(clips, lists, work, fps=plan["fps"], width=plan["width"], height=plan["height"],
                     fade=plan["transition_duration"], upscale=plan["upscale"], audio=audio, music=music,
-                    font_dirs=[ws / "fonts"], **kw)
+                    font_dirs=[ws / "fonts"], ids=ids, **kw)
     scenes = result.pop("scenes")
     result["timeline"] = {
         "scenes": [{"scene": sid, **s} for sid, s in zip(ids, scenes)],

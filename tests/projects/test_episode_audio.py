@@ -198,3 +198,13 @@ def test_a_found_font_is_linked_for_libass_and_survives_the_work_folder(tmp_path
     assert (work / "fonts").resolve() == fonts.resolve() or (work / "fonts" / "DejaVuSans.ttf").is_file()
     shutil.rmtree(work)
     assert (fonts / "DejaVuSans.ttf").is_file()
+
+
+def test_fixed_timing_overrun_by_real_voices_holds_the_scene_and_says_so(tmp_path):
+    work = tmp_path / "fixed"
+    work.mkdir()
+    clips = [Clip(make_clip(work / "a.mp4", 1.0, 8, 32, 32), 1.0), Clip(make_clip(work / "b.mp4", 1.0, 8, 32, 32), 2.0)]
+    speech = [[Utterance(make_tone(work / "u.wav", 1.6), 1.6, text="长了一点的台词")], []]
+    result = episode_render.render(clips, speech, work, fps=8, width=32, height=32, audio={"timing": "fixed"})
+    assert result["extended"] == [0] and result["scenes"][0]["duration"] == 1.625  # 13 frames: the speech fits
+    assert "timing: fixed could not hold" in result["notes"][0] and "'0'" in result["notes"][0]
