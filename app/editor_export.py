@@ -61,13 +61,15 @@ def write_otio(plan: Timeline, clips: list[Path], cues: list[Cue], music: Path |
     for i, (scene, file) in enumerate(zip(scenes, clips)):
         nxt = scenes[i + 1].fade_in if i + 1 < len(scenes) else 0
         if scene.fade_in:
-            video.append(otio.schema.Transition(name=f"crossfade {scene.id}", transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+            video.append(otio.schema.Transition(name=f"crossfade {scene.id}",
+                                                transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
                                                 in_offset=rt(0), out_offset=rt(scene.fade_in)))
         video.append(otio.schema.Clip(name=scene.id, media_reference=ref(file, media_seconds(file)),
                                       source_range=span(0, scene.frames - nxt)))
     for k, cue in enumerate(cues):
+        cue_range = span(round(cue.start * fps), max(1, round((cue.end - cue.start) * fps)))
         video.markers.append(otio.schema.Marker(name="\n".join(cue.lines), color=otio.schema.MarkerColor.YELLOW,
-                                                marked_range=span(round(cue.start * fps), max(1, round((cue.end - cue.start) * fps))),
+                                                marked_range=cue_range,
                                                 metadata={"xianying": {"subtitle": k + 1, "speaker": cue.speaker}}))
     timeline.tracks.append(video)
 
@@ -82,13 +84,15 @@ def write_otio(plan: Timeline, clips: list[Path], cues: list[Cue], music: Path |
             if lane[-1][1] <= a:
                 break
         else:
-            lane, track = [(0, 0)], otio.schema.Track(name=f"Speech {len(tracks) + 1}", kind=otio.schema.TrackKind.Audio)
+            lane = [(0, 0)]
+            track = otio.schema.Track(name=f"Speech {len(tracks) + 1}", kind=otio.schema.TrackKind.Audio)
             lanes.append(lane)
             tracks.append(track)
         if a > lane[-1][1]:
             track.append(otio.schema.Gap(source_range=span(0, a - lane[-1][1])))
         track.append(otio.schema.Clip(name=f"{u.speaker}: {u.text[:40]}", media_reference=ref(u.path, u.duration),
-                                      source_range=span(0, n), metadata={"xianying": {"text": u.text, "speaker": u.speaker}}))
+                                      source_range=span(0, n),
+                                      metadata={"xianying": {"text": u.text, "speaker": u.speaker}}))
         lane.append((a, a + n))
     for track in tracks:
         timeline.tracks.append(track)

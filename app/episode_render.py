@@ -96,7 +96,8 @@ def render(scenes: list[Clip], speech: list[list[timeline.Utterance]], work: Pat
         # rendered by now, so hold those scenes longer rather than throw the work away — and say so.
         plan = timeline.plan(inputs, fps=fps, fade=fade, timing="voice", padding=0.0)
         notes.append(f"timing: fixed could not hold: {exc.en} Those scenes were held longer instead.")
-    clips = [Clip(c.path, s.duration, c.transition if i else "cut") for i, (c, s) in enumerate(zip(scenes, plan.scenes))]
+    clips = [Clip(c.path, s.duration, c.transition if i else "cut")
+             for i, (c, s) in enumerate(zip(scenes, plan.scenes))]
     wav = mix.render_mix(plan, [c.path for c in clips], work, music=music, music_volume=settings["music_volume"],
                          ducking=settings["ducking"], clip_audio=settings["clip_audio"])
     measured = mix.measure(wav) if wav is not None else None

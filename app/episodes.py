@@ -232,9 +232,10 @@ def run_stitch(runner, job: Job) -> None:
     work.mkdir(parents=True)
     try:
         clips = [Clip(ws / c["file"], c["duration"], c["transition"]) for c in job.request["clips"]]
+        meta = {"title": plan["title"], "comment": f"xianying episode {parent.id}"}
         result = episode_render.render_job(runner.settings, plan, clips, job.request.get("speech") or {}, work,
-                                           metadata={"title": plan["title"], "comment": f"xianying episode {parent.id}"},
-                                           progress=runner.progress_fn(job.id), cancelled=runner.cancelled_fn(job.id))
+                                           metadata=meta, progress=runner.progress_fn(job.id),
+                                           cancelled=runner.cancelled_fn(job.id))
         folder = runner.settings.projects_dir / plan["project"] / "renders"
         final, version = publish(work / "episode.mp4", folder, plan["name"])
         result.update(episode_render.publish_beside(result, final, ws))

@@ -123,7 +123,8 @@ class ProjectConfig(_Strict):
     narrator_voice: Voice | None = Field(None, description="Voice of each scene's narration; empty: the default")
     timing: Literal["voice", "fixed"] = Field(
         "voice", description="voice: a scene lasts at least as long as its speech; fixed: speech must fit the scene")
-    speech_padding: float = Field(0.3, ge=0, le=5, description="Seconds of quiet after a scene's speech (timing: voice)")
+    speech_padding: float = Field(0.3, ge=0, le=5,
+                                  description="Seconds of quiet after a scene's speech (timing: voice)")
     subtitles: Literal["burn", "file", "off"] = Field(
         "file", description="file: .srt/.ass beside the MP4; burn: also drawn into the video; off: none")
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
