@@ -247,6 +247,28 @@ def _progress(plan: EpisodePlan, state: dict) -> tuple[float, str]:
     return min(99.0, done / units), running or "waiting for the queue"
 
 
+def speech_outputs(plan: EpisodePlan, state: dict) -> dict:
+    """Per scene, the synthesised speech of its lines: the first output of each finished step named
+    ``tts<line index>`` (``{"file", "duration", "timings"?}``), with the line's text, speaker and ``at``."""
+    out = {}
+    for scene in plan.scenes:
+        records = state["scenes"].get(scene.scene, {})
+        lines = []
+        for line in scene.speech:
+            record = records.get(f"tts{line['index']}")
+            child = Job.get_or_none(Job.id == record["job"]) if record else None
+            if child is None or child.status != "succeeded" or not child.outputs:
+                continue
+            first = child.outputs[0]
+            meta = first.get("meta") or {}
+            lines.append({"file": first["file"], "duration": first.get("duration", meta.get("duration")),
+                          "timings": first.get("timings", meta.get("timings")) or [], "text": line["text"],
+                          "speaker": line["speaker"], "at": line["at"], "job": child.id})
+        if lines:
+            out[scene.scene] = lines
+    return out
+
+
 def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
     clips = []
     for scene in plan.scenes:
@@ -256,8 +278,8 @@ def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
     now = time.time()
     stitch = Job.create(id=uuid.uuid4().hex, engine=STITCH, kind=STITCH, lane="io", task=STITCH,
                         prompt=f"{plan.title} · stitch", params={"clips": len(clips), "fps": plan.fps},
-                        request={"clips": clips}, project=parent.project, parent=parent.id, user=parent.user,
-                        source="project", created_at=now, updated_at=now)
+                        request={"clips": clips, "speech": speech_outputs(plan, state)}, project=parent.project,
+                        parent=parent.id, user=parent.user, source="project", created_at=now, updated_at=now)
     service.enqueue(stitch)
     return stitch.id
 

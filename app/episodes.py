@@ -27,12 +27,12 @@ from profiles.plan import EpisodePlan, plan_episode
 from profiles.schema import SLUG
 from profiles.store import ProjectStore
 
-from . import episode_steps
+from . import episode_render, episode_steps
 from .access import Principal
 from .db import TERMINAL, Job, db
 from .errors import AppError, Cancelled, NotFound, ValidationError
 from .media import atomic_write_json, video_thumbnail
-from .stitch import Clip, stitch
+from .stitch import Clip
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,9 @@ def sidecar(parent: Job, stitch_job: Job, result: dict) -> dict:
             "stitch_task_id": stitch_job.id, "fps": result["fps"], "width": result["width"],
             "height": result["height"], "frames": result["frames"], "duration": result["duration"],
             "upscale": plan["upscale"], "transition_duration": plan["transition_duration"], "scenes": scenes,
+            "audio": result.get("audio", False), "subtitles": {k: result.get(k) for k in ("srt", "ass", "cues")},
+            "otio": result.get("otio"), "jianying": result.get("jianying"), "timeline": result.get("timeline"),
+            "notes": result.get("notes", []),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -240,13 +243,13 @@ def run_stitch(runner, job: Job) -> None:
     work.mkdir(parents=True)
     try:
         clips = [Clip(ws / c["file"], c["duration"], c["transition"]) for c in job.request["clips"]]
-        staged = work / "episode.mp4"
-        result = stitch(clips, staged, fps=plan["fps"], width=plan["width"], height=plan["height"],
-                        fade=plan["transition_duration"], upscale=plan["upscale"],
-                        metadata={"title": plan["title"], "comment": f"xianying episode {parent.id}"},
-                        progress=runner.progress_fn(job.id), cancelled=runner.cancelled_fn(job.id))
+        meta = {"title": plan["title"], "comment": f"xianying episode {parent.id}"}
+        result = episode_render.render_job(runner.settings, plan, clips, job.request.get("speech") or {}, work,
+                                           metadata=meta, progress=runner.progress_fn(job.id),
+                                           cancelled=runner.cancelled_fn(job.id))
         folder = runner.settings.projects_dir / plan["project"] / "renders"
-        final, version = publish(staged, folder, plan["name"])
+        final, version = publish(work / "episode.mp4", folder, plan["name"])
+        result.update(episode_render.publish_beside(result, final, ws))
         thumb = video_thumbnail(final, final.with_suffix(".jpg"))
         atomic_write_json(final.with_suffix(".json"), sidecar(parent, job, result))
         rel = lambda p: str(p.relative_to(ws))  # noqa: E731

@@ -9,6 +9,7 @@ H.264 / yuv420p with ``+faststart``, which every browser plays.
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -38,6 +39,22 @@ def ffmpeg_exe() -> str:
                            "缺少 ffmpeg：请安装 imageio-ffmpeg。") from exc
 
 
+@functools.lru_cache(maxsize=8)
+def has_filter(name: str) -> bool:
+    """Whether this ffmpeg build has a filter (``subtitles`` needs libass)."""
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
+
+
+def on_grid(fps: int) -> str:
+    """After a join: timestamps back on the episode's frame grid (frame N at N/fps, time base 1/fps)."""
+    return f",settb=1/{fps},setpts=N,fps={fps}"
+
+
 def frames_of(duration: float, fps: int) -> int:
     return max(1, round(duration * fps))
 
@@ -50,67 +67,125 @@ def output_size(width: int, height: int, upscale: bool) -> tuple[int, int]:
     return round(width * factor / 2) * 2, round(height * factor / 2) * 2
 
 
-def plan_timeline(clips: list[Clip], fps: int, fade: float) -> tuple[list[float], int]:
-    """(crossfade length into each clip — 0 for a cut, total frames of the episode)."""
-    fades, total = [], 0
+def clip_frames(clips: list[Clip], fps: int) -> list[int]:
+    """Frames of each clip. Boundaries are rounded on the running total, not clip by clip, so the
+    sum stays within half a frame of the summed durations however many clips there are."""
+    out, at, edge = [], 0.0, 0
+    for clip in clips:
+        at += clip.duration
+        n = max(1, round(at * fps) - edge)
+        edge += n
+        out.append(n)
+    return out
+
+
+def fade_frames(clips: list[Clip], fps: int, fade: float) -> list[int]:
+    """Frames of the crossfade into each clip (0: a cut). A fade takes at most half of either clip,
+    so a clip's fade in and fade out never overlap; clips too short for one frame of it are cut."""
+    frames, out = clip_frames(clips, fps), []
     for i, clip in enumerate(clips):
-        n = frames_of(clip.duration, fps)
         f = 0
         if i and clip.transition == "crossfade":
-            prev = frames_of(clips[i - 1].duration, fps)
-            f = max(1, min(frames_of(fade, fps), n // 2, prev // 2))
-        fades.append(f / fps)
-        total += n - f
-    return fades, total
+            f = min(frames_of(fade, fps), frames[i] // 2, frames[i - 1] // 2)
+        out.append(f)
+    return out
 
 
-def filter_graph(clips: list[Clip], fps: int, width: int, height: int, fade: float, upscale: bool) -> tuple[str, int]:
+def plan_timeline(clips: list[Clip], fps: int, fade: float) -> tuple[list[float], int]:
+    """(crossfade length into each clip — 0 for a cut, total frames of the episode)."""
+    fades = fade_frames(clips, fps, fade)
+    return [f / fps for f in fades], sum(clip_frames(clips, fps)) - sum(fades)
+
+
+def starts(clips: list[Clip], fps: int, fade: float) -> list[int]:
+    """The frame at which each clip begins in the episode (its crossfade in starts there)."""
+    out, at = [], 0
+    for n, f in zip(clip_frames(clips, fps), fade_frames(clips, fps, fade)):
+        at -= f
+        out.append(at)
+        at += n
+    return out
+
+
+def filter_graph(clips: list[Clip], fps: int, width: int, height: int, fade: float, upscale: bool,
+                 burn: str = "") -> tuple[str, int]:
+    """The video graph (output ``[out]``); ``burn``: a subtitles filter drawn on the finished picture."""
     parts = []
-    for i, clip in enumerate(clips):
-        n = frames_of(clip.duration, fps)
+    frames_each = clip_frames(clips, fps)
+    for i, n in enumerate(frames_each):
         parts.append(
             f"[{i}:v]fps={fps},scale={width}:{height}:force_original_aspect_ratio=decrease:"
             f"force_divisible_by=2:flags=lanczos,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,"
-            f"format=yuv420p,tpad=stop_mode=clone:stop_duration={clip.duration + 1:.3f},"
-            f"trim=end_frame={n},setpts=N/{fps}/TB[c{i}]")
-    fades, total = plan_timeline(clips, fps, fade)
-    current, frames = "c0", frames_of(clips[0].duration, fps)
+            f"format=yuv420p,tpad=stop_mode=clone:stop_duration={n / fps + 1:.3f},"
+            f"trim=end_frame={n},settb=1/{fps},setpts=N[c{i}]")
+    fades = fade_frames(clips, fps, fade)
+    total = sum(frames_each) - sum(fades)
+    current, frames = "c0", frames_each[0]
     for i in range(1, len(clips)):
         out = f"j{i}"
-        n = frames_of(clips[i].duration, fps)
-        if fades[i]:
-            f = round(fades[i] * fps)
+        n, f = frames_each[i], fades[i]
+        if f:
             parts.append(f"[{current}][c{i}]xfade=transition=fade:duration={f / fps:.6f}:"
-                         f"offset={(frames - f) / fps:.6f}[{out}]")
+                         f"offset={(frames - f) / fps:.6f}{on_grid(fps)}[{out}]")
             frames += n - f
         else:
-            parts.append(f"[{current}][c{i}]concat=n=2:v=1:a=0[{out}]")
+            # concat hands out microsecond timestamps; xfade wants both inputs on 1/fps (the
+            # "exit 234 ... Invalid argument" of a crossfade that follows a cut): back onto the grid
+            parts.append(f"[{current}][c{i}]concat=n=2:v=1:a=0{on_grid(fps)}[{out}]")
             frames += n
         current = out
     out_w, out_h = output_size(width, height, upscale)
     tail = f"scale={out_w}:{out_h}:flags=lanczos," if upscale else ""
+    tail += f"{burn}," if burn else ""
     parts.append(f"[{current}]{tail}format=yuv420p,setsar=1[out]")
     return ";".join(parts), total
 
 
+def error_lines(log_text: str, keep: int = 3) -> list[str]:
+    """The lines that say why ffmpeg failed: the first few errors (the cause), not the last (the echo)."""
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    noise = ("Task finished with error", "Terminating thread", "Nothing was written", "Could not open encoder",
+             "Error reinitializing filters", "Failed to configure output pad")
+    cause = [ln for ln in lines if not any(n in ln for n in noise)]
+    return (cause or lines)[:keep]
+
+
 def stitch(clips: list[Clip], target: Path, *, fps: int, width: int, height: int, fade: float = 0.5,
-           upscale: bool = False, metadata: dict | None = None, progress=None, cancelled=None) -> dict:
-    """Write the episode to ``target`` (inside a staging folder); returns frames, fps, size, duration."""
+           upscale: bool = False, metadata: dict | None = None, progress=None, cancelled=None,
+           audio: Path | None = None, audio_filter: str = "anull", subtitles: Path | None = None,
+           fontsdir: Path | None = None) -> dict:
+    """Write the episode to ``target`` (inside a staging folder); returns frames, fps, size, duration.
+
+    ``audio``: the mixed track (``app.mix``), filtered by ``audio_filter`` (the loudness pass), cut
+    or padded to the picture's exact length and encoded AAC 48 kHz stereo; without it the episode is
+    silent. ``subtitles``: an .ass file burned in with libass (``fontsdir``: where its font is);
+    both must sit in ``target``'s folder (ffmpeg runs there, so no path needs escaping).
+    """
     if not clips:
         raise EngineError("Nothing to stitch: the episode has no clips.", "没有可拼接的片段。")
-    graph, total = filter_graph(clips, fps, width, height, fade, upscale)
+    burn = ""
+    if subtitles is not None:
+        burn = f"subtitles=filename={subtitles.name}" + (f":fontsdir={fontsdir.name}" if fontsdir else "")
+    graph, total = filter_graph(clips, fps, width, height, fade, upscale, burn)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats",
            "-progress", "pipe:1"]
     for clip in clips:
-        cmd += ["-i", str(clip.path)]
-    cmd += ["-filter_complex", graph, "-map", "[out]", "-an", "-r", str(fps), "-c:v", "libx264",
+        cmd += ["-i", str(Path(clip.path).resolve())]
+    maps = ["-map", "[out]", "-an"]
+    if audio is not None:
+        cmd += ["-i", str(Path(audio).resolve())]
+        n = round(total / fps * 48000)
+        graph += (f";[{len(clips)}:a]{audio_filter},aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                  f"apad=whole_len={n},atrim=end_sample={n}[aout]")
+        maps = ["-map", "[out]", "-map", "[aout]", "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-ac", "2"]
+    cmd += ["-filter_complex", graph, *maps, "-r", str(fps), "-c:v", "libx264",
             "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast", "-movflags", "+faststart"]
     for key, value in (metadata or {}).items():
         cmd += ["-metadata", f"{key}={value}"]
-    cmd.append(str(target))
+    cmd.append(str(target.resolve()))
     errlog = target.with_suffix(".ffmpeg.log")
     with open(errlog, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=target.parent,
                                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
         try:
             for raw in proc.stdout:
@@ -128,9 +203,10 @@ def stitch(clips: list[Clip], target: Path, *, fps: int, width: int, height: int
                 proc.kill()
                 proc.wait()
     if code != 0:
-        detail = errlog.read_text(errors="replace").strip().splitlines()[-3:]
+        detail = error_lines(errlog.read_text(errors="replace"))
         raise EngineError(f"ffmpeg could not stitch the episode (exit {code}): {' | '.join(detail)[:600]}",
                           f"ffmpeg 拼接失败（退出码 {code}）：{' | '.join(detail)[:600]}")
     errlog.unlink(missing_ok=True)
     out_w, out_h = output_size(width, height, upscale)
-    return {"frames": total, "fps": fps, "width": out_w, "height": out_h, "duration": total / fps}
+    return {"frames": total, "fps": fps, "width": out_w, "height": out_h, "duration": total / fps,
+            "audio": audio is not None, "subtitles_burned": subtitles is not None}
