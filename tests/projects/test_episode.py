@@ -229,7 +229,7 @@ def test_an_episode_with_music_has_sound_and_the_editor_files_beside_it(project_
                            scenes=scenes, face=False)
     (folder / "assets" / "music").mkdir()
     make_music(folder / "assets" / "music" / "theme.wav", 0.7)
-    parent = finished(st, EpisodeService(st.service).render("test-ep").id)
+    parent = finished(st, EpisodeService(st.service).render("test-ep", LOCAL).id)
     assert parent.status == "succeeded", parent.error
     render = ws / parent.outputs[0]["file"]
     info = probe_av(render)
