@@ -31,6 +31,7 @@ from . import episode_steps
 from .db import TERMINAL, Job, db
 from .errors import AppError, Cancelled, NotFound, ValidationError
 from .media import atomic_write_json, video_thumbnail
+from .platform import replace_with_retry
 from .stitch import Clip, stitch
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
             except FileExistsError:
                 n += 1
                 continue
-            os.replace(src, final)
+            replace_with_retry(src, final)
             return final, n
 
 
