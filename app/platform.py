@@ -20,6 +20,7 @@ handling lives in ``app.winstop``.
 from __future__ import annotations
 
 import logging
+import ntpath
 import os
 import shutil
 import signal
@@ -100,6 +101,8 @@ def _busy(dst: Path, kept: Path, exc: OSError) -> FileBusy:
 
 
 def _retry(op, waits, sleep):
+    waits = RETRY_WAITS if waits is None else waits
+    sleep = sleep or time.sleep
     for wait in (*waits, None):
         try:
             return op()
@@ -109,7 +112,7 @@ def _retry(op, waits, sleep):
             sleep(wait)
 
 
-def replace_with_retry(src, dst, *, waits=RETRY_WAITS, sleep=time.sleep, replace=None) -> Path:
+def replace_with_retry(src, dst, *, waits=None, sleep=None, replace=None) -> Path:
     """``os.replace(src, dst)``, retried with backoff while Windows reports the destination (or the
     source) busy. When it never frees up, raises ``FileBusy`` and leaves ``src`` where it is."""
     op = replace or os.replace
@@ -122,7 +125,7 @@ def replace_with_retry(src, dst, *, waits=RETRY_WAITS, sleep=time.sleep, replace
     return Path(dst)
 
 
-def move_dir(src, dst, *, waits=RETRY_WAITS, sleep=time.sleep, rename=None) -> Path:
+def move_dir(src, dst, *, waits=None, sleep=None, rename=None) -> Path:
     """Rename the folder ``src`` to ``dst`` (which must not exist), retrying while a file in it is
     held open. Windows cannot rename a folder with an open file, but can still read it: as a last
     resort the folder is copied and the original removed when it can be, so the output is never lost."""
@@ -140,7 +143,7 @@ def move_dir(src, dst, *, waits=RETRY_WAITS, sleep=time.sleep, rename=None) -> P
     return dst
 
 
-def remove_tree(path, *, waits=RETRY_WAITS, sleep=time.sleep) -> None:
+def remove_tree(path, *, waits=None, sleep=None) -> None:
     """``shutil.rmtree`` with the same retries (a file inside may be open for a moment)."""
     path = Path(path)
     if path.exists():
@@ -290,7 +293,7 @@ def is_network_path(path, *, drive_type=None, mounts=None) -> bool:
     if IS_WINDOWS:
         if text.startswith(("\\\\?\\UNC\\", "//")) or (text.startswith("\\\\") and not text.startswith("\\\\?\\")):
             return True
-        drive = os.path.splitdrive(text.removeprefix("\\\\?\\"))[0]
+        drive = ntpath.splitdrive(text.removeprefix("\\\\?\\"))[0]
         if not drive:
             return False
         try:

@@ -15,7 +15,7 @@ import stat
 import zipfile
 from pathlib import PurePosixPath
 
-from app.errors import ProfileError, ValidationError
+from app.errors import PathTooLong, ProfileError, ValidationError
 from app.platform import check_path_length, move_dir
 
 from .project import PROJECT_FILE, load_project
@@ -133,7 +133,7 @@ def import_zip(store: ProjectStore, data: bytes, project_id: str | None = None) 
             final_id = wanted if not (store.root / wanted).exists() else store.new_id(wanted)
             load_project(staging, final_id)  # validates everything before it becomes a project
             move_dir(staging, store.root / final_id)
-        except (ProfileError, ValidationError, OSError):
+        except (ProfileError, ValidationError, PathTooLong, OSError):
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return final_id, skipped
