@@ -138,7 +138,7 @@ def move_dir(src, dst, *, waits=None, sleep=None, rename=None) -> Path:
         if not is_busy(exc):
             raise
         log.warning("%s is held open (%s); copying it to %s instead of renaming", src, exc, dst)
-    shutil.copytree(src, dst)
+    shutil.copytree(src, dst, dirs_exist_ok=True)
     shutil.rmtree(src, ignore_errors=True)
     return dst
 
@@ -328,17 +328,18 @@ def cloud_sync_folder(path, *, environ=None) -> str | None:
     return None
 
 
-def workspace_warnings(workspace, **probes) -> list[tuple[str, str]]:
+def workspace_warnings(workspace, *, environ=None, drive_type=None, mounts=None) -> list[tuple[str, str]]:
     """(English, Chinese) warnings about where the workspace is: SQLite's write-ahead log is safe
-    only on a local disk, and a sync client copying studio.db mid-write corrupts it."""
+    only on a local disk, a sync client copying studio.db mid-write corrupts it, and a deep
+    folder leaves generated paths no room under Windows' limit."""
     out = []
-    if is_network_path(workspace, **{k: v for k, v in probes.items() if k in ("drive_type", "mounts")}):
+    if is_network_path(workspace, drive_type=drive_type, mounts=mounts):
         out.append((f"The workspace {workspace} is on a network drive. Its database will use a rollback "
                     "journal instead of WAL, which is slower; keep one studio per workspace, or move it to a "
                     "local disk (--workspace).",
                     f"工作区 {workspace} 位于网络驱动器上。数据库将改用回滚日志（比 WAL 慢）；同一工作区只运行一个"
                     "工作室，或用 --workspace 移到本地磁盘。"))
-    service = cloud_sync_folder(workspace, environ=probes.get("environ"))
+    service = cloud_sync_folder(workspace, environ=environ)
     if service:
         out.append((f"The workspace {workspace} is inside a {service} folder. Syncing studio.db while the studio "
                     "writes it can corrupt it: move the workspace out (--workspace D:\\Xianying), or pause "
@@ -354,8 +355,8 @@ def workspace_warnings(workspace, **probes) -> list[tuple[str, str]]:
     return out
 
 
-# projects/<id, 64>/renders/<episode name, 64>_v<N>.ffmpeg.log: the longest name the studio makes
-LONGEST_GENERATED = len("/projects/") + 64 + len("/renders/") + 64 + len("_v9999.ffmpeg.log")
+# projects/<id, 64>/renders/<episode name, 64>_v<N>.json: the longest path the studio makes itself
+LONGEST_GENERATED = len("/projects/") + 64 + len("/renders/") + 64 + len("_v9999.json")
 
 
 def sqlite_journal_mode(path, **probes) -> str:

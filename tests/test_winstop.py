@@ -97,7 +97,8 @@ if "stubborn" not in out.parent.name:
 else:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 import os
-out.with_suffix(".up").write_text(str(os.getpid()), encoding="utf-8")
+out.with_suffix(".tmp").write_text(str(os.getpid()), encoding="utf-8")
+os.replace(out.with_suffix(".tmp"), out.with_suffix(".up"))  # whole, or not there yet
 stop.wait(600)
 out.with_suffix(".stopped").write_text("clean", encoding="utf-8")
 """

@@ -127,7 +127,8 @@ def _worker(args) -> int:
     worker.start()
     print(f"仙影 worker {worker.member.id}: lanes {','.join(lanes)}, database {redact(settings.database_url)}, "
           f"queue {redact(settings.queue_url or settings.database_url)} (Ctrl-C to stop)", flush=True)
-    stop.wait()
+    while not stop.wait(0.5):  # a bare wait() never lets Ctrl-C's handler run on Windows
+        pass
     worker.stop()
     stopped.set()
     print("worker stopped. 工作机已退出。", flush=True)
