@@ -15,6 +15,7 @@ versions are never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -177,8 +178,6 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
         final = folder / f"{name}_v{n}.mp4"
         try:
             os.link(src, final)  # atomic and exclusive: fails if the name is taken
-            src.unlink()
-            return final, n
         except FileExistsError:
             n += 1
         except OSError:  # no hard links here (FAT, some network drives): reserve the name, then replace
@@ -189,6 +188,10 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
                 n += 1
                 continue
             replace_with_retry(src, final)
+            return final, n
+        else:  # published; the staged name goes with the staging folder if Windows holds it now
+            with contextlib.suppress(OSError):
+                src.unlink()
             return final, n
 
 

@@ -427,3 +427,22 @@ def test_database_on_a_network_drive_uses_a_rollback_journal(tmp_path, monkeypat
     assert journal(tmp_path / "local.db") == "wal"
     monkeypatch.setattr(platform, "is_network_path", lambda path, **probes: True)
     assert journal(tmp_path / "nas.db") == "delete"
+
+
+def test_an_episode_is_published_once_even_when_windows_holds_the_staged_file(tmp_path, monkeypatch):
+    from app.episodes import publish
+
+    staged = tmp_path / "tmp" / "episode.mp4"
+    staged.parent.mkdir()
+    staged.write_bytes(b"episode")
+    real_unlink = Path.unlink
+
+    def held(self, missing_ok=False):
+        if self == staged:  # Defender scanning the fresh file: the staged name cannot go yet
+            raise busy()
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", held)
+    final, version = publish(staged, tmp_path / "renders", "ep1")
+    assert (final.name, version) == ("ep1_v1.mp4", 1) and final.read_bytes() == b"episode"
+    assert sorted(p.name for p in (tmp_path / "renders").iterdir()) == ["ep1_v1.mp4"]  # not v1 and v2
