@@ -261,8 +261,10 @@ def kill_tree(proc, *, taskkill=None, killpg=None) -> None:
 
 def stop_signals() -> tuple[int, ...]:
     """Signals that mean "stop now, cleanly": SIGINT and SIGTERM everywhere; SIGBREAK (Ctrl-Break)
-    on Windows, SIGHUP (the terminal closed) on POSIX."""
+    on Windows, SIGHUP (the terminal closed) on POSIX unless it is ignored (``nohup``)."""
     extra = getattr(signal, "SIGBREAK" if IS_WINDOWS else "SIGHUP", None)
+    if extra is not None and not IS_WINDOWS and signal.getsignal(extra) == signal.SIG_IGN:
+        extra = None
     return (signal.SIGINT, signal.SIGTERM) + ((extra,) if extra is not None else ())
 
 

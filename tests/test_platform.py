@@ -372,7 +372,21 @@ def test_stop_signals(windows):
     windows.setattr(signal, "SIGBREAK", 21, raising=False)
     assert platform.stop_signals() == (signal.SIGINT, signal.SIGTERM, 21)
     windows.setattr(platform, "IS_WINDOWS", False)
-    assert platform.stop_signals() == (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    if hasattr(signal, "SIGHUP"):
+        saved = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (the suite may itself run under nohup)
+        try:
+            assert platform.stop_signals() == (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        finally:
+            signal.signal(signal.SIGHUP, saved)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX")
+def test_a_nohup_studio_keeps_ignoring_hangups(posix):
+    saved = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup leaves behind
+    try:
+        assert platform.stop_signals() == (signal.SIGINT, signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGHUP, saved)
 
 
 # --- where the workspace lives ------------------------------------------------------------------
