@@ -49,7 +49,11 @@ def test_launch_stops_cleanly_when_its_terminal_closes(tmp_path):
     port = free_port()
     cmd = [sys.executable, str(ROOT / "launch.py"), "--no-browser", "--workspace", str(sandbox.workspace),
            "--port", str(port)]
-    app = App(cmd, sandbox, port, sandbox.env(PYTHONPATH=str(ROOT)), tag="hup")
+    saved = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a suite run under nohup would pass SIG_IGN on
+    try:
+        app = App(cmd, sandbox, port, sandbox.env(PYTHONPATH=str(ROOT)), tag="hup")
+    finally:
+        signal.signal(signal.SIGHUP, saved)
     try:
         app.wait_ready(timeout=120)
         code = app.stop(timeout=30, sig=signal.SIGHUP)
