@@ -48,7 +48,8 @@ RETRY_WAITS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 3.0)  # ~10 s in all
 
 # --- the private provider-key file --------------------------------------------------------------
 def _icacls(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, check=False, creationflags=no_window())
+    # output unread: it is in the console's OEM code page, which need not decode
+    return subprocess.run(argv, capture_output=True, check=False, creationflags=no_window())
 
 
 def windows_user() -> str:

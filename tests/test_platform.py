@@ -460,3 +460,36 @@ def test_an_episode_is_published_once_even_when_windows_holds_the_staged_file(tm
     final, version = publish(staged, tmp_path / "renders", "ep1")
     assert (final.name, version) == ("ep1_v1.mp4", 1) and final.read_bytes() == b"episode"
     assert sorted(p.name for p in (tmp_path / "renders").iterdir()) == ["ep1_v1.mp4"]  # not v1 and v2
+
+
+# --- on a real Windows (the windows.yml workflow) ----------------------------------------------------
+@pytest.mark.skipif(sys.platform != "win32", reason="real Windows behaviour")
+def test_windows_refuses_to_replace_an_open_file_until_it_is_closed(tmp_path):
+    src, dst = tmp_path / "new.mp4", tmp_path / "clip.mp4"
+    src.write_bytes(b"new")
+    dst.write_bytes(b"old")
+    player = open(dst, "rb")  # noqa: SIM115 (closed by the backoff below, like a player letting go)
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        player.close()
+
+    try:
+        platform.replace_with_retry(src, dst, sleep=sleep)
+    finally:
+        player.close()
+    assert waits, "Windows let an open file be replaced: the retry was never needed"
+    assert dst.read_bytes() == b"new"
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="real icacls")
+def test_the_key_file_gets_a_user_only_acl_on_windows(tmp_path):
+    store = SecretStore(tmp_path / "secrets.yaml")
+    store.set("DASHSCOPE_API_KEY", KEY)
+    assert store.get("DASHSCOPE_API_KEY") == KEY
+    listing = subprocess.run(["icacls", str(store.path)], capture_output=True, check=True,
+                             creationflags=platform.no_window()).stdout.decode("oem", "replace")
+    entries = [line for line in listing.splitlines()[:-1] if ":" in line and "(" in line]
+    assert entries and "(I)" not in listing, listing  # nothing inherited from the folder
+    assert all(os.environ["USERNAME"].lower() in line.lower() for line in entries), listing
