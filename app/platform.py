@@ -177,9 +177,12 @@ def path_limit() -> int | None:
 
 
 def check_path_length(path) -> Path:
+    """``path`` back, or ``PathTooLong`` when its full form passes Windows' limit here."""
     limit = path_limit()
-    n = path_units(path)
-    if limit is not None and n > limit:
+    if limit is None:
+        return Path(path)
+    n = path_units(ntpath.abspath(path))  # a limit exists only on Windows: count its full form
+    if n > limit:
         raise PathTooLong(
             f"The path {path} is {n} characters long; Windows allows {limit}. Move the workspace to a "
             "shorter folder (for example D:\\Xianying), use shorter project or file names, or turn on "
