@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from peewee import InterfaceError, OperationalError, SqliteDatabase
 
 from .errors import ConfigError
+from .platform import sqlite_journal_mode
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def make_database(target):
     if url:
         return _postgres(url)
     path = target.db_path if hasattr(target, "db_path") else Path(target)
-    return SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    pragmas = {**SQLITE_PRAGMAS, "journal_mode": sqlite_journal_mode(path)}  # no WAL on a network drive
+    return SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
 
 
 def _postgres(url: str):
@@ -157,8 +159,8 @@ def make_lane(settings, lane: str, *, queue_dir: Path | None = None, immediate: 
     if not url:
         folder = queue_dir or settings.queue_dir
         folder.mkdir(parents=True, exist_ok=True)
-        return LaneHuey(name, filename=str(folder / f"{lane}.db"), journal_mode="wal", timeout=10,
-                        immediate=immediate, results=False)
+        return LaneHuey(name, filename=str(folder / f"{lane}.db"), journal_mode=sqlite_journal_mode(folder),
+                        timeout=10, immediate=immediate, results=False)
     scheme = _scheme(url)
     if scheme in REDIS_SCHEMES:
         _need("redis", "A Redis queue_url")

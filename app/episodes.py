@@ -15,6 +15,7 @@ versions are never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from .access import Principal
 from .db import TERMINAL, Job, db
 from .errors import AppError, Cancelled, NotFound, ValidationError
 from .media import atomic_write_json, video_thumbnail
+from .platform import replace_with_retry
 from .stitch import Clip
 
 log = logging.getLogger(__name__)
@@ -187,8 +189,6 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
         final = folder / f"{name}_v{n}.mp4"
         try:
             os.link(src, final)  # atomic and exclusive: fails if the name is taken
-            src.unlink()
-            return final, n
         except FileExistsError:
             n += 1
         except OSError:  # no hard links here (FAT, some network drives): reserve the name, then replace
@@ -198,7 +198,11 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
             except FileExistsError:
                 n += 1
                 continue
-            os.replace(src, final)
+            replace_with_retry(src, final)
+            return final, n
+        else:  # published; the staged name goes with the staging folder if Windows holds it now
+            with contextlib.suppress(OSError):
+                src.unlink()
             return final, n
 
 

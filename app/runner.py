@@ -21,6 +21,7 @@ from .db import TERMINAL, Job, connection, db
 from .errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
 from .media import atomic_write_json
+from .platform import move_dir, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,8 @@ class JobRunner:
                 log.warning("job %s: this run no longer holds the job (fence %s); result dropped", job.id, fence)
                 return False
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                shutil.rmtree(final)
-            work.rename(final)
+            remove_tree(final)
+            move_dir(work, final)
         return True
 
     def _fail(self, job: Job, exc: AppError, status: str = "failed") -> None:

@@ -203,7 +203,7 @@ def stitch(clips: list[Clip], target: Path, *, fps: int, width: int, height: int
                 proc.kill()
                 proc.wait()
     if code != 0:
-        detail = error_lines(errlog.read_text(errors="replace"))
+        detail = error_lines(errlog.read_text(encoding="utf-8", errors="replace"))
         raise EngineError(f"ffmpeg could not stitch the episode (exit {code}): {' | '.join(detail)[:600]}",
                           f"ffmpeg 拼接失败（退出码 {code}）：{' | '.join(detail)[:600]}")
     errlog.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from app.errors import AppError
+from app.platform import replace_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -130,4 +131,4 @@ class StudioUploader:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         tmp.write_bytes(r.content)
-        os.replace(tmp, dest)
+        replace_with_retry(tmp, dest)
