@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import editor_export, jianying_export, mix, subtitles, timeline
 from .stitch import Clip, has_filter, output_size, stitch
+from .platform import move_dir, replace_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _fonts_here(font: subtitles.Font, work: Path) -> Path:
     if link.exists() or link.is_symlink():
         return link
     try:
-        os.symlink(font.folder, link, target_is_directory=True)
+        os.symlink(font.folder, link, target_is_directory=True)  # posix-ok: OSError falls back below
     except OSError:
         link.mkdir()
         shutil.copy2(font.path, link / font.path.name)
@@ -169,13 +170,13 @@ def publish_beside(result: dict, final: Path, workspace: Path) -> dict:
         out[key] = None
         if src:
             dst = final.with_suffix(f".{key}")
-            os.replace(src, dst)
+            replace_with_retry(src, dst)
             out[key] = str(dst.relative_to(workspace))
     src = result.get("jianying")
     out["jianying"] = None
     if src:
         dst = final.with_name(f"{final.stem}_jianying")
         shutil.rmtree(dst, ignore_errors=True)
-        shutil.move(str(src), dst)
+        move_dir(src, dst)
         out["jianying"] = str(dst.relative_to(workspace))
     return out

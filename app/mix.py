@@ -28,6 +28,7 @@ import numpy as np
 from .errors import EngineError
 from .stitch import error_lines, ffmpeg_exe
 from .timeline import Timeline
+from .platform import no_window
 
 RATE = 48000
 FORMAT = f"aresample={RATE},aformat=sample_fmts=fltp:sample_rates={RATE}:channel_layouts=stereo"
@@ -52,7 +53,7 @@ def active_db(path: Path, seconds: float | None = None) -> float | None:
     cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "16000"]
     if seconds:
         cmd += ["-t", f"{seconds:.3f}"]
-    proc = subprocess.run([*cmd, "-f", "f32le", "-"], capture_output=True, check=False)
+    proc = subprocess.run([*cmd, "-f", "f32le", "-"], capture_output=True, check=False, creationflags=no_window())
     x = np.frombuffer(proc.stdout, np.float32).astype(np.float64)
     if x.size < 160:
         return None

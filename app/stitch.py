@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Cancelled, EngineError, NotAvailable
+from .platform import no_window
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def has_filter(name: str) -> bool:
     """Whether this ffmpeg build has a filter (``subtitles`` needs libass)."""
     try:
         out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True, text=True,
-                             timeout=30, check=False).stdout
+                             timeout=30, check=False, creationflags=no_window()).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())

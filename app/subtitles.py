@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .timeline import CJK, Timeline
+from .platform import no_window
 
 LINE_UNITS = 16.0  # one line: 16 CJK characters, or 42 Latin ones
 LATIN_UNIT = 16.0 / 42.0
@@ -237,7 +238,8 @@ def _fc(args: list[str]) -> str:
     if not exe:
         return ""
     try:
-        return subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=20, check=False).stdout
+        return subprocess.run([exe, *args[1:]], capture_output=True, text=True, timeout=20, check=False,
+                              creationflags=no_window()).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
 
