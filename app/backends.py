@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import InterfaceError, OperationalError, SqliteDatabase
 
-from .errors import ConfigError
-from .platform import sqlite_journal_mode
+from core.errors import ConfigError
+from core.platform import sqlite_journal_mode
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import editor_export, jianying_export, mix, subtitles, timeline
 from .stitch import Clip, has_filter, output_size, stitch
-from .platform import move_dir, replace_with_retry
+from core.platform import move_dir, replace_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def render_job(settings, plan: dict, clips: list[Clip], speech: dict, work: Path
     """``render`` for an episode plan (``EpisodePlan.to_json``); ``speech``: scene id → the stitch request's
     lines (``{"file", "duration", "timings", "text", "speaker", "at"}``, files relative to the workspace).
     The result is JSON-friendly (the timeline names scenes by id); srt/ass are still in ``work``."""
-    from .errors import NotFound
+    from core.errors import NotFound
 
     audio = {**DEFAULT_AUDIO, **(plan.get("audio") or {})}
     music = None

@@ -27,7 +27,8 @@ from profiles.plan import STILL_PLACEHOLDER, EpisodePlan
 
 from .access import SYSTEM, Principal
 from .db import TERMINAL, Job
-from .errors import AppError, EngineError
+from core.errors import AppError, EngineError
+from core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,7 @@ def file_sha(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = sha256_file(path)
     return _HASHES[key]
 
 

@@ -31,9 +31,9 @@ from profiles.store import ProjectStore
 from . import episode_render, episode_steps
 from .access import Principal
 from .db import TERMINAL, Job, db
-from .errors import AppError, Cancelled, NotFound, ValidationError
-from .media import atomic_write_json, video_thumbnail
-from .platform import replace_with_retry
+from core.errors import AppError, Cancelled, NotFound, ValidationError
+from core.media import atomic_write_json, video_thumbnail
+from core.platform import replace_with_retry
 from .stitch import Clip
 
 log = logging.getLogger(__name__)

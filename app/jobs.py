@@ -19,7 +19,7 @@ from engines.base import reason_text
 
 from .access import Principal, not_found
 from .db import TERMINAL, Job, db
-from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
+from core.errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
 from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ class JobService:
                         "reason_zh": reason_text(reason, "zh"), "voices": engine.voices(),
                         "params_schema": engine.Params.model_json_schema()})
         return out
+
+    def models_report(self) -> list[dict]:
+        """Settings → Models: every local engine's weights (present, where, size, what is missing)."""
+        from engines.local.weights import models_report
+
+        return models_report(self.engines)
 
     def engine(self, engine_id: str):
         engine = self.engines.get(engine_id)

@@ -18,10 +18,10 @@ import uuid
 from pathlib import Path
 
 from .db import TERMINAL, Job, connection, db
-from .errors import AppError, Cancelled, Interrupted, ProviderError
+from core.errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
-from .media import atomic_write_json
-from .platform import move_dir, remove_tree
+from core.media import atomic_write_json
+from core.platform import move_dir, remove_tree
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ValidationError
+from core.errors import ValidationError
 from .stitch import Clip, fade_frames, frames_of
 
 GAP = 0.2  # seconds between two utterances of a scene

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import ValidationError as PydanticError
 
-from app.errors import NotAvailable, ProfileError, ValidationError
+from core.errors import NotAvailable, ProfileError, ValidationError
 
 from app import timeline
 from app.timeline import SceneInput, Utterance, estimate_seconds

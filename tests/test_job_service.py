@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.db import Job
-from app.errors import Conflict, NotAvailable, NotFound, ValidationError
+from core.errors import Conflict, NotAvailable, NotFound, ValidationError
 from tests.conftest import wait_for
 from app.access import LOCAL, Principal  # noqa: F401
 
@@ -32,7 +32,7 @@ def test_submit_resolves_seed_and_stores_full_request(studio):
 def test_fixed_seed_reproduces_the_same_video(studio):
     import numpy as np
 
-    from app import media
+    from core import media
 
     def frames(job_id):
         job = finished(studio.service, job_id)

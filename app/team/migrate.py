@@ -18,7 +18,7 @@ from peewee import AutoField, BigAutoField, SqliteDatabase
 
 from app.backends import ensure_columns, make_database, redact
 from app.db import MODELS, BaseModel, Job
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import threading
 import time
 
 from app.db import Job, connection
-from app.errors import Interrupted
+from core.errors import Interrupted
 
 log = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ class WorkerProcess:
     def __init__(self, settings, *, lanes=("gpu",), gpus=(), api_key: str | None = None, uploader=None):
         from app.backends import is_team
         from app.db import open_db
-        from app.errors import ConfigError
+        from core.errors import ConfigError
         from app.jobs import JobService
         from app.queue import JobQueue
         from app.secrets import SecretStore

@@ -22,7 +22,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from app.access import caller, handler
-from app.errors import AppError
+from core.errors import AppError
 
 from .i18n import lang_of
 

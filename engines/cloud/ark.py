@@ -14,7 +14,7 @@ import time
 
 import httpx
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, RemoteState
 from engines.cloud import http
 from engines.cloud.ark_params import MODELS, ArkParams, parse_prompt_flags, resolve_fields

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
 from engines.cloud.keyed import KeyedCloudEngine
@@ -174,6 +174,12 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
                 http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
 
     # --- create ---------------------------------------------------------------------
+    def shape_seed_request(self, model: str, params: dict) -> dict:
+        """Seed scripts write sizes as ``1280x720``; DashScope's are ``1280*720``."""
+        if isinstance(params.get("size"), str) and "x" in params["size"].lower():
+            params["size"] = params["size"].replace("x", "*").replace("X", "*")
+        return {}
+
     def create_body(self, request: EngineRequest) -> tuple[str, dict]:
         p: DashScopeParams = request.params
         spec = MODELS[p.model]

@@ -20,7 +20,7 @@ import logging
 import time
 from pathlib import Path
 
-from app.media import atomic_write_json
+from core.media import atomic_write_json
 
 log = logging.getLogger(__name__)
 

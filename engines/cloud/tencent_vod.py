@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
 from engines.cloud.keyed import KeyedCloudEngine

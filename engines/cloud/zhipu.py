@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import http
 from engines.cloud.keyed import KeyedCloudEngine
@@ -164,6 +164,24 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
 
     # --- create ---------------------------------------------------------------------
+    def shape_seed_request(self, model: str, params: dict) -> dict:
+        """Vidu models make exactly one size; seed scripts still send ``size`` (often portrait).
+        A size the model cannot make becomes the model's, and a portrait or square request
+        becomes ``aspect_ratio`` where the model has one."""
+        spec = MODELS.get(model)
+        if not isinstance(params.get("size"), str) or spec is None or params["size"] in spec.sizes \
+                or len(spec.sizes) != 1:
+            return {}
+        asked, changed = params["size"], {}
+        w, _, h = asked.lower().partition("x")
+        if "aspect_ratio" in spec.fields and not params.get("aspect_ratio") and w.isdigit() and h.isdigit():
+            ratio = "9:16" if int(h) > int(w) else "1:1" if w == h else None
+            if ratio:
+                params["aspect_ratio"] = changed["aspect_ratio"] = ratio
+        params["size"] = spec.sizes[0]
+        changed["size"] = f"{asked} -> {spec.sizes[0]} ({model} makes only this size)"
+        return changed
+
     def create_body(self, request: EngineRequest, request_id: str) -> dict:
         p: ZhipuParams = request.params
         body: dict = {"model": p.model, "request_id": request_id}

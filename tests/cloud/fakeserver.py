@@ -20,7 +20,7 @@ Stable API (vendor fakes for every cloud adapter build on it):
                           late (work at once, answer late: the client may give up first), bad_json
                           (200 with HTML), truncate (cut the real body in half, close), drop
                           (close without answering); ``times`` how many requests it covers.
-``tiny_mp4(path) -> Path``  a real 8-frame 64x48 H.264 MP4 made with app.media.write_video.
+``tiny_mp4(path) -> Path``  a real 8-frame 64x48 H.264 MP4 made with core.media.write_video.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ class FakeServer:
 def tiny_mp4(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: float = 8.0) -> Path:
     import numpy as np
 
-    from app.media import write_video
+    from core.media import write_video
 
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)

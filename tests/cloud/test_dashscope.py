@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app.errors import NotAvailable, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ValidationError
+from core.media import probe
 from tests.cloud.fake_dashscope import FakeDashScope
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_remote
@@ -286,7 +286,7 @@ def _request(engine, job_id="a" * 32, **kw):
 
 
 def test_journal_resumes_or_refuses_after_a_crash_mid_create(workspace, fake):
-    from app.errors import ProviderError
+    from core.errors import ProviderError
     from app.settings import load_settings
     from engines.cloud.dashscope import DashScopeEngine
 

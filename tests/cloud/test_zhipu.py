@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from app.errors import NotAvailable, ProviderError, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ProviderError, ValidationError
+from core.media import probe
 from tests.cloud.fake_zhipu import FakeZhipu
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_job, wait_remote

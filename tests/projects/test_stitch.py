@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import media
+from core import media
 from app.episodes import publish
 from app.stitch import Clip, plan_timeline, stitch
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.db import Job
-from app.errors import Conflict, NotAvailable, ValidationError
+from core.errors import Conflict, NotAvailable, ValidationError
 from tests.conftest import install_weights, wait_for
 from tests.team.conftest import TINY, WAN, team_config
 from app.access import LOCAL, Principal  # noqa: F401
