@@ -34,7 +34,7 @@ from .db import TERMINAL, Job, db
 from core.errors import AppError, Cancelled, NotFound, ValidationError
 from core.media import atomic_write_json, video_thumbnail
 from core.platform import replace_with_retry
-from .stitch import Clip
+from core.stitch import Clip
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import EngineError
-from .stitch import error_lines, ffmpeg_exe
-from .timeline import Timeline
+from core.stitch import error_lines, ffmpeg_exe
+from profiles.timeline import Timeline
 from core.platform import no_window
 
 RATE = 48000

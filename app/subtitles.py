@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .timeline import CJK, Timeline
+from profiles.timeline import CJK, Timeline
 from core.platform import no_window
 
 LINE_UNITS = 16.0  # one line: 16 CJK characters, or 42 Latin ones

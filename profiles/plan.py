@@ -25,8 +25,8 @@ from pydantic import ValidationError as PydanticError
 
 from core.errors import NotAvailable, ProfileError, ValidationError
 
-from app import timeline
-from app.timeline import SceneInput, Utterance, estimate_seconds
+from profiles import timeline
+from profiles.timeline import SceneInput, Utterance, estimate_seconds
 
 from .project import PROJECT_FILE, Project
 from .voices import speech_lines

@@ -7,7 +7,7 @@ import pytest
 
 from core import media
 from app.episodes import publish
-from app.stitch import Clip, plan_timeline, stitch
+from core.stitch import Clip, plan_timeline, stitch
 
 
 def clip(path, frames, fps, width, height, value):
