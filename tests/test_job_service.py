@@ -170,11 +170,13 @@ def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
     assert finished(studio.service, a.id).status == "succeeded"
 
 
-def test_submit_to_running_is_fast(studio):
-    """Not a timing assert: records that the waker starts a job without the idle back-off."""
+def test_submit_wakes_the_idle_lane(studio):
+    """An enqueue notifies the lane's waker, which idle workers wait on instead of their back-off
+    sleep (the latency itself is measured in bench/spine.py, not asserted here)."""
     job = studio.service.submit({"engine": WAN, "prompt": "warm", "params": TINY}, LOCAL)
     finished(studio.service, job.id)
-    time.sleep(1.5)  # let the worker back off to its longest idle sleep
+    waker = studio.queue.hueys[job.lane].waker
+    seen = waker.generation
     job = studio.service.submit({"engine": WAN, "prompt": "fast", "params": TINY}, LOCAL)
-    row = finished(studio.service, job.id)
-    assert row.started_at - row.created_at < 0.9  # max idle sleep is 1 s; the waker beats it
+    assert waker.generation > seen
+    assert finished(studio.service, job.id).status == "succeeded"
