@@ -228,12 +228,16 @@ class JobService:
                     info={**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
          .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
 
-    def retry(self, job_id: str) -> Job:
-        """Run a failed or cancelled job again, under the same id and seed."""
+    def retry(self, job_id: str, *, resend: bool = False) -> Job:
+        """Run a failed or cancelled job again, under the same id and seed. ``resend=True`` is "Retry
+        anyway": a cloud engine sends a new create even though an earlier one may have been accepted
+        (the engine's ``allow_resend``; see engines/cloud/safecreate.py)."""
         job = self.get(job_id)
         if job.status not in ("failed", "cancelled"):
             raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
                            f"只有失败或已取消的任务可以重试（当前：{job.status}）。")
+        if resend and (allow := getattr(self.engines.get(job.engine), "allow_resend", None)) is not None:
+            allow(job.id)
         n = (Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
                         cancel_requested=False, attempts=0, remote_id=None, remote_status=None,
                         remote_phase=None, polls=0, message="retry", started_at=None,
