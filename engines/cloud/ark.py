@@ -133,7 +133,8 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             # a retry of a job whose task failed: a new create, under a new seed
             note = self.journal.save(job, remote_id=None, task_id=None, seed=None, state="not_created")
         body = self.create_body(request)
-        if "seed" not in body:  # send a concrete seed: it is recorded, and it identifies the task later
+        own_seed = "seed" not in body or body["seed"] == -1
+        if own_seed:  # send a concrete seed: it is recorded, and it identifies the task later
             body["seed"] = note.get("seed") if note.get("seed") is not None else _secrets.randbelow(2**32)
         self.journal.save(job, seed=body["seed"], model=body["model"])
 
@@ -146,7 +147,7 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
 
         return safecreate.run_create(self.journal, job, safecreate.CreatePlan(
             engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: f"seed {body['seed']}",
-            lookup=lambda note: self.find_created(job, body, note)))
+            lookup=lambda note: self.find_created(job, body, note), identifies=own_seed))
 
     def allow_resend(self, job_id: str) -> None:
         """"Retry anyway": the next start() sends a new create without looking for the earlier one."""

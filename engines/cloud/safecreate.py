@@ -168,6 +168,7 @@ class CreatePlan:
     send: Callable[[int], str]                      # send(generation) -> task id; raises on failure
     request_ref: Callable[[int], str | None]        # the id a person can look for (per generation)
     lookup: Callable[[dict], list[str]] | None = None  # lookup(note) -> unclaimed candidate task ids
+    identifies: bool = False  # a lookup match is this job's task for sure (Ark: its own random seed)
     attempts: int | None = None
 
     @property
@@ -214,16 +215,44 @@ def _attempt_count(plan: CreatePlan) -> int:
         return 3
 
 
+def _contended(journal: CreateJournal, job_id: str, note: dict) -> bool:
+    """Another job's create to this vendor was unresolved (sending, or maybe created) during this job's
+    send window: a lookup that cannot tell tasks apart must not pick one."""
+    if not journal.root.is_dir():
+        return False
+    now = time.time()
+    mine = float(note.get("first_sent_at") or note.get("sent_at") or now) - lookup_slack_s()
+    for path in journal.root.glob("*.json"):
+        if path.stem == job_id:
+            continue
+        other = journal.load(path.stem)
+        if other.get("state") not in ("sending", MAYBE_CREATED):
+            continue
+        if other.get("state") == MAYBE_CREATED:
+            end = float(other.get("failed_at") or other.get("updated_at") or 0)
+        else:  # in flight now, unless the note is stale (a process that died mid-send long ago)
+            end = now if now - float(other.get("updated_at") or 0) < max(quiet_s(), 120.0) else 0.0
+        if end >= mine:
+            return True
+    return False
+
+
 def _lookup(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str]]:
     """(adopted id or None, candidates). Adopting writes the id to the journal under the claim lock."""
     with claim_lock(journal):
         note = journal.load(job_id)
         found = sorted(set(plan.lookup(note))) if plan.lookup else []
-        if len(found) == 1:
+        if len(found) == 1 and (plan.identifies or not _contended(journal, job_id, note)):
             journal.save(job_id, state="created", remote_id=found[0], adopted=True)
             log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
             return found[0], found
     return None, found
+
+
+def _undecided(found: list[str]) -> tuple[str, str]:
+    ids = ", ".join(found)
+    return (f", and {len(found)} task(s) could be this job's ({ids}) but cannot be told apart from other jobs'",
+            f"，且有 {len(found)} 个任务可能属于本作业（{ids}），但无法与其他作业的任务区分")
 
 
 def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
@@ -244,6 +273,7 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
         generation += 1
         journal.save(job_id, first_sent_at=time.time())
     attempts = _attempt_count(plan)
+    uncertain = pending  # an earlier send under this key may have made the task
     for n in range(1, attempts + 1):
         ref = plan.request_ref(generation)
         journal.save(job_id, state="sending", generation=generation, request_ref=ref, sent_at=time.time())
@@ -264,12 +294,15 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
             code = getattr(exc, "vendor_code", None) or type(exc).__name__
             log_attempt(journal, job_id, generation=generation, n=n, outcome=outcome, kind=kind, code=code)
             log.info("%s create attempt %d for job %s: %s (%s)", plan.vendor, n, job_id, outcome, kind)
-            journal.save(job_id, state=outcome, failed_at=time.time())
+            journal.save(job_id, state=MAYBE_CREATED if uncertain else outcome, failed_at=time.time())
             if outcome == NOT_CREATED:
                 if _retryable(exc) and n < attempts:
                     time.sleep(backoff_s(n, exc))
                     continue
+                if uncertain:  # this send made nothing, but an earlier one under the same key may have
+                    raise maybe_created(plan.vendor, ref) from exc
                 raise
+            uncertain = True
             # maybe created
             if plan.recovery == "dedupe":
                 if n < attempts:
@@ -282,6 +315,7 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
                     return adopted
                 # the vendor answered and lists nothing: it was not created; send again
                 journal.save(job_id, state=NOT_CREATED)
+                uncertain = False
                 if n < attempts:
                     time.sleep(backoff_s(n, exc))
                     generation += 1
@@ -310,8 +344,7 @@ def _settled_lookup(journal: CreateJournal, job_id: str, plan: CreatePlan, kind:
         return adopted
     if found:
         journal.save(job_id, state=MAYBE_CREATED)
-        raise maybe_created(plan.vendor, ref, f", and {len(found)} tasks could be this job's ({', '.join(found)})",
-                            f"，且有 {len(found)} 个任务可能属于本作业（{', '.join(found)}）") from exc
+        raise maybe_created(plan.vendor, ref, *_undecided(found)) from exc
     if kind not in ANSWERED:
         journal.save(job_id, state=MAYBE_CREATED)
         raise maybe_created(plan.vendor, ref, " and the task is not listed yet", "，且暂未查到该任务") from exc
@@ -335,8 +368,7 @@ def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -
             return adopted
         if found:
             journal.save(job_id, state=MAYBE_CREATED)
-            raise maybe_created(plan.vendor, ref, f"; {len(found)} tasks could be this job's ({', '.join(found)})",
-                                f"；有 {len(found)} 个任务可能属于本作业（{', '.join(found)}）")
+            raise maybe_created(plan.vendor, ref, *_undecided(found))
         last = float(note.get("sent_at") or 0)
         if time.time() - last >= quiet_s():  # long enough: an unlisted task was never made
             journal.save(job_id, state=NOT_CREATED)

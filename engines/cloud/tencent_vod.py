@@ -269,7 +269,12 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
             except ProviderError as exc:
                 if exc.vendor_code != "InvalidParameterValue.SessionId":
                     raise
-            found = self.find_session(sid, request.params)  # a repeat: Tencent made it before, find it
+            try:  # a repeat: Tencent made it before, find it
+                found = http.with_retries(lambda: self.find_session(sid, request.params),
+                                          what=f"{VENDOR} DescribeTasks")
+            except ProviderError as exc:
+                raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent has it, but listing its "
+                                               "tasks failed)", "（腾讯云已有该任务，但查询任务列表失败）") from exc
             if found is None:
                 raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent refused the repeat as a "
                                                "duplicate but does not list the task)", "（腾讯云以重复为由拒绝，"
