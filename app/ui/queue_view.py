@@ -62,6 +62,7 @@ def build(service, t) -> None:
                                allow_custom_value=True)
         cancel = gr.Button(t("cancel"), variant="stop", scale=1, elem_id="cancel")
         retry = gr.Button(t("retry"), scale=1, elem_id="retry")
+        retry_anyway = gr.Button(t("retry_anyway"), scale=1, elem_id="retry-anyway")
         rerun = gr.Button(t("rerun"), scale=1, elem_id="rerun")
     detail = gr.JSON(label=t("details"), elem_id="job-detail")
     timer = gr.Timer(1.0)
@@ -92,4 +93,5 @@ def build(service, t) -> None:
 
     cancel.click(action(service.cancel), selected, selected, api_visibility="private")
     retry.click(action(service.retry), selected, selected, api_visibility="private")
+    retry_anyway.click(action(lambda i: service.retry(i, resend=True)), selected, selected, api_visibility="private")
     rerun.click(action(lambda i: service.rerun(i, source="ui")), selected, selected, api_visibility="private")

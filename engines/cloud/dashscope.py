@@ -29,7 +29,7 @@ KEY = "DASHSCOPE_API_KEY"
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/api/v1"
 MAX_PROMPT, MAX_NEGATIVE = 800, 500
 MAX_IMAGE_BYTES = 10 * 2**20
-LOOKUP_PAGES, LOOKUP_PAGE_SIZE = 5, 50
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE, LOOKUP_MAX_QUERIES = 5, 50, 5
 BEIJING = timezone(timedelta(hours=8))
 
 SIZES = {
@@ -235,35 +235,42 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         """"Retry anyway": the next start() sends a new create without looking for the earlier one."""
         safecreate.allow_resend(self.journal, job_id)
 
-    def find_created(self, request: EngineRequest, note: dict) -> list[str]:
+    def find_created(self, request: EngineRequest, note: dict) -> list[tuple[str, float | None]]:
         """Unclaimed tasks of this model created in this job's send window whose prompt (when the task
-        shows it) is this job's: ``GET {base}/tasks`` (the SDK's ``list``), then each task's query."""
+        shows it) is this job's, with their creation time: ``GET {base}/tasks`` (the SDK's ``list``),
+        then each task's query."""
         slack = safecreate.lookup_slack_s()
         since = float(note.get("first_sent_at") or note.get("sent_at") or time.time()) - slack
         until = time.time() + slack
+        windows = safecreate.send_windows(note) or [(since, until)]
         taken = safecreate.claimed_ids(self.journal, exclude_job=request.job_id)
         key = self.key()
-        found: list[str] = []
+        found: list[tuple[str, float | None]] = []
         for page in range(1, LOOKUP_PAGES + 1):
             data = http.with_retries(lambda: http.send_json(
                 "GET", f"{self.base_url()}/tasks", vendor=VENDOR, headers=self._headers(),
                 params={"model_name": request.params.model, "start_time": _bj_time(since),
                         "end_time": _bj_time(until), "page_no": page, "page_size": LOOKUP_PAGE_SIZE},
-                error_of=lambda r: error_of(r, key)), what=f"{VENDOR} task list")
+                error_of=lambda r: error_of(r, key)), what=f"{VENDOR} task list",
+                attempts=safecreate.lookup_attempts())
             rows = [r for r in (data.get("data") or []) if isinstance(r, dict)]
             for row in rows:
                 task_id = str(row.get("task_id") or "")
                 if not task_id or task_id in taken or row.get("model_name") not in (None, request.params.model):
                     continue
                 created = _epoch(row.get("gmt_create"))
-                if created is not None and not since <= created <= until:
+                if created is not None and not any(lo <= created <= hi for lo, hi in windows):
+                    continue
+                if len(found) >= LOOKUP_MAX_QUERIES:  # this many cannot be told apart anyway: stop asking
+                    found.append((task_id, created))
                     continue
                 task = http.with_retries(lambda: http.send_json(
                     "GET", f"{self.base_url()}/tasks/{task_id}", vendor=VENDOR, headers=self._headers(),
-                    error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
+                    error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query",
+                    attempts=safecreate.lookup_attempts())
                 shown = (task.get("output") or {}).get("orig_prompt")
                 if shown is None or shown == request.prompt:
-                    found.append(task_id)
+                    found.append((task_id, created))
             if page >= int(data.get("total_page") or 1) or not rows:
                 break
         return found

@@ -29,7 +29,8 @@ safe) or **maybe created** (re-sending may bill a second task):
                       fresh create (new key) even though an earlier one may exist.
 
 Knobs (environment): ``XIANYING_CREATE_SETTLE_S`` (3 s) wait before looking up after an
-unanswered create (the vendor may still be writing the task); ``XIANYING_CREATE_QUIET_S`` (60 s)
+unanswered create (the vendor may still be writing the task); ``XIANYING_LOOKUP_ATTEMPTS`` (6)
+tries of each lookup request; ``XIANYING_CREATE_QUIET_S`` (60 s)
 how long after the last send an empty lookup on a later start (Retry, restart) counts as "not
 created"; ``XIANYING_LOOKUP_SLACK_S`` (30 s) clock slack around an attempt's send window.
 """
@@ -94,6 +95,11 @@ def quiet_s() -> float:
 
 def lookup_slack_s() -> float:
     return _env("XIANYING_LOOKUP_SLACK_S", 30.0)
+
+
+def lookup_attempts() -> int:
+    """A lookup only reads, so it may try harder than a create: ``XIANYING_LOOKUP_ATTEMPTS`` (6)."""
+    return max(1, int(_env("XIANYING_LOOKUP_ATTEMPTS", 6)))
 
 
 # --- classification -----------------------------------------------------------------
@@ -167,7 +173,7 @@ class CreatePlan:
     vendor: str
     send: Callable[[int], str]                      # send(generation) -> task id; raises on failure
     request_ref: Callable[[int], str | None]        # the id a person can look for (per generation)
-    lookup: Callable[[dict], list[str]] | None = None  # lookup(note) -> unclaimed candidate task ids
+    lookup: Callable[[dict], list] | None = None  # lookup(note) -> unclaimed candidates: ids or (id, created_at)
     identifies: bool = False  # a lookup match is this job's task for sure (Ark: its own random seed)
     attempts: int | None = None
 
@@ -206,6 +212,21 @@ def claimed_ids(journal: CreateJournal, exclude_job: str) -> set[str]:
     return ids
 
 
+def send_windows(note: dict) -> list[tuple[float, float]]:
+    """When this job's creates were on the wire, from its attempt log, widened by the lookup slack: a
+    task of this job was made inside one of them (a send with no logged end is open until now)."""
+    slack, now, out = lookup_slack_s(), time.time(), []
+    log_ = list(note.get("attempts") or [])
+    for i, entry in enumerate(log_):
+        if entry.get("outcome") != "sending":
+            continue
+        end = next((float(e["at"]) for e in log_[i + 1:] if e.get("at")), now)
+        out.append((float(entry.get("at") or 0) - slack, end + slack))
+    if not out and note.get("sent_at"):
+        out.append((float(note["sent_at"]) - slack, now + slack))
+    return out
+
+
 def _attempt_count(plan: CreatePlan) -> int:
     if plan.attempts:
         return plan.attempts
@@ -215,38 +236,53 @@ def _attempt_count(plan: CreatePlan) -> int:
         return 3
 
 
-def _contended(journal: CreateJournal, job_id: str, note: dict) -> bool:
-    """Another job's create to this vendor was unresolved (sending, or maybe created) during this job's
-    send window: a lookup that cannot tell tasks apart must not pick one."""
+def _windows(journal: CreateJournal, job_id: str) -> list[tuple[float, float, bool]]:
+    """Send windows ``(from, to, in_flight)`` of other jobs whose create is unresolved (sending, or maybe
+    created): a task made inside one of them could be theirs."""
     if not journal.root.is_dir():
-        return False
-    now = time.time()
-    mine = float(note.get("first_sent_at") or note.get("sent_at") or now) - lookup_slack_s()
+        return []
+    now, slack, out = time.time(), lookup_slack_s(), []
     for path in journal.root.glob("*.json"):
         if path.stem == job_id:
             continue
         other = journal.load(path.stem)
-        if other.get("state") not in ("sending", MAYBE_CREATED):
-            continue
-        if other.get("state") == MAYBE_CREATED:
-            end = float(other.get("failed_at") or other.get("updated_at") or 0)
-        else:  # in flight now, unless the note is stale (a process that died mid-send long ago)
-            end = now if now - float(other.get("updated_at") or 0) < max(quiet_s(), 120.0) else 0.0
-        if end >= mine:
-            return True
-    return False
+        state = other.get("state")
+        start = float(other.get("first_sent_at") or other.get("sent_at") or 0)
+        if state == MAYBE_CREATED:
+            out.append((start - slack, float(other.get("failed_at") or other.get("updated_at") or 0) + slack, False))
+        elif state == "sending" and now - float(other.get("updated_at") or 0) < max(quiet_s(), 120.0):
+            out.append((start - slack, now + slack, True))  # in flight (not a note a dead process left long ago)
+    return out
+
+
+def _lookup_once(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str], bool]:
+    """(adopted id or None, candidates, worth waiting). Adopting writes the id under the claim lock.
+    ``plan.lookup`` gives ids, or ``(id, created_at)`` pairs (epoch seconds, None when unknown)."""
+    with claim_lock(journal):
+        note = journal.load(job_id)
+        rows = [r if isinstance(r, tuple) else (r, None) for r in (plan.lookup(note) if plan.lookup else [])]
+        found = sorted({tid for tid, _ in rows})
+        if len(found) != 1:
+            return None, found, False
+        created = next(c for tid, c in rows if tid == found[0])
+        blocking = [w for w in ([] if plan.identifies else _windows(journal, job_id))
+                    if created is None or w[0] <= created <= w[1]]
+        if not blocking:
+            journal.save(job_id, state="created", remote_id=found[0], adopted=True)
+            log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
+            return found[0], found, False
+        return None, found, all(in_flight for _, _, in_flight in blocking)
 
 
 def _lookup(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str]]:
-    """(adopted id or None, candidates). Adopting writes the id to the journal under the claim lock."""
-    with claim_lock(journal):
-        note = journal.load(job_id)
-        found = sorted(set(plan.lookup(note))) if plan.lookup else []
-        if len(found) == 1 and (plan.identifies or not _contended(journal, job_id, note)):
-            journal.save(job_id, state="created", remote_id=found[0], adopted=True)
-            log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
-            return found[0], found
-    return None, found
+    """Look up; while the one candidate could also be a task of another job still waiting for its answer,
+    wait for that job to resolve (it claims its task, or fails) and look again."""
+    deadline = time.monotonic() + _env("XIANYING_HTTP_TIMEOUT", 60.0) + settle_s() + 1.0
+    while True:
+        adopted, found, waiting = _lookup_once(journal, job_id, plan)
+        if adopted is not None or not waiting or time.monotonic() > deadline:
+            return adopted, found
+        time.sleep(0.05 + random.uniform(0, 0.05))
 
 
 def _undecided(found: list[str]) -> tuple[str, str]:
@@ -322,7 +358,8 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
                     continue
                 raise
             raise maybe_created(plan.vendor, ref) from exc
-        journal.save(job_id, state="created", remote_id=task_id)
+        with claim_lock(journal):  # not while another job's lookup is deciding whose task this is
+            journal.save(job_id, state="created", remote_id=task_id)
         log_attempt(journal, job_id, generation=generation, n=n, outcome="created", task_id=task_id)
         return task_id
     raise AssertionError("unreachable")  # pragma: no cover

@@ -271,7 +271,8 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
                     raise
             try:  # a repeat: Tencent made it before, find it
                 found = http.with_retries(lambda: self.find_session(sid, request.params),
-                                          what=f"{VENDOR} DescribeTasks")
+                                          what=f"{VENDOR} DescribeTasks",
+                                          attempts=safecreate.lookup_attempts())
             except ProviderError as exc:
                 raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent has it, but listing its "
                                                "tasks failed)", "（腾讯云已有该任务，但查询任务列表失败）") from exc

@@ -226,8 +226,8 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=errors), what=f"{VENDOR} query")
         state = task_state(answer, key)
-        if state.status not in ("queued", "running"):
-            self.journal.clear(request.job_id)
+        if state.status not in ("queued", "running"):  # keep the generation: a Retry sends a new request_id
+            self.journal.save(request.job_id, state="finished", remote_id=None)
         return state
 
     def collect(self, state: RemoteState, request: EngineRequest) -> list:

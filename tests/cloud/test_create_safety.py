@@ -170,9 +170,10 @@ def check_job(vendor, tasks: dict, prompt: str, outcome) -> None:
 @pytest.mark.parametrize("vendor_id", IDS)
 def test_property_random_faults_never_bill_more_tasks_than_jobs(served, monkeypatch, vendor_id):
     monkeypatch.setenv("XIANYING_HTTP_TIMEOUT", "0.15")
+    monkeypatch.setenv("XIANYING_LOOKUP_SLACK_S", "1")
     vendor, fake, engine = served(vendor_id)
 
-    @settings(max_examples=20, deadline=None, derandomize=True,
+    @settings(max_examples=15, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(jobs=JOBS)
     def run(jobs):

@@ -319,3 +319,13 @@ def test_restart_while_polling_resumes_without_a_second_create(workspace, fake, 
     assert counts["resumed"] == 1
     assert job.status == "succeeded", job.error
     assert fake.created == 1 and fake.count("create") == 1
+
+
+def test_retry_after_a_failed_task_sends_a_new_request_id(cloud_studio, fake):
+    fake.plan = ["PROCESSING", "FAIL"]
+    job = run_job(cloud_studio, t2v())
+    assert job.status == "failed" and fake.created == 1
+    fake.plan = ["PROCESSING", "SUCCESS"]
+    job = wait_job(cloud_studio, cloud_studio.service.retry(job.id).id)
+    assert job.status == "succeeded", job.error
+    assert [b["request_id"] for b in fake.bodies] == [f"xianying-{job.id}-1", f"xianying-{job.id}-2"]
