@@ -81,7 +81,8 @@ def main() -> None:
                 jobs = [uuid.uuid4().hex for _ in range(args.jobs)]
                 started = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
-                    results = list(pool.map(lambda j: run_job(vendor, engine, fake, j, f"bench {seed} {j}"), jobs))
+                    results = list(pool.map(lambda j, v=vendor, e=engine, f=fake, s=seed: run_job(v, e, f, j, f"bench {s} {j}"),
+                                            jobs))
                 took = time.perf_counter() - started
                 fake.chaos = None
                 time.sleep(0.6)

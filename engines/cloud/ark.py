@@ -161,10 +161,9 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
         taken = safecreate.claimed_ids(self.journal, exclude_job=job)
         matches = []
         for page in (1, 2, 3):
-            data = http.with_retries(lambda: self._send(
-                "GET", "/contents/generations/tasks",
-                params={"page_num": page, "page_size": 50, "filter.model": body["model"]}),
-                what=f"{VENDOR} task list", attempts=safecreate.lookup_attempts())
+            query = {"page_num": page, "page_size": 50, "filter.model": body["model"]}
+            data = http.with_retries(lambda q=query: self._send("GET", "/contents/generations/tasks", params=q),
+                                     what=f"{VENDOR} task list", attempts=safecreate.lookup_attempts())
             items = data.get("items") or []
             for item in items:
                 if (item.get("id") and item.get("id") not in taken and item.get("seed") == body["seed"]

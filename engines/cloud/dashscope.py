@@ -247,13 +247,13 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         key = self.key()
         found: list[tuple[str, float | None]] = []
         for page in range(1, LOOKUP_PAGES + 1):
-            data = http.with_retries(lambda: http.send_json(
-                "GET", f"{self.base_url()}/tasks", vendor=VENDOR, headers=self._headers(),
-                params={"model_name": request.params.model, "start_time": _bj_time(since),
-                        "end_time": _bj_time(until), "page_no": page, "page_size": LOOKUP_PAGE_SIZE},
+            query = {"model_name": request.params.model, "start_time": _bj_time(since),
+                     "end_time": _bj_time(until), "page_no": page, "page_size": LOOKUP_PAGE_SIZE}
+            data = http.with_retries(lambda q=query: http.send_json(
+                "GET", f"{self.base_url()}/tasks", vendor=VENDOR, headers=self._headers(), params=q,
                 error_of=lambda r: error_of(r, key)), what=f"{VENDOR} task list",
                 attempts=safecreate.lookup_attempts())
-            rows = [r for r in (data.get("data") or []) if isinstance(r, dict)]
+            rows = [row for row in (data.get("data") or []) if isinstance(row, dict)]
             for row in rows:
                 task_id = str(row.get("task_id") or "")
                 if not task_id or task_id in taken or row.get("model_name") not in (None, request.params.model):
@@ -264,8 +264,8 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
                 if len(found) >= LOOKUP_MAX_QUERIES:  # this many cannot be told apart anyway: stop asking
                     found.append((task_id, created))
                     continue
-                task = http.with_retries(lambda: http.send_json(
-                    "GET", f"{self.base_url()}/tasks/{task_id}", vendor=VENDOR, headers=self._headers(),
+                task = http.with_retries(lambda tid=task_id: http.send_json(
+                    "GET", f"{self.base_url()}/tasks/{tid}", vendor=VENDOR, headers=self._headers(),
                     error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query",
                     attempts=safecreate.lookup_attempts())
                 shown = (task.get("output") or {}).get("orig_prompt")

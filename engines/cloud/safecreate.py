@@ -42,8 +42,8 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
 
@@ -153,16 +153,20 @@ def backoff_s(attempt: int, exc: BaseException | None = None) -> float:
 
 
 # --- the error a person sees ----------------------------------------------------------
-def maybe_created(vendor: str, request_ref: str | None, why_en: str = "", why_zh: str = "") -> ProviderError:
+def maybe_created(vendor: str, request_ref: str | None, why_en: str = "", why_zh: str = "", *,
+                  can_look: bool = True) -> ProviderError:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     ref_en = f" Request id: {request_ref}; failed at {when}." if request_ref else f" Failed at {when}."
     ref_zh = f"请求 ID：{request_ref}；失败时间 {when}。" if request_ref else f"失败时间 {when}。"
+    retry_en = "Retry looks for it again, and" if can_look else f"Retry will not send it again ({vendor} cannot " \
+        "be asked for it);"
+    retry_zh = "“重试”会再次查找，" if can_look else f"“重试”不会重新提交（无法向 {vendor} 查询该任务）；"
     return ProviderError(
         f"{vendor} may have accepted this job: its answer to the create was lost{why_en}. Nothing was sent twice."
-        f"{ref_en} Check the {vendor} console for the task; Retry looks for it again, and \"Retry anyway\" "
-        "sends a new create (a second task may be billed).",
+        f"{ref_en} Check the {vendor} console for the task; {retry_en} \"Retry anyway\" sends a new create "
+        "(a second task may be billed).",
         f"{vendor} 可能已接受该任务：创建请求的响应丢失{why_zh}。未重复提交。{ref_zh}请在 {vendor} 控制台查看该任务；"
-        "“重试”会再次查找，“仍然重试”会重新提交（可能再次计费）。",
+        f"{retry_zh}“仍然重试”会重新提交（可能再次计费）。",
         retryable=False, vendor_code=MAYBE_CODE, request_ref=request_ref, create_final=True)
 
 
@@ -357,7 +361,7 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
                     generation += 1
                     continue
                 raise
-            raise maybe_created(plan.vendor, ref) from exc
+            raise maybe_created(plan.vendor, ref, can_look=False) from exc
         with claim_lock(journal):  # not while another job's lookup is deciding whose task this is
             journal.save(job_id, state="created", remote_id=task_id)
         log_attempt(journal, job_id, generation=generation, n=n, outcome="created", task_id=task_id)
@@ -415,4 +419,4 @@ def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -
         raise maybe_created(plan.vendor, ref, " and the task is not listed yet (try again in a minute)",
                             "，且暂未查到该任务（请一分钟后再试）")
     journal.save(job_id, state=MAYBE_CREATED)
-    raise maybe_created(plan.vendor, ref)
+    raise maybe_created(plan.vendor, ref, can_look=False)
