@@ -179,7 +179,6 @@ class CreatePlan:
     request_ref: Callable[[int], str | None]        # the id a person can look for (per generation)
     lookup: Callable[[dict], list] | None = None  # lookup(note) -> unclaimed candidates: ids or (id, created_at)
     identifies: bool = False  # a lookup match is this job's task for sure (Ark: its own random seed)
-    attempts: int | None = None
 
     @property
     def recovery(self) -> str:
@@ -229,15 +228,6 @@ def send_windows(note: dict) -> list[tuple[float, float]]:
     if not out and note.get("sent_at"):
         out.append((float(note["sent_at"]) - slack, now + slack))
     return out
-
-
-def _attempt_count(plan: CreatePlan) -> int:
-    if plan.attempts:
-        return plan.attempts
-    try:
-        return max(1, int(os.environ.get("XIANYING_RETRY_ATTEMPTS", "") or 3))
-    except ValueError:
-        return 3
 
 
 def _windows(journal: CreateJournal, job_id: str) -> list[tuple[float, float, bool]]:
@@ -312,7 +302,7 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
     if not pending:
         generation += 1
         journal.save(job_id, first_sent_at=time.time())
-    attempts = _attempt_count(plan)
+    attempts = max(1, int(_env("XIANYING_RETRY_ATTEMPTS", 3)))
     uncertain = pending  # an earlier send under this key may have made the task
     for n in range(1, attempts + 1):
         ref = plan.request_ref(generation)
