@@ -303,6 +303,8 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
         generation += 1
         journal.save(job_id, first_sent_at=time.time())
     attempts = max(1, int(_env("XIANYING_RETRY_ATTEMPTS", 3)))
+    if plan.recovery == "dedupe":  # a re-send under the same key is safe: it may try as hard as a lookup
+        attempts = max(attempts, lookup_attempts())
     uncertain = pending  # an earlier send under this key may have made the task
     for n in range(1, attempts + 1):
         ref = plan.request_ref(generation)
