@@ -263,9 +263,11 @@ class JobService:
                     info={**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
          .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
 
-    def retry(self, job_id: str, principal: Principal) -> Job:
+    def retry(self, job_id: str, principal: Principal, *, resend: bool = False) -> Job:
         """Run a failed or cancelled job again, under the same id and seed. It counts against its
-        owner's quota again (a failed or never-started job was not counted)."""
+        owner's quota again (a failed or never-started job was not counted). ``resend=True`` is
+        "Retry anyway": a cloud engine sends a new create even though an earlier one may have been
+        accepted (the engine's ``allow_resend``; see engines/cloud/safecreate.py)."""
         job = self.get(job_id, principal)
         if job.status not in ("failed", "cancelled"):
             raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
@@ -275,6 +277,8 @@ class JobService:
                 engine = self.engine(job.engine)
                 self.admission(user=job.user, engine=engine, task=job.task,
                                params=engine.Params.model_validate(job.params), parent=None)
+            if resend and (allow := getattr(self.engines.get(job.engine), "allow_resend", None)) is not None:
+                allow(job.id)
             n = self._requeue_for_retry(job)
         job = self.row(job_id)
         if n:
