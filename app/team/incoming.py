@@ -111,7 +111,7 @@ class IncomingStore:
                     raise ValidationError(f"Output {ref[:80]!r} is not among the uploaded files.",
                                           f"输出 {ref[:80]!r} 不在上传的文件中。")
         now = time.time()
-        fields.update(status="succeeded", progress=100.0, updated_at=now)
+        fields.update(progress=100.0, updated_at=now)  # (publish makes it succeeded, fenced)
         fields.setdefault("finished_at", now)
         final = self.settings.workspace / output_dir
         with connection():

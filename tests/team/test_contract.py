@@ -140,16 +140,16 @@ def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
 def test_a_run_that_lost_its_fence_cannot_publish_or_fail_the_job(studio, tmp_path):
     studio.queue.stop()
     job = studio.service.submit({"engine": WAN, "prompt": "fenced", "params": TINY}, LOCAL)
-    assert studio.runner._claim(job)
+    assert studio.runner.claim(job)
     stale = Job.get_by_id(job.id)  # what the first run holds (fence 1)
     Job.update(status="queued", fence=Job.fence + 1).where(Job.id == job.id).execute()  # taken over
-    assert studio.runner._claim(Job.get_by_id(job.id))  # the second run: fence 3
+    assert studio.runner.claim(Job.get_by_id(job.id))  # the second run: fence 3
     work = tmp_path / "stale-run"
     work.mkdir()
     (work / "x.mp4").write_bytes(b"stale")
     final = studio.settings.outputs_dir / "stale" / job.id
     assert studio.runner.publish(stale, stale.fence, work, final, {"status": "succeeded"}) is False
     assert not final.exists() and Job.get_by_id(job.id).status == "running"
-    studio.runner._fail(stale, ValidationError("stale failure"))
+    studio.runner.fail(stale, ValidationError("stale failure"))
     row = Job.get_by_id(job.id)
     assert row.status == "running" and row.error is None and row.fence == 3

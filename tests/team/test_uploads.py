@@ -35,7 +35,7 @@ def api(studio):
 
 def claimed(studio):
     job = studio.service.submit({"engine": WAN, "prompt": "上传", "params": TINY}, LOCAL)
-    assert studio.runner._claim(job)
+    assert studio.runner.claim(job)
     return Job.get_by_id(job.id)
 
 
