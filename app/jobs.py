@@ -42,11 +42,11 @@ def iso(ts: float | None) -> str | None:
 
 
 class JobService:
-    def __init__(self, settings, engines: dict, queue=None):
+    def __init__(self, settings, engines: dict, queue=None, admission=None):
         self.settings = settings
         self.engines = engines
-        self.queue = queue  # set by the studio once the lanes exist
-        self.admission = None  # optional hook (quotas): called inside the submit transaction; raises to refuse
+        self.queue = queue  # the lanes (None: jobs are stored, not run)
+        self.admission = admission  # the quota check, inside the submit transaction; raises to refuse
 
     # --- engines --------------------------------------------------------------------
     def engines_info(self) -> list[dict]:

@@ -1,12 +1,20 @@
-"""The running studio: settings, database, engines, job service, runner and queue, wired once.
+"""The composition root: the one place the studio's parts are built and wired.
 
-``launch.py`` builds one ``Studio``; tests build as many isolated ones as they like.
+    build_core(settings, ...)   secrets, model cache, database, engines, job service, runner, queue
+                                (shared by the studio and ``launch.py worker``)
+    Studio(settings, ...)       the core + samples, downloads, users and quotas, team mode, REST ops
+
+Every part gets what it needs through its constructor; nothing is wired later by setting an
+attribute from outside. ``launch.py`` builds one ``Studio``; tests build as many isolated ones as
+they like (``engines=`` injects tiny engines).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+from .backends import is_team
 from .db import open_db
 from .jobs import JobService
 from .queue import JobQueue
@@ -17,33 +25,70 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Core:
+    settings: Settings
+    secrets: SecretStore
+    cache: object
+    database: object
+    engines: dict
+    service: JobService
+    runner: JobRunner
+    queue: JobQueue
+
+
+def lane_workers(settings: Settings, lanes=("gpu", "io")) -> dict[str, int]:
+    """Workers per lane for this process: the gpu pool and the io workers, for the lanes it serves."""
+    gpu = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
+    return {"gpu": gpu if "gpu" in lanes else 0, "io": settings.queue.io_workers if "io" in lanes else 0}
+
+
+def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu", "io"), immediate: bool = False,
+               runner_factory=JobRunner, admission_factory=None) -> Core:
+    """The parts every process that runs jobs has. ``runner_factory(service)`` makes the runner (a
+    team worker's delivers remotely); ``admission_factory(engines)`` the quota check run inside
+    each submit (the studio's; a worker submits nothing)."""
+    from engines.local.weights import PipelineCache
+    from engines.registry import build_engines
+
+    settings.ensure_dirs()
+    secrets = SecretStore(settings.secrets_file)
+    cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
+    database = open_db(settings)  # SQLite in the workspace, or the team's database_url (app.backends)
+    engines = engines if engines is not None else build_engines(settings, secrets, cache)
+    runner = None  # the queue calls the runner, which needs the service, which enqueues on the queue
+    workers = lane_workers(settings, lanes)
+    queue = JobQueue(settings.queue_dir, lambda *args: runner.execute(*args), gpu_workers=workers["gpu"],
+                     io_workers=workers["io"], immediate=immediate, settings=settings)
+    admission = admission_factory(engines) if admission_factory is not None else None
+    service = JobService(settings, engines, queue=queue, admission=admission)
+    runner = runner_factory(service)
+    return Core(settings, secrets, cache, database, engines, service, runner, queue)
+
+
 class Studio:
     def __init__(self, settings: Settings, *, engines: dict | None = None, immediate: bool = False):
-        from engines.local.weights import PipelineCache
-        from engines.registry import build_engines
+        from profiles.samples import install_samples  # first start: the built-in xianxia sample project
+
+        from .api.quotas import Admission, UserDirectory
 
         self.settings = settings
         settings.ensure_dirs()
-        from profiles.samples import install_samples  # first start: the built-in xianxia sample project
-
         install_samples(settings.projects_dir)
-        self.secrets = SecretStore(settings.secrets_file)
-        self.cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
-        self.database = open_db(settings)  # SQLite in the workspace, or the team's database_url (app.backends)
-        self.engines = engines if engines is not None else build_engines(settings, self.secrets, self.cache)
-        self.service = JobService(settings, self.engines)
+        self.users = UserDirectory(settings.workspace / "users")
+        lanes = settings.team.studio_lanes if is_team(settings) else ("gpu", "io")  # team: the rest is the workers'
+        core = build_core(settings, engines=engines, lanes=lanes, immediate=immediate,
+                          admission_factory=lambda built: Admission(self.users, built))
+        self.secrets, self.cache, self.database = core.secrets, core.cache, core.database
+        self.engines, self.service, self.runner, self.queue = core.engines, core.service, core.runner, core.queue
+        self.admission = self.service.admission
         from engines.local.download import ModelDownloads  # Settings → Models: hub downloads (threads)
 
         self.downloads = ModelDownloads(settings, self.engines, self.secrets)
-        self.runner = JobRunner(self.service)
-        gpu_workers = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
-        self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=gpu_workers,
-                              io_workers=settings.queue.io_workers, immediate=immediate, settings=settings)
-        self.service.queue = self.queue
         from .team import attach as attach_team  # team mode only (else None): fleet, lease monitor, routing
 
         self.team = attach_team(self)
-        from .api import attach  # users, keys, quotas (service.admission), retention sweep
+        from .api import attach  # API keys, rate limits, retention sweep
 
         self.ops = attach(self)
         self.started = False
@@ -73,3 +118,4 @@ class Studio:
         self.queue.close()
         self.started = False
         self.database.close()
+

@@ -1,7 +1,7 @@
 """What the REST layer adds to a running studio, built once per ``Studio``.
 
-``ApiRuntime`` holds the rest.yaml config, the key store, the user directory, the quota hook
-(installed as ``studio.service.admission``), the rate limiter and the retention sweeper.
+``ApiRuntime`` holds the rest.yaml config, the key store, the rate limiter and the retention
+sweeper; the user directory and the quota check are the studio's (built in app/studio.py).
 ``Studio.start()/stop()`` call ``start()/stop()`` (the sweeper thread).
 """
 
@@ -15,7 +15,6 @@ from core.errors import ConfigError
 from .auth import KeyStore, is_loopback
 from .config import load_rest_config
 from .models import TABLES
-from .quotas import Admission, UserDirectory
 from .ratelimit import RateLimiter
 from .retention import RetentionSweeper
 
@@ -29,10 +28,9 @@ class ApiRuntime:
         self.config = load_rest_config(self.settings.workspace)
         with connection() as database:
             database.create_tables(TABLES, safe=True)
-        self.users = UserDirectory(self.settings.workspace / "users")
+        self.users = studio.users
         self.keys = KeyStore(is_admin_user=self.users.is_admin)
-        self.admission = Admission(self.users, studio.engines)
-        studio.service.admission = self.admission
+        self.admission = studio.admission
         self.limiter = RateLimiter(self.config.rate_limit.per_minute, self.config.rate_limit.burst)
         self.sweeper = RetentionSweeper(self.settings, interval_s=self.config.retention_interval_minutes * 60,
                                         include_ui=self.config.sweep_ui_outputs)

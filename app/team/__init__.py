@@ -26,10 +26,7 @@ class TeamRuntime:
         from .monitor import LeaseMonitor
 
         settings = studio.settings
-        lanes = [lane for lane in settings.team.studio_lanes if lane in studio.queue.workers]
-        for lane in studio.queue.workers:
-            if lane not in lanes:
-                studio.queue.workers[lane] = 0  # left to the workers
+        lanes = [lane for lane in settings.team.studio_lanes if studio.queue.workers.get(lane)]  # (app/studio.py)
         self.member = FleetMember(settings, studio.runner, studio.engines, studio.cache, role="studio",
                                   lanes=lanes, slots=studio.queue.workers.get("gpu", 0) or 1, outputs="local")
         self.router = Router(studio.runner, self.member)

@@ -104,13 +104,7 @@ class WorkerProcess:
 
     def __init__(self, settings, *, lanes=("gpu",), gpus=(), api_key: str | None = None, uploader=None):
         from app.backends import is_team
-        from app.db import open_db
         from core.errors import ConfigError
-        from app.jobs import JobService
-        from app.queue import JobQueue
-        from app.secrets import SecretStore
-        from engines.local.weights import PipelineCache
-        from engines.registry import build_engines
 
         from .dispatch import Router
         from .fleet import FleetMember
@@ -127,17 +121,12 @@ class WorkerProcess:
                                   "工作机需要 --studio-url（上传结果）或 --shared-outputs。")
             uploader = StudioUploader(team.studio_url, api_key)
         self.settings = settings
-        settings.ensure_dirs()
-        self.secrets = SecretStore(settings.secrets_file)
-        self.cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
-        self.database = open_db(settings)
-        self.engines = build_engines(settings, self.secrets, self.cache)
-        self.service = JobService(settings, self.engines)
-        self.runner = WorkerRunner(self.service, uploader)
-        slots = settings.gpu_pool.max_concurrent if "gpu" in lanes else 0
-        self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=slots,
-                              io_workers=settings.queue.io_workers if "io" in lanes else 0, settings=settings)
-        self.service.queue = self.queue
+        from app.studio import build_core  # the same construction as the studio's (the composition root)
+
+        core = build_core(settings, lanes=lanes, runner_factory=lambda service: WorkerRunner(service, uploader))
+        self.secrets, self.cache, self.database = core.secrets, core.cache, core.database
+        self.engines, self.service, self.runner, self.queue = core.engines, core.service, core.runner, core.queue
+        slots = self.queue.workers["gpu"]
         self.member = FleetMember(settings, self.runner, self.engines, self.cache, role="worker", lanes=lanes,
                                   gpus=gpus, slots=max(slots, 1), outputs="shared" if uploader is None else "upload")
         self.router = Router(self.runner, self.member)
