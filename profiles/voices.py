@@ -47,3 +47,20 @@ def speech_lines(project, scene) -> list[SpeechLine]:
         voice = (character.voice if character is not None else None) or narrator
         out.append(SpeechLine(scene.id, len(out), line.character, True, line.text, voice, line.at))
     return out
+
+
+def speech_request(project_id: str, line: SpeechLine) -> dict:
+    """The ``tts`` job request of one line: the episode's step and the Projects tab's preview button
+    send exactly this, so a line previewed once is reused by the render (and the other way round)."""
+    voice = line.voice
+    return {"engine": voice.engine, "project": project_id, "prompt": line.text,
+            "params": {"text": line.text, "voice": voice.voice, "speed": voice.speed, "format": "wav"}}
+
+
+def voice_source(project, line: SpeechLine) -> str:
+    """Where the line's voice is set, as ``<file> <field>`` (for messages that name the fix)."""
+    cfg = project.config
+    character = project.characters.get(line.speaker) if line.character else None
+    if character is not None and character.voice is not None:
+        return f"{cfg.character_profiles} characters.{line.speaker}.voice"
+    return "project.yaml narrator_voice"
