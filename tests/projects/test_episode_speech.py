@@ -11,12 +11,14 @@ import pytest
 from app.access import LOCAL
 from app.db import Job
 from app.episodes import EpisodeService
-from app.errors import NotAvailable, ProfileError, ValidationError
-from app.timeline import TimingError
+from core.errors import NotAvailable, ProfileError, ValidationError
+from profiles.plan import timeline
 from tests.conftest import wait_for
 from tests.projects.conftest import write_project
 from tests.projects.synth import decode_audio, probe_av, rms_db
 from tests.tiny_speech import build_tiny_kokoro, teach_words
+
+TimingError = timeline.TimingError  # (the timeline module moves between app/ and profiles/)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 PROJECT = """\

@@ -103,7 +103,7 @@ def test_the_sample_speaks_in_every_scene_with_a_voice_for_everyone():
 
 
 def test_the_dialogue_box_parses_strictly_and_round_trips(root):
-    from app.errors import ValidationError
+    from core.errors import ValidationError
     from profiles.voices import format_dialogue, parse_dialogue
 
     chars = load_project(write_project(root)).characters  # hanli, named "韩立 Han Li"
