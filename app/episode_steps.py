@@ -91,18 +91,39 @@ def outputs_exist(service, job: Job) -> bool:
 def find_reusable(service, parent: Job, engine: str, prompt: str, digest: str) -> tuple[Job | None, bool]:
     """(job, reused): this episode's own unfinished child for these inputs (a step submitted just before
     a crash), else a finished job of the project with the same inputs."""
-    query = (Job.select().where(Job.project == parent.project, Job.engine == engine, Job.prompt == prompt,
+    found = find_by_hash(service, parent.project, engine, prompt, digest, own=lambda job: job.parent == parent.id)
+    return (found, found.parent != parent.id) if found is not None else (None, False)
+
+
+def find_by_hash(service, project: str, engine: str, prompt: str, digest: str, own=lambda job: False) -> Job | None:
+    """The newest job of ``project`` with these inputs: finished (with its files), or unfinished and ``own(job)``."""
+    query = (Job.select().where(Job.project == project, Job.engine == engine, Job.prompt == prompt,
                                 Job.status.in_(("queued", "running", "succeeded")), Job.kind != EPISODE)
              .order_by(Job.created_at.desc()).limit(100))
     for job in query:
-        own = job.parent == parent.id
-        if job.status != "succeeded" and not own:
+        if job.status != "succeeded" and not own(job):
             continue
         if job.status == "succeeded" and not outputs_exist(service, job):
             continue
         if row_hash(service, job) == digest:
-            return job, not own
-    return None, False
+            return job
+    return None
+
+
+def is_speech(step: str) -> bool:
+    """A scene's ``tts<index>`` step: independent of the picture steps and of each other."""
+    return step.startswith("tts")
+
+
+def speech_job(service, principal: Principal, request: dict) -> tuple[Job, bool]:
+    """One line of speech for ``principal`` (the Projects tab's preview): (job, reused). A finished line with
+    the same inputs in the project, or one of theirs still on its way, is handed back instead of a new job."""
+    digest = request_hash(service, request)
+    found = find_by_hash(service, request.get("project"), request["engine"], request["prompt"], digest,
+                         own=lambda job: job.user == principal.user)
+    if found is not None:
+        return found, True
+    return service.submit(request, principal, source="project"), False
 
 
 # --- the parent ----------------------------------------------------------------------------
@@ -189,14 +210,19 @@ def _start_ready_steps(service, job: Job, plan: EpisodePlan, state: dict):
     changed = False
     for scene in plan.scenes:
         records = state["scenes"].setdefault(scene.scene, {})
+        blocked = False  # a picture step waits for the one before it; speech waits for nothing
         for step in scene.steps:
+            speech = is_speech(step.step)
+            if blocked and not speech:
+                continue
             record = records.get(step.step)
             if record is None:
                 request = dict(step.request)
                 if request.get("image") == STILL_PLACEHOLDER:
                     still = records.get("still")
                     if _status(still) != "succeeded":
-                        break
+                        blocked = True
+                        continue
                     request["image"] = f"job:{still['job']}"
                 record = _start_step(service, job, request)
                 records[step.step] = record
@@ -206,13 +232,15 @@ def _start_ready_steps(service, job: Job, plan: EpisodePlan, state: dict):
             status = child.status if child else "failed"
             if status in ("failed", "cancelled"):
                 why = (child.error if child else None) or status
+                what = f"line {step.step[3:]}: speech" if speech else step.step
+                what_zh = f"第 {step.step[3:]} 句语音" if speech else step.step
                 return changed, EngineError(
-                    f"Scene '{scene.scene}' ({step.step} on {step.engine}) {status}: {why} Fix the scene and render "
+                    f"Scene '{scene.scene}' ({what} on {step.engine}) {status}: {why} Fix the scene and render "
                     "again; finished scenes are reused.",
-                    f"场景“{scene.scene}”（{step.engine} 上的 {step.step}）失败：{(child.error_zh if child else None) or why}"
+                    f"场景“{scene.scene}”（{step.engine} 上的 {what_zh}）失败：{(child.error_zh if child else None) or why}"
                     " 请修改场景后重新渲染；已完成的场景会被复用。")
-            if status != "succeeded":
-                break
+            if status != "succeeded" and not speech:
+                blocked = True
     return changed, None
 
 

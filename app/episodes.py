@@ -146,9 +146,25 @@ class EpisodeService:
                             "sidecar": str(path.with_suffix(".json").relative_to(ws)), "bytes": path.stat().st_size})
         return sorted(out, key=lambda r: (r["name"], r["version"]))
 
+    def speech_plan(self, scene_plan) -> list[dict]:
+        """A planned scene's lines: who says what, on which engine and voice, and whether a finished
+        job already has it (``cached``: the render reuses it instead of synthesising the line again)."""
+        steps = {s.step: s for s in scene_plan.steps}
+        out = []
+        for line in scene_plan.speech:
+            step = steps[f"tts{line['index']}"]
+            digest = episode_steps.request_hash(self.service, step.request)
+            cached = episode_steps.find_by_hash(self.service, step.request["project"], step.engine,
+                                                step.request["prompt"], digest)
+            out.append({"index": line["index"], "speaker": line["speaker"], "character": line["character"],
+                        "text": line["text"], "engine": step.engine, "voice": line["voice"]["voice"],
+                        "speed": line["voice"]["speed"], "at": line["at"], "estimate": line["estimate"],
+                        "step": step.step, "cached": cached is not None})
+        return out
+
     def project_status(self, project_id: str, principal: Principal) -> dict:
         project = self.store.get(self.access.check_read(project_id, principal))
-        scenes = []
+        scenes, planned = [], []
         for index, scene in enumerate(project.scenes):
             prompt, negative = project.composed(scene)
             entry = {"id": scene.id, "title": scene.title, "duration": scene.duration,
@@ -159,10 +175,20 @@ class EpisodeService:
 
                 sp = plan_scene(project, self.service.engines, index, scene, self.check_request)
                 entry.update(task=sp.task, steps=[f"{s.step}: {s.engine}" for s in sp.steps], notes=sp.notes,
-                             plan_error=None)
+                             plan_error=None, speech=self.speech_plan(sp))
+                planned.append(sp)
             except AppError as exc:
-                entry.update(task=None, steps=[], notes=[], plan_error=exc.en, plan_error_zh=exc.zh)
+                entry.update(task=None, steps=[], notes=[], plan_error=exc.en, plan_error_zh=exc.zh, speech=[])
             scenes.append(entry)
+        timing = timing_zh = None
+        if planned:  # timing: fixed — does the (estimated) speech fit its scenes?
+            from profiles.plan import check_speech_fits
+
+            planned[0].transition = "cut"
+            try:
+                check_speech_fits(planned, project.config)
+            except AppError as exc:
+                timing, timing_zh = exc.en, exc.zh
         episodes = []
         for job in self.episodes(project_id, principal):
             episodes.append({"task_id": job.id, "status": job.status, "progress": round(job.progress, 1),
@@ -171,7 +197,8 @@ class EpisodeService:
         return {"id": project.id, "title": project.config.title, "style": project.config.style,
                 "config": project.config.model_dump(mode="json"),
                 "characters": {cid: c.model_dump(mode="json") for cid, c in project.characters.items()},
-                "scenes": scenes, "episodes": episodes, "renders": self.renders(project_id)}
+                "scenes": scenes, "timing_error": timing, "timing_error_zh": timing_zh, "episodes": episodes,
+                "renders": self.renders(project_id)}
 
 
 # --- the stitch job ------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class ScopedStore:
 
     READS = frozenset({"get", "folder", "exists"})
     WRITES = frozenset({"update_config", "edit_characters", "edit_scenes", "upsert_scene", "move_scene",
-                        "remove_scene", "upsert_character", "remove_character", "add_asset"})
+                        "remove_scene", "upsert_character", "remove_character", "add_asset", "add_audio"})
 
     def __init__(self, access: ProjectAccess, principal: Principal):
         self._access = access

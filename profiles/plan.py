@@ -29,7 +29,7 @@ from profiles import timeline
 from profiles.timeline import SceneInput, Utterance, estimate_seconds
 
 from .project import PROJECT_FILE, Project
-from .voices import speech_lines
+from .voices import speech_lines, speech_request, voice_source
 
 STILL_PLACEHOLDER = "@still"  # the clip's first frame: the still job's image, known once it ran
 TASK_DEFAULTS = {("dashscope", "i2v"): {"model": "wanx2.1-i2v-turbo"}}  # the engine default is t2v-only
@@ -37,7 +37,7 @@ TASK_DEFAULTS = {("dashscope", "i2v"): {"model": "wanx2.1-i2v-turbo"}}  # the en
 
 @dataclass
 class StepPlan:
-    step: str  # still | clip
+    step: str  # still | clip | tts<line index>
     engine: str
     request: dict  # a JobService.submit request (the clip's image may be STILL_PLACEHOLDER)
 
@@ -80,6 +80,13 @@ class EpisodePlan:
 
     @property
     def duration(self) -> float:
+        """Seconds of the episode; with ``timing: voice``, scenes lengthened to their estimated speech."""
+        if (self.audio or {}).get("timing", "voice") == "voice" and any(s.speech for s in self.scenes):
+            scenes = [SceneInput(s.scene, s.duration, s.transition,
+                                 tuple(Utterance(None, line["estimate"], at=line["at"]) for line in s.speech))
+                      for s in self.scenes]
+            return timeline.plan(scenes, fps=self.fps, fade=self.transition_duration, timing="voice",
+                                 padding=self.audio.get("speech_padding", 0.3)).duration
         cuts = sum(s.duration for s in self.scenes)
         fades = sum(min(self.transition_duration, s.duration / 2) for s in self.scenes[1:] if s.transition == "crossfade")
         return cuts - fades
@@ -192,13 +199,13 @@ def _lookup(engines: dict, engine_id: str, where: str):
     return engine
 
 
-def _usable(engine, where: str, what: str) -> None:
+def _usable(engine, where: str, what: str, what_zh: str | None = None) -> None:
     ok, reason = engine.available()
     if not ok:
         raise NotAvailable(
             f"{what} needs the engine {engine.id}, which is not available: {reason} Fix: make it available "
             f"(Settings shows what it needs) or choose another engine in {where}.",
-            f"{what.replace('Scene', '场景')} 需要引擎 {engine.id}，但它不可用：{reason} 请先使其可用（见“设置”），或在 {where} 中换一个引擎。")
+            f"{what_zh or what.replace('Scene', '场景')} 需要引擎 {engine.id}，但它不可用：{reason} 请先使其可用（见“设置”），或在 {where} 中换一个引擎。")
 
 
 def choose_clip_engine(project: Project, engines: dict, index: int, scene, task: str):
@@ -300,9 +307,40 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
         _checked(check, request, images, what, engine.id)
         notes.append(f"{engine.id} chooses the clip length; it is trimmed or held to {scene.duration:g} s")
     steps.append(StepPlan("clip", engine.id, request))
+    speech, speech_steps = plan_speech(project, engines, scene, check)
     transition = scene.transition or cfg.transition
     return ScenePlan(scene.id, scene.title, scene.duration, seed, task, prompt, negative,
-                     "cut" if index == 0 else transition, steps, notes)
+                     "cut" if index == 0 else transition, steps + speech_steps, notes, speech)
+
+
+def plan_speech(project: Project, engines: dict, scene, check) -> tuple[list[dict], list[StepPlan]]:
+    """The scene's lines (``speech_json``) and one ``tts<index>`` step per line, each voice engine
+    checked now: unknown, not a speech engine, not available, or a line it cannot say is refused here."""
+    speech, steps = [], []
+    for line in speech_lines(project, scene):
+        where = voice_source(project, line)
+        who = "the narration" if not line.character else f"line {line.index} ({line.speaker})"
+        who_zh = "旁白" if not line.character else f"第 {line.index} 句（{line.speaker}）"
+        engine = _lookup(engines, line.voice.engine, where)
+        if "tts" not in engine.tasks:
+            file, _, fld = where.partition(" ")
+            raise ProfileError(f"{file} → {fld}: {engine.id} is not a speech engine. Fix: use a text-to-speech engine "
+                               "(local-tts, dashscope-tts, tencent-tts).",
+                               f"{file} → {fld}：{engine.id} 不是语音引擎。请使用语音合成引擎（local-tts、dashscope-tts、"
+                               "tencent-tts）。", file=file, field=fld)
+        _usable(engine, where, f"Scene '{scene.id}' ({who})", f"场景“{scene.id}”的{who_zh}")
+        request = speech_request(project.id, line)
+        try:
+            check(request, [])
+        except ValidationError as exc:
+            raise ValidationError(
+                f"Scene '{scene.id}', {who} on {engine.id}: {exc.en.rstrip('.')}. Fix: change the text in "
+                f"{project.config.scene_profiles} or the voice in {where.replace(' ', ' → ', 1)}.",
+                f"场景“{scene.id}”{who_zh}（{engine.id}）：{exc.zh} 请修改 {project.config.scene_profiles} 中的文字，"
+                f"或 {where.replace(' ', ' → ', 1)} 中的声音。") from None
+        speech.append(speech_json(line))
+        steps.append(StepPlan(f"tts{line.index}", engine.id, request))
+    return speech, steps
 
 
 def _checked(check, request: dict, images: list, what: str, engine_id: str) -> None:
@@ -333,8 +371,6 @@ def plan_episode(project: Project, engines: dict, check, scene_ids: list[str] | 
     plans[0].transition = "cut"
     cfg = project.config
     width, height = cfg.size
-    for sp in plans:
-        sp.speech = [speech_json(line) for line in speech_lines(project, project.scene(sp.scene))]
     check_speech_fits(plans, cfg)
     return EpisodePlan(project.id, cfg.title, name or "episode", cfg.fps, width, height, cfg.upscale,
                        cfg.transition_duration, plans, audio_settings(project))

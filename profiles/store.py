@@ -24,6 +24,7 @@ from .schema import SLUG, Character, CharactersFile, ProjectConfig, ScenesFile
 from .yamlio import HEADER_MARK, write_yaml
 
 MAX_ASSET_BYTES = 20 * 2**20
+MAX_AUDIO_BYTES = 50 * 2**20
 HEADERS = {
     "project": f"{HEADER_MARK} (仙影). Edit by hand or in the Projects tab; the studio reloads it.",
     "characters": f"{HEADER_MARK}. reference_images are files under assets/ (add your own face photos).",
@@ -240,8 +241,38 @@ class ProjectStore:
         atomic_write_bytes(project.assets_dir / subdir / name, data)
         return f"{subdir}/{name}"
 
+    def add_audio(self, project_id: str, data: bytes, filename: str) -> str:
+        """Store uploaded music under ``assets/music/`` once it decodes as sound; returns its assets-relative path."""
+        import hashlib
+        import io
+
+        from .schema import AUDIO_SUFFIXES
+
+        ext = Path(filename or "").suffix.lower()
+        if ext not in AUDIO_SUFFIXES:
+            raise ValidationError(f"Music must be an audio file ({', '.join(AUDIO_SUFFIXES)}).",
+                                  f"音乐必须是音频文件（{', '.join(AUDIO_SUFFIXES)}）。")
+        if len(data) > MAX_AUDIO_BYTES:
+            raise ValidationError(f"The music file is larger than {MAX_AUDIO_BYTES // 2**20} MB.",
+                                  f"音乐文件超过 {MAX_AUDIO_BYTES // 2**20} MB。")
+        try:
+            import av
+
+            with av.open(io.BytesIO(data)) as container:
+                stream = container.streams.audio[0]
+                next(iter(container.decode(stream)))
+        except Exception:  # not sound, or nothing PyAV can read: name the problem, not the library's words
+            raise ValidationError("This file has no sound the studio can read (try an MP3 or WAV).",
+                                  "无法读取此文件中的声音（请使用 MP3 或 WAV）。") from None
+        project = self.get(project_id)
+        name = f"{slugify(Path(filename).stem, 'music')}-{hashlib.sha256(data).hexdigest()[:8]}{ext}"
+        atomic_write_bytes(project.assets_dir / "music" / name, data)
+        return f"music/{name}"
+
 
 def _lean(scene: dict) -> dict:
     """A scene as written to YAML: empty optional fields left out, so the file stays readable."""
     keep = {"id", "prompt", "duration", "characters"}
+    if scene.get("lines"):  # a line starts after the one before unless it has ``at``
+        scene = {**scene, "lines": [{k: v for k, v in line.items() if v is not None} for line in scene["lines"]]}
     return {k: v for k, v in scene.items() if k in keep or v not in (None, "", [], {})}

@@ -72,3 +72,17 @@ def build_tiny_kokoro(folder: Path, *, speakers: tuple[str, ...] = SPEAKERS, sty
     onnx.save(model, str(folder / "model.onnx"))
     rng.standard_normal((len(speakers), style_len, style_dim)).astype(np.float32).tofile(folder / "voices.bin")
     return folder
+
+
+def teach_words(folder: Path, texts) -> Path:
+    """Add every Chinese character and English word of ``texts`` to the tiny model's lexicons (one
+    fixed pronunciation each), so any script can be spoken; the model itself is unchanged."""
+    import re
+
+    chars = sorted({ch for t in texts for ch in t if "\u4e00" <= ch <= "\u9fff"} - set(ZH_WORDS))
+    words = sorted({w.lower() for t in texts for w in re.findall(r"[A-Za-z]+", t)} - set(EN_WORDS))
+    with open(folder / "lexicon-zh.txt", "a", encoding="utf-8") as fh:
+        fh.writelines(f"{ch} {PHONES[i % 26]} a ↓\n" for i, ch in enumerate(chars))
+    with open(folder / "lexicon-us-en.txt", "a", encoding="utf-8") as fh:
+        fh.writelines(f"{w} {' '.join(w[:4])}\n" for w in words)
+    return folder

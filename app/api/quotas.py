@@ -182,7 +182,7 @@ class Admission:
         counted = ~((Job.status == "failed") | ((Job.status == "cancelled") & Job.started_at.is_null()))
         query = Job.select().where(Job.user == user, Job.created_at >= day_start(), Job.parent.is_null(), counted)
         engines = self.image_engines()
-        query = query.where(Job.engine.in_(engines) if images else Job.engine.not_in(engines))
+        query = query.where(Job.engine.in_(engines) if images else Job.engine.not_in(engines) & (Job.task != "tts"))
         if images:
             return query.count()
         plain = query.where(Job.engine != EPISODE).count()
@@ -210,6 +210,8 @@ class Admission:
                                 f"你的视频帧数上限为 {profile.limits.max_frames}（本次 {m['frames']}）。")
 
     def __call__(self, *, user: str | None, engine, params, parent: str | None = None, **_) -> None:
+        if "tts" in getattr(engine, "tasks", ()):
+            return  # a line of speech: seconds of CPU or a few characters billed, never a video
         profile = self.users.get(user)
         if profile is None:
             return

@@ -1,5 +1,6 @@
-"""The Projects tab's editors: characters (reference faces with thumbnails) and scenes (order,
-prompt, engine, the composed prompt and what the render will do). Each button writes the YAML
+"""The Projects tab's editors: characters (reference faces with thumbnails, voice) and scenes (order,
+prompt, engine, narration and dialogue with a preview of each line, the composed prompt and what the
+render will do). Each button writes the YAML
 through ``ProjectStore``; each ``build_*`` returns ``(load(project_id), outputs)`` for the tab."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import gradio as gr
 
 from app.access import caller
 from core.errors import AppError
+
+from profiles.voices import format_dialogue, parse_dialogue
 
 from .api import on
 
@@ -19,8 +22,55 @@ def _read(path: str) -> bytes:
         return fh.read(20 * 2**20 + 1)
 
 
+def speech_engines(engines: dict) -> dict:
+    return {eid: e for eid, e in sorted(engines.items()) if "tts" in getattr(e, "tasks", ())}
+
+
+def voice_choices(engines: dict, engine_id: str | None) -> list[tuple[str, str]]:
+    """The voices of one speech engine as dropdown choices (aliases first: narrator, male, female)."""
+    engine = speech_engines(engines).get(engine_id or "")
+    rows = engine.voices() if engine is not None else []
+    return [(row["id"] if row["id"] == row.get("name") else f"{row['id']} · {row.get('name', '')}", row["id"])
+            for row in rows]
+
+
+def voice_value(engine_v, voice_v, speed_v) -> dict | None:
+    """The form's voice as project.yaml / characters.yaml write it; no engine: the default voice."""
+    if not engine_v:
+        return None
+    return {"engine": engine_v, "voice": (voice_v or "narrator"), "speed": float(speed_v or 1.0)}
+
+
+def voice_form(label: str, engines: dict, elem_id: str):
+    """An engine dropdown, a voice dropdown that follows it, and a speed slider."""
+    with gr.Row():
+        engine = gr.Dropdown([("（默认 / default）", "")] + [(e, e) for e in speech_engines(engines)],
+                             label=f"{label} · 语音引擎 / speech engine", scale=2, elem_id=f"{elem_id}-engine")
+        voice = gr.Dropdown([], label="声音 / Voice", allow_custom_value=True, scale=2, elem_id=f"{elem_id}-voice")
+        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="语速 / Speed", scale=1)
+
+    @on("user")
+    def engine_changed(engine_v, voice_v, request: gr.Request = None):
+        choices = voice_choices(engines, engine_v)
+        ids = [c[1] for c in choices]
+        return gr.update(choices=choices, value=voice_v if voice_v in ids else (ids[0] if ids else None))
+
+    engine.change(engine_changed, [engine, voice], voice, api_visibility="private", show_progress="hidden")
+    return engine, voice, speed
+
+
+def voice_updates(engines: dict, value) -> list:
+    """The three voice fields for a saved voice (a schema ``Voice``, a dict, or None)."""
+    if value is None:
+        return [gr.update(value=""), gr.update(choices=[], value=None), 1.0]
+    data = value if isinstance(value, dict) else value.model_dump()
+    return [gr.update(value=data["engine"]), gr.update(choices=voice_choices(engines, data["engine"]),
+                                                        value=data["voice"]), data.get("speed", 1.0)]
+
+
 # --- characters -----------------------------------------------------------------------------
-def build_characters(projects, project, t):
+def build_characters(projects, project, t, engines: dict | None = None):
+    engines = engines or {}
     with gr.Row():
         pick = gr.Dropdown([], label="角色 / Character", scale=3, elem_id="character-select")
         cid = gr.Textbox(label="ID", placeholder="hanli", scale=2)
@@ -28,6 +78,7 @@ def build_characters(projects, project, t):
     prompt = gr.Textbox(label="提示词片段 / Prompt fragment", lines=2)
     description = gr.Textbox(label="备注 / Notes", lines=1)
     strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="InstantID strength")
+    v_engine, v_voice, v_speed = voice_form("台词 / Lines", engines, "character-voice")
     with gr.Row():
         faces = gr.Gallery(label="参考人脸 / Reference faces", columns=4, height=180, scale=3)
         face = gr.Image(label="上传人脸 / Upload a face", type="filepath", height=180, scale=2)
@@ -37,17 +88,17 @@ def build_characters(projects, project, t):
         clear_faces = gr.Button("清空人脸 / Clear faces")
         delete = gr.Button("删除角色 / Delete", variant="stop")
     note = gr.Markdown()
-    form = [cid, name, prompt, description, strength, faces]
+    form = [cid, name, prompt, description, strength, faces, v_engine, v_voice, v_speed]
 
     def fill(pid, character_id, request):
         if not pid or not character_id or character_id == NEW:
-            return ["", "", "", "", 0.8, []]
+            return ["", "", "", "", 0.8, [], *voice_updates(engines, None)]
         p = projects.scoped(caller(request)).get(pid)
         c = p.characters.get(character_id)
         if c is None:
-            return ["", "", "", "", 0.8, []]
+            return ["", "", "", "", 0.8, [], *voice_updates(engines, None)]
         return [character_id, c.name, c.prompt, c.description, c.instantid_strength,
-                [(str(path), path.name) for path in p.faces(character_id)]]
+                [(str(path), path.name) for path in p.faces(character_id)], *voice_updates(engines, c.voice)]
 
     @on("user")
     def load(pid, request: gr.Request = None):
@@ -60,10 +111,12 @@ def build_characters(projects, project, t):
         return [gr.update(choices=choices, value=first), *fill(pid, first, request), ""]
 
     @on("user")
-    def do_save(pid, _pick, cid_v, name_v, prompt_v, desc_v, strength_v, request: gr.Request = None):
+    def do_save(pid, _pick, cid_v, name_v, prompt_v, desc_v, strength_v, engine_v=None, voice_v=None, speed_v=1.0,
+                request: gr.Request = None):
         store = projects.scoped(caller(request))
         store.upsert_character(pid, (cid_v or "").strip(), {"name": name_v, "prompt": prompt_v,
-                                                             "description": desc_v, "instantid_strength": strength_v})
+                                                             "description": desc_v, "instantid_strength": strength_v,
+                                                             "voice": voice_value(engine_v, voice_v, speed_v)})
         return load_keep(pid, cid_v.strip(), request)
 
     @on("user")
@@ -101,7 +154,8 @@ def build_characters(projects, project, t):
 
     outs = [pick, *form, note]
     pick.change(pick_changed, [project, pick], form, api_visibility="private")
-    save.click(do_save, [project, pick, cid, name, prompt, description, strength], outs, api_visibility="private")
+    save.click(do_save, [project, pick, cid, name, prompt, description, strength, v_engine, v_voice, v_speed], outs,
+               api_visibility="private")
     add_face.click(do_add_face, [project, cid, face], outs, api_visibility="private")
     clear_faces.click(do_clear, [project, cid], outs, api_visibility="private")
     delete.click(do_delete, [project, cid], outs, api_visibility="private")
@@ -136,6 +190,18 @@ def build_scenes(projects, episodes, project, engine_ids, t):
     with gr.Row():
         camera = gr.Textbox(label="镜头 / Camera", scale=1)
         motion = gr.Textbox(label="运动 / Motion", scale=1)
+    narration = gr.Textbox(label="旁白 / Narration", lines=2, elem_id="scene-narration")
+    dialogue = gr.Textbox(label="台词 / Dialogue — 每行“角色: 台词”，“角色 @2.5: 台词”从第 2.5 秒开始 / one "
+                          "'character: words' a line; 'character @2.5: words' starts at 2.5 s", lines=3,
+                          placeholder="hanli: 这是哪里？\nnangong-wan @2: 你终究还是来了。", elem_id="scene-dialogue")
+    with gr.Row():
+        line_pick = gr.Dropdown([], label="试听哪一句 / Line to preview", scale=3, elem_id="line-select",
+                                allow_custom_value=True)  # its choices follow the text boxes
+        play = gr.Button("▶ 试听 / Play", scale=1, elem_id="line-play")
+        heard = gr.Audio(label="试听 / Preview", type="filepath", interactive=False, scale=3, elem_id="line-audio")
+    heard_note = gr.Markdown()
+    heard_job = gr.State("")
+    heard_timer = gr.Timer(1.0, active=False)
     composed = gr.Textbox(label="合成提示词 / Composed prompt (sent to the engine)", interactive=False, lines=3,
                           elem_id="composed-prompt")
     plan_md = gr.Markdown()
@@ -143,7 +209,7 @@ def build_scenes(projects, episodes, project, engine_ids, t):
         keyframe = gr.Image(label="关键帧 / Keyframe (optional)", type="filepath", height=160, scale=2)
         set_key = gr.Button("设为关键帧 / Set keyframe", scale=1)
         save = gr.Button("保存场景 / Save scene", variant="primary", scale=1)
-    form = [sid, title, duration, seed, prompt, characters, engine, transition, camera, motion]
+    form = [sid, title, duration, seed, prompt, characters, engine, transition, camera, motion, narration, dialogue]
 
     def rows(pid, request):
         status = episodes.project_status(pid, caller(request))
@@ -156,13 +222,39 @@ def build_scenes(projects, episodes, project, engine_ids, t):
             p = projects.scoped(caller(request)).get(pid)
             scene = p.scene(scene_id)
         except AppError:  # a new scene, or a project that does not load
-            return ["", "", 5.0, None, "", gr.update(), "", "", "", "", "", ""]
-        status = {s["id"]: s for s in episodes.project_status(pid, caller(request))["scenes"]}.get(scene_id, {})
+            return ["", "", 5.0, None, "", gr.update(), "", "", "", "", "", "", "", "", gr.update(choices=[], value=None)]
+        full = episodes.project_status(pid, caller(request))
+        status = {s["id"]: s for s in full["scenes"]}.get(scene_id, {})
+        pictures = [x for x in status.get("steps", []) if not x.startswith("tts")]
         md = (f"⚠ {status['plan_error']}" if status.get("plan_error") else
-              "**" + " → ".join(status.get("steps", [])) + "**" + "".join(f"\n- {n}" for n in status.get("notes", [])))
+              "**" + " → ".join(pictures) + "**" + "".join(f"\n- {n}" for n in status.get("notes", [])))
+        md += "".join(f"\n- 🔊 {x['step']} · {x['speaker']} · {x['engine']}/{x['voice']} · ~{x['estimate']:g}s"
+                      + (" · ♻ 已合成 / cached" if x["cached"] else "") for x in status.get("speech", []))
+        if full.get("timing_error"):
+            md += f"\n\n⚠ {full['timing_error']}"
         return [scene.id, scene.title, scene.duration, scene.seed, scene.prompt,
                 gr.update(choices=list(p.characters), value=scene.characters), scene.engine or "",
-                scene.transition or "", scene.camera, scene.motion, p.composed(scene)[0], md]
+                scene.transition or "", scene.camera, scene.motion, scene.narration, format_dialogue(scene.lines),
+                p.composed(scene)[0], md, line_choices(p, scene.narration, format_dialogue(scene.lines))]
+
+    def line_choices(p, narration_v, dialogue_v, keep=None):
+        """The preview dropdown: one entry per line of the form as it stands (nothing while it does not parse)."""
+        try:
+            lines = preview_lines(p, narration_v, dialogue_v)
+        except AppError:
+            return gr.update(choices=[], value=None)
+        choices = [(f"{x.index} · {'旁白 / narrator' if not x.character else x.speaker}: {x.text[:24]}", x.index)
+                   for x in lines]
+        ids = [c[1] for c in choices]
+        return gr.update(choices=choices, value=keep if keep in ids else (ids[0] if ids else None))
+
+    def preview_lines(p, narration_v, dialogue_v):
+        from profiles.schema import Scene
+        from profiles.voices import speech_lines
+
+        lines = parse_dialogue(dialogue_v or "", p.characters)
+        scene = Scene.model_validate({"id": "preview", "prompt": "-", "narration": narration_v or "", "lines": lines})
+        return speech_lines(p, scene)
 
     @on("user")
     def load(pid, keep=None, request: gr.Request = None):
@@ -187,11 +279,13 @@ def build_scenes(projects, episodes, project, engine_ids, t):
 
     @on("user")
     def do_save(pid, old_id, sid_v, title_v, duration_v, seed_v, prompt_v, chars_v, engine_v, trans_v, camera_v,
-                motion_v, request: gr.Request = None):
+                motion_v, narration_v="", dialogue_v="", request: gr.Request = None):
+        store = projects.scoped(caller(request))
         scene = {"id": (sid_v or "").strip(), "title": title_v or "", "duration": duration_v, "prompt": prompt_v or "",
                  "characters": chars_v or [], "engine": engine_v or None,
                  "seed": int(seed_v) if seed_v not in (None, "") else None, "camera": camera_v or "",
-                 "motion": motion_v or "", "transition": trans_v or None}
+                 "motion": motion_v or "", "transition": trans_v or None, "narration": (narration_v or "").strip(),
+                 "lines": parse_dialogue(dialogue_v or "", store.get(pid).characters)}
 
         def change(scenes):
             at = next((i for i, s in enumerate(scenes) if s["id"] == old_id), None)
@@ -201,7 +295,6 @@ def build_scenes(projects, episodes, project, engine_ids, t):
                 scenes[at] = {**scenes[at], **scene}
             return scenes
 
-        store = projects.scoped(caller(request))
         store.edit_scenes(pid, change)
         return [*load(pid, scene["id"], request=request)[:-1], f"✅ {store.get(pid).config.scene_profiles}"]
 
@@ -245,9 +338,58 @@ def build_scenes(projects, episodes, project, engine_ids, t):
     def pick_changed(pid, scene_id, request: gr.Request = None):
         return fill(pid, scene_id, request)
 
+    @on("user")
+    def lines_changed(pid, narration_v, dialogue_v, keep, request: gr.Request = None):
+        try:
+            p = projects.scoped(caller(request)).get(pid)
+        except AppError:
+            return gr.update(choices=[], value=None)
+        return line_choices(p, narration_v, dialogue_v, keep)
+
+    def heard_file(job) -> str:
+        return str(episodes.settings.workspace / job.outputs[0]["file"])
+
+    @on("user")
+    def do_play(pid, narration_v, dialogue_v, index, request: gr.Request = None):
+        """Synthesise one line as the form has it, as a job of the caller's (or hand back the finished one)."""
+        from app.episode_steps import speech_job
+        from profiles.voices import speech_request
+
+        principal = caller(request)
+        p = projects.scoped(principal).get(pid)
+        episodes.access.check_write(pid, principal)  # the job is the project's: a shared read-only one is not
+        try:
+            index = int(index)
+        except (TypeError, ValueError):
+            index = -1
+        line = next((x for x in preview_lines(p, narration_v, dialogue_v) if x.index == index), None)
+        if line is None:
+            raise gr.Error("先写一句旁白或台词，再选中它 / Write a narration or a line first, then pick it.")
+        job, reused = speech_job(episodes.service, principal, speech_request(pid, line))
+        if job.status == "succeeded":
+            return heard_file(job), "", gr.update(active=False), "♻ 已合成过，直接播放 / cached: already made, played as it is"
+        return None, job.id, gr.update(active=True), f"⏳ {line.voice.engine}/{line.voice.voice} …"
+
+    @on("user")
+    def poll_play(job_id, request: gr.Request = None):
+        if not job_id:
+            return gr.update(), "", gr.update(active=False), gr.update()
+        job = episodes.service.get(job_id, caller(request))
+        if job.status == "succeeded":
+            return heard_file(job), "", gr.update(active=False), f"✅ {job.outputs[0].get('duration', 0):.1f}s"
+        if job.status in ("failed", "cancelled"):
+            return None, "", gr.update(active=False), f"⚠ {job.error or job.status}"
+        return gr.update(), job_id, gr.update(active=True), f"⏳ {job.status} {job.progress:.0f}%"
+
     note = gr.Markdown()
-    outs = [table, pick, *form, composed, plan_md, note]
-    pick.change(pick_changed, [project, pick], [*form, composed, plan_md], api_visibility="private")
+    outs = [table, pick, *form, composed, plan_md, line_pick, note]
+    pick.change(pick_changed, [project, pick], [*form, composed, plan_md, line_pick], api_visibility="private")
+    for comp in (narration, dialogue):
+        comp.blur(lines_changed, [project, narration, dialogue, line_pick], line_pick, api_visibility="private",
+                  show_progress="hidden")
+    heard_outs = [heard, heard_job, heard_timer, heard_note]
+    play.click(do_play, [project, narration, dialogue, line_pick], heard_outs, api_visibility="private")
+    heard_timer.tick(poll_play, heard_job, heard_outs, api_visibility="private", show_progress="hidden")
     for comp in (prompt, characters, camera, motion):
         comp.change(preview, [project, prompt, characters, camera, motion], composed, api_visibility="private",
                     show_progress="hidden")

@@ -126,9 +126,29 @@ def build(service, t) -> None:
                 transition = gr.Radio(["cut", "crossfade"], label="transition")
                 fade = gr.Number(label="transition_duration (s)")
             engine_params = gr.Code(label="engine_params (JSON)", language="json")
+            with gr.Accordion("声音与字幕 / Sound & subtitles", open=True):
+                n_engine, n_voice, n_speed = projects_edit.voice_form("旁白 / Narrator", service.engines, "narrator-voice")
+                with gr.Row():
+                    timing = gr.Radio([("随语音 / voice", "voice"), ("固定 / fixed", "fixed")], label="timing", scale=2)
+                    padding = gr.Number(label="speech_padding (s)", scale=1)
+                    clip_audio = gr.Radio([("保留 / keep", "keep"), ("静音 / mute", "mute")],
+                                          label="片段原声 / clip_audio", scale=2)
+                with gr.Row():
+                    subtitles = gr.Radio([("文件 / file", "file"), ("烧录 / burn", "burn"), ("关闭 / off", "off")],
+                                         label="字幕 / subtitles", scale=2)
+                    sub_font = gr.Textbox(label="字体 / font（空 = 自动 / empty = a Chinese font found here）", scale=2)
+                    sub_size = gr.Number(label="字号 / size (0 = auto)", precision=0, scale=1)
+                    sub_position = gr.Radio(["bottom", "top", "middle"], label="位置 / position", scale=2)
+                    sub_outline = gr.Number(label="描边 / outline", scale=1)
+                with gr.Row():
+                    music = gr.Dropdown([], label="音乐 / music (assets/)", allow_custom_value=True, scale=3)
+                    music_upload = gr.File(label="上传音乐 / Upload music", file_types=["audio"], type="filepath",
+                                           scale=2)
+                    music_volume = gr.Slider(0.0, 1.0, step=0.05, label="music_volume", scale=2)
+                    ducking = gr.Checkbox(label="语音时压低音乐 / ducking", scale=1)
             save_settings = gr.Button("保存设置 / Save settings", variant="primary")
         with gr.Tab("角色 / Characters"):
-            chars_load, chars_outs = projects_edit.build_characters(projects, project, t)
+            chars_load, chars_outs = projects_edit.build_characters(projects, project, t, service.engines)
         with gr.Tab("场景 / Scenes"):
             scenes_load, scenes_outs = projects_edit.build_scenes(projects, episodes, project, engine_ids, t)
         with gr.Tab("渲染 / Render"):
@@ -146,10 +166,37 @@ def build(service, t) -> None:
             sidecar = gr.JSON(label="sidecar")
             timer = gr.Timer(1.5, active=False)
 
+    sound_fields = [n_engine, n_voice, n_speed, timing, padding, clip_audio, subtitles, sub_font, sub_size,
+                    sub_position, sub_outline, music, music_volume, ducking]
     settings_fields = [title, style, fps, resolution, default_engine, still_engine, i2v_engine, t2v_engine, negative,
-                       seed, seed_policy, upscale, transition, fade, engine_params]
+                       seed, seed_policy, upscale, transition, fade, engine_params, *sound_fields]
     names = ["title", "style", "fps", "resolution", "default_engine", "still_engine", "i2v_engine", "t2v_engine",
              "negative_prompt", "seed", "seed_policy", "upscale", "transition", "transition_duration"]
+
+    def music_choices(p) -> list[tuple[str, str]]:
+        from profiles.schema import AUDIO_SUFFIXES
+
+        found = sorted(str(f.relative_to(p.assets_dir)).replace("\\", "/") for f in p.assets_dir.rglob("*")
+                       if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES) if p.assets_dir.is_dir() else []
+        return [("（无 / none）", "")] + [(f"assets/{f}", f) for f in found]
+
+    def sound_values(p) -> list:
+        cfg = p.config
+        style = cfg.subtitle_style
+        return [*projects_edit.voice_updates(service.engines, cfg.narrator_voice), cfg.timing, cfg.speech_padding,
+                cfg.clip_audio, cfg.subtitles, style.font, style.size, style.position, style.outline,
+                gr.update(choices=music_choices(p), value=cfg.music or ""), cfg.music_volume, cfg.ducking]
+
+    def sound_changes(values) -> dict:
+        (engine_v, voice_v, speed_v, timing_v, padding_v, clip_v, subs_v, font_v, size_v, position_v, outline_v,
+         music_v, volume_v, ducking_v) = values
+        return {"narrator_voice": projects_edit.voice_value(engine_v, voice_v, speed_v), "timing": timing_v or "voice",
+                "speech_padding": 0.3 if padding_v in (None, "") else padding_v, "clip_audio": clip_v or "keep",
+                "subtitles": subs_v or "file",
+                "subtitle_style": {"font": font_v or "", "size": int(size_v or 0), "position": position_v or "bottom",
+                                   "outline": 2.0 if outline_v in (None, "") else outline_v},
+                "music": music_v or None, "music_volume": 0.3 if volume_v in (None, "") else volume_v,
+                "ducking": bool(ducking_v)}
 
     def render_choices(pid, principal):
         projects.check_read(pid, principal)
@@ -171,6 +218,7 @@ def build(service, t) -> None:
         cfg = p.config.model_dump(mode="json")
         values = [cfg[n] if n != "default_engine" else (cfg[n] or "") for n in names]
         values.append(json.dumps(cfg["engine_params"], ensure_ascii=False, indent=2))
+        values += sound_values(p)
         latest = next(iter(episodes.episodes(pid, principal, limit=1)), None)
         render_list = render_choices(pid, principal)
         return ["", *values, gr.update(choices=[(s.id, s.id) for s in p.scenes], value=[]),
@@ -199,17 +247,33 @@ def build(service, t) -> None:
     def do_save_settings(pid, *values, request: gr.Request = None):
         if not pid:
             return gr.update()
-        changes = dict(zip(names, values[:-1]))
+        projects.check_write(pid, caller(request))
+        n = len(names)
+        changes = dict(zip(names, values[:n]))
         changes["default_engine"] = changes["default_engine"] or None
         changes["fps"], changes["seed"] = int(changes["fps"] or 16), int(changes["seed"] or 0)
         try:
-            changes["engine_params"] = json.loads(values[-1] or "{}")
+            changes["engine_params"] = json.loads(values[n] or "{}")
         except json.JSONDecodeError as exc:
             raise gr.Error(f"engine_params: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if len(values) == n + 1 + len(sound_fields):
+            changes.update(sound_changes(values[n + 1:]))
         projects.scoped(caller(request)).update_config(pid, changes)
         return "✅ project.yaml"
 
     save_settings.click(do_save_settings, [project, *settings_fields], error, api_visibility="private")
+
+    @on("user")
+    def do_upload_music(pid, path, request: gr.Request = None):
+        if not pid or not path:
+            return gr.update(), gr.update()
+        store = projects.scoped(caller(request))
+        with open(path, "rb") as fh:
+            rel = store.add_audio(pid, fh.read(50 * 2**20 + 1), path)
+        store.update_config(pid, {"music": rel})
+        return gr.update(choices=music_choices(store.get(pid)), value=rel), "✅ project.yaml → music"
+
+    music_upload.upload(do_upload_music, [project, music_upload], [music, error], api_visibility="private")
 
     @on("user")
     def do_create(pid, new_title_v, request: gr.Request = None):

@@ -88,3 +88,70 @@ def test_kill9_mid_episode_then_restart_finishes_without_redoing_scenes(tmp_path
         assert not list((ws / "projects" / "drill" / "renders").glob(".*"))  # no half-written files
     finally:
         assert proc2.stop() == 0, proc2.log()
+
+
+SPEECH_PROJECT = PROJECT + "narrator_voice: {engine: tencent-tts, voice: narrator}\n"
+SPEECH_CHARACTERS = """\
+characters:
+  hanli: {name: 韩立, voice: {engine: tencent-tts, voice: male}}
+"""
+SPEECH_SCENES = """\
+scenes:
+  - {id: one, prompt: bamboo forest at dawn, duration: 2, narration: 竹林晨光。, lines: [{character: hanli, text: 好剑！}]}
+  - {id: two, prompt: sword duel on a rooftop, duration: 2, params: {num_inference_steps: 60}, narration: 屋顶对决。}
+  - {id: three, prompt: lanterns over a river, duration: 2, lines: [{character: hanli, text: 走吧。}]}
+"""
+
+
+def test_kill9_mid_episode_with_speech_synthesises_nothing_twice(tmp_path, tiny_wan_dir):
+    """The speech is on the loopback Tencent TextToVoice, which counts every synthesis (what Tencent bills)."""
+    from tests.cloud.fake_speech import FakeTencentTts
+    from tests.cloud.fake_tencent import SECRET_ID, SECRET_KEY
+    from tests.projects.synth import probe_av
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    install_weights(ws, WAN, tiny_wan_dir)
+    write_project(ws / "projects", "drill", project=SPEECH_PROJECT, characters=SPEECH_CHARACTERS,
+                  scenes=SPEECH_SCENES, face=False)
+    with FakeTencentTts() as tencent:
+        env = {"XIANYING_SECRETS": str(tmp_path / "secrets.yaml"), "TENCENTCLOUD_TTS_ENDPOINT": tencent.url,
+               "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+        proc = StudioProcess(ws, env=env).start()
+        try:
+            client = Client(proc.url, download_files=str(tmp_path / "dl"), verbose=False)
+            project = client.predict("drill", api_name="/projects")
+            assert [s["steps"] for s in project["scenes"]] == [
+                [f"clip: {WAN}", "tts0: tencent-tts", "tts1: tencent-tts"], [f"clip: {WAN}", "tts0: tencent-tts"],
+                [f"clip: {WAN}", "tts0: tencent-tts"]]
+            episode = client.predict("drill", {"name": "drill"}, api_name="/render_project")["task_id"]
+
+            def mid_episode():
+                s = client.predict(episode, api_name="/episode")
+                steps = {(sc["scene"], st["step"]): st["status"] for sc in s["scenes"] for st in sc["steps"]}
+                speech = [v for (_, step), v in steps.items() if step.startswith("tts")]
+                ready = steps[("one", "clip")] == "succeeded" and steps[("two", "clip")] == "running"
+                return s if ready and speech == ["succeeded"] * 4 else None
+
+            before = wait(mid_episode, what="speech done, scene one done, scene two running", log=proc.log)
+        finally:
+            proc.kill9()
+        assert tencent.calls == 4
+
+        proc2 = StudioProcess(ws, env=env, port=proc.port).start()
+        try:
+            client = Client(proc2.url, download_files=str(tmp_path / "dl2"), verbose=False)
+            final = wait(lambda: (s := client.predict(episode, api_name="/episode"))["status"] in
+                         ("succeeded", "failed", "cancelled") and s, what="episode finished", log=proc2.log)
+            assert final["status"] == "succeeded", final
+            assert tencent.calls == 4  # nothing already synthesised was synthesised again
+            kids = client.predict({"parent": episode}, api_name="/tasks")
+            assert sorted(k["engine"] for k in kids) == ["stitch", *["tencent-tts"] * 4, *[WAN] * 3]
+            speech_ids = lambda s: {st["task_id"] for sc in s["scenes"] for st in sc["steps"]  # noqa: E731
+                                    if st["step"].startswith("tts")}
+            assert speech_ids(final) == speech_ids(before)
+            assert all(k["attempts"] == 1 for k in kids if k["engine"] == "tencent-tts")
+            info = probe_av(ws / final["outputs"][0]["file"])
+            assert info["audio"]["codec"] == "aac" and abs(info["audio"]["seconds"] - info["video"]["frames"] / 8) <= 1 / 8
+        finally:
+            assert proc2.stop() == 0, proc2.log()

@@ -100,3 +100,26 @@ def test_the_sample_speaks_in_every_scene_with_a_voice_for_everyone():
         assert lines and lines[0].speaker == NARRATOR_SPEAKER
         assert all(any("\u4e00" <= ch <= "\u9fff" for ch in x.text) for x in lines)
     assert sum(len(s.lines) for s in project.scenes) >= 5
+
+
+def test_the_dialogue_box_parses_strictly_and_round_trips(root):
+    from core.errors import ValidationError
+    from profiles.voices import format_dialogue, parse_dialogue
+
+    chars = load_project(write_project(root)).characters  # hanli, named "韩立 Han Li"
+    text = "hanli: 这是哪里？\n\n  韩立 @2.5 ：我还活着？ \nHan Li@3s: 剑来！"
+    lines = parse_dialogue(text, chars)
+    assert lines == [{"character": "hanli", "text": "这是哪里？"}, {"character": "hanli", "text": "我还活着？", "at": 2.5},
+                     {"character": "hanli", "text": "剑来！", "at": 3.0}]
+    assert parse_dialogue(format_dialogue(lines), chars) == lines
+    assert format_dialogue(lines).splitlines()[1] == "hanli @2.5: 我还活着？"
+    assert parse_dialogue("  \n", chars) == []
+    for bad, needle, zh in (("hanli 这是哪里", "line 1: write it as 'character: words'", "第 1 行"),
+                            ("hanli: 好\nwan: 你好", "line 2: no character 'wan'", "没有角色“wan”"),
+                            ("hanli:   ", "hanli says nothing", "没有台词"),
+                            ("hanli @700: 好", "600 s", "600 秒"),
+                            ("hanli: " + "长" * 501, "at most 500 characters", "500"),
+                            ("hanli: 好\n" * 41, "at most 40", "40")):
+        with pytest.raises(ValidationError) as err:
+            parse_dialogue(bad, chars)
+        assert needle in err.value.en and zh in err.value.zh, (bad, err.value.en)

@@ -35,3 +35,21 @@ def test_rerun_of_someone_elses_job_is_refused_and_never_billed_to_them(make_api
         service.rerun(job.id, Principal(user="bob"))
     again = service.rerun(job.id, Principal(user="alice"))
     assert again.user == "alice" and again.rerun_of == job.id
+
+
+def test_speech_lines_are_free_of_the_video_quota(make_api):
+    """A line of speech is not a video: a user at their video cap can still synthesise, and their
+    speech does not use up videos (an episode has dozens of lines)."""
+    from tests.tiny_speech import build_tiny_kokoro
+
+    api = make_api(rest={"auth": "required"}, users={"erin": {"quotas": {"videos_per_day": 1}}}, start=False)
+    build_tiny_kokoro(api.studio.settings.workspace / "models" / "local-tts")
+    service, erin = api.studio.service, Principal(user="erin")
+    line = {"engine": "local-tts", "params": {"text": "你好，仙人。", "voice": "narrator"}}
+    for _ in range(3):
+        assert service.submit(line, erin).task == "tts"
+    service.submit(WAN, erin)  # the one video of the day: the speech did not use it up
+    with pytest.raises(QuotaExceeded):
+        service.submit(WAN, erin)
+    for _ in range(2):
+        assert service.submit(line, erin).status == "queued"  # at the video cap, speech still goes
