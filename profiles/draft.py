@@ -150,7 +150,7 @@ def _voice(name: str, text: str) -> str:
         near = " ".join(re.findall(rf"[^.!?]*\b{name}\b[^.!?]*", text))
         she, he = len(re.findall(r"\b(she|her)\b", near, re.I)), len(re.findall(r"\b(he|his|him)\b", near, re.I))
     else:
-        near = "".join(s for s in re.split(r"[。！？]", text) if name in s)
+        near = "".join(text[m.start():m.start() + 40] for m in re.finditer(re.escape(name), text))
         she, he = near.count("她"), near.count("他")
         if name[-1] in _FEMALE_HINTS:
             she += 2
@@ -179,7 +179,7 @@ def _tag_only(remainder: str, name: str) -> bool:
     rest = re.sub(r"[\s，,。：:！!？?.、—…]", "", remainder.replace(name, "", 1))
     if name.isascii():
         return rest.lower() in _VERBS_EN or any(rest.lower() == v + "softly" for v in _VERBS_EN)
-    return len(rest) <= 5 and any(rest.endswith(v) for v in _VERBS_ZH)
+    return len(rest) <= 3 and any(rest.endswith(v) for v in _VERBS_ZH)  # 道 / 笑道 / 低声道, not 摇了摇头说
 
 
 def _split_long(text: str, limit: int) -> list[str]:
@@ -203,30 +203,68 @@ def _split_long(text: str, limit: int) -> list[str]:
     return [p for p in parts if p]
 
 
+def _sentence_units(sentence: str, ids: dict[str, str], para_start: bool) -> list[_Unit]:
+    """One sentence as units in the order it is said: narration, then the quotes after it; a part of
+    the narration that follows a quote starts a unit of its own (a scene speaks narration first)."""
+    quotes = [(m.group(1) if m.group(1) is not None else m.group(2)) for m in _QUOTE.finditer(sentence)]
+    remainder = _QUOTE.sub(" ", sentence).strip()
+    who = _speaker(remainder, ids) if any(q and q.strip() for q in quotes) else None
+    units: list[_Unit] = []
+    if not who:
+        pieces = _split_long(sentence, MAX_SCENE_CHARS)
+        units = [_Unit(piece, [], para_start and n == 0) for n, piece in enumerate(pieces)]
+        return units
+    tag_only = _tag_only(remainder, who)
+    current = _Unit(para_start=para_start)
+    at = 0
+    for m in [*_QUOTE.finditer(sentence), None]:
+        between = sentence[at:m.start() if m else len(sentence)]
+        if not tag_only and re.sub(r"[^\w]", "", between):
+            if current.lines:
+                units.append(current)
+                current = _Unit()
+            text = _closed(between.strip(" ：:，,"))
+            for piece in _split_long(text, MAX_SCENE_CHARS)[:-1]:
+                units.append(_Unit(piece, [], current.para_start))
+                current.para_start = False
+                text = text[len(piece):]
+            current.narration += text
+        if m is None:
+            break
+        said = (m.group(1) if m.group(1) is not None else m.group(2) or "").strip()
+        if said:
+            current.lines += [(ids[who], piece) for piece in _split_long(said, 500)]
+        at = m.end()
+    units.append(current)
+    return units
+
+
+def _closed(text: str) -> str:
+    """``text`` ending in sentence punctuation (a heading or a cut speech tag gets a full stop)."""
+    if not text or text.endswith(tuple(_END + _CLOSE + '."')):
+        return text
+    return text + ("." if text.isascii() else "。")
+
+
 def units_of(text: str, ids: dict[str, str]) -> list[_Unit]:
     out: list[_Unit] = []
     for para in paragraphs(text):
-        first = True
-        for sentence in sentences(para):
-            unit = _Unit(para_start=first)
-            first = False
-            quotes = [(m.group(1) if m.group(1) is not None else m.group(2)) for m in _QUOTE.finditer(sentence)]
-            quotes = [q.strip() for q in quotes if q and q.strip()]
-            remainder = _QUOTE.sub(" ", sentence).strip()
-            who = _speaker(remainder, ids) if quotes else None
-            if who:
-                if not _tag_only(remainder, who):
-                    unit.narration = remainder.strip(" ：:，,") or ""
-                for q in quotes:
-                    unit.lines += [(ids[who], piece) for piece in _split_long(q, 500)]
-                if unit.narration and not unit.narration.endswith(tuple(_END + ".")):
-                    unit.narration += "。" if not unit.narration.isascii() else "."
-            else:
-                unit.narration = sentence
-            for piece in _split_long(unit.narration, MAX_SCENE_CHARS) if unit.narration else [""]:
-                out.append(_Unit(piece, [], unit.para_start))
-                unit.para_start = False
-            out[-1].lines = unit.lines
+        units: list[_Unit] = []
+        for n, sentence in enumerate(sentences(para)):
+            units += _sentence_units(sentence, ids, n == 0)
+        # a quote standing alone ("“苏师姐？”沈墨试探着问了一句。") is said by the speaker of what follows
+        for k, unit in enumerate(units[:-1]):
+            m = _QUOTE.fullmatch(unit.narration.strip())
+            if not m or unit.lines:
+                continue
+            after = units[k + 1]
+            who = after.lines[0][0] if after.lines else ids.get(_speaker(after.narration, ids) or "")
+            said = (m.group(1) if m.group(1) is not None else m.group(2) or "").strip()
+            if who and said:
+                unit.lines, unit.narration = [(who, piece) for piece in _split_long(said, 500)], ""
+        if units:
+            units[-1].narration = _closed(units[-1].narration)
+        out += units
     return out
 
 
@@ -314,6 +352,10 @@ def split_text(text: str, *, scenes: int | None = None, seconds: float | None = 
                     "prompt": visual_prompt(narration, [names_by_id[c] for c in present], prompts, bool(lines)),
                     "camera": "medium close-up" if lines else ("wide shot" if g[0].para_start else "medium shot"),
                     "motion": "", "duration": round(min(60.0, max(2.0, duration)), 1)})
+    if wanted and len(out) > max(wanted * 1.5, wanted + 3):
+        warnings.append(f"Drafted {len(out)} scenes ({wanted} asked for): a scene reads at most about "
+                        f"{MAX_SCENE_CHARS} characters, and dialogue closes a scene. / 共起草 {len(out)} 个场景"
+                        f"（目标 {wanted} 个）：每个场景最多约 {MAX_SCENE_CHARS} 字，且对白会结束一个场景。")
     reading_total = total / CPS
     if seconds and reading_total > seconds * 1.15:
         warnings.append(f"The narration takes about {reading_total:.0f} s to read, longer than the {seconds:.0f} s "

@@ -25,7 +25,7 @@ from profiles.styles import STYLES
 
 from app.access import caller
 
-from . import projects_edit
+from . import draft_view, projects_edit
 from .api import on
 from .i18n import lang_of
 
@@ -145,6 +145,8 @@ def build(service, t) -> None:
                 player = gr.Video(label=t("output"), scale=4)
             sidecar = gr.JSON(label="sidecar")
             timer = gr.Timer(1.5, active=False)
+        with gr.Tab("起草 / Draft"):
+            draft_view.build(service, projects, project, t)
 
     settings_fields = [title, style, fps, resolution, default_engine, still_engine, i2v_engine, t2v_engine, negative,
                        seed, seed_policy, upscale, transition, fade, engine_params]
