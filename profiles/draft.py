@@ -86,10 +86,10 @@ def sentences(paragraph: str) -> list[str]:
             if depth == 0 and i > 0 and paragraph[i - 1] in _END + ".,，":
                 # a quote ending a sentence: cut unless a speech tag follows in this sentence
                 j = i + 1
-                if j >= n or paragraph[j] in "\n" or not _tag_follows(paragraph[j:]):
-                    if paragraph[i - 1] not in ",，":
-                        out.append(paragraph[start:j])
-                        start = j
+                ends = j >= n or paragraph[j] in "\n" or not _tag_follows(paragraph[j:])
+                if ends and paragraph[i - 1] not in ",，":
+                    out.append(paragraph[start:j])
+                    start = j
         elif ch == '"':
             straight = not straight
         elif depth == 0 and not straight and (ch in _END or (ch == "." and (i + 1 >= n or paragraph[i + 1] == " "))):
@@ -148,7 +148,7 @@ def _name_like(cand: str) -> bool:
 def _voice(name: str, text: str) -> str:
     if name.isascii():
         near = " ".join(re.findall(rf"[^.!?]*\b{name}\b[^.!?]*", text))
-        she, he = len(re.findall(r"\b(she|her)\b", near, re.I)), len(re.findall(r"\b(he|his|him)\b", near, re.I))
+        she, he = len(re.findall(r"\b(she|her)\b", near, re.IGNORECASE)), len(re.findall(r"\b(he|his|him)\b", near, re.IGNORECASE))
     else:
         near = "".join(text[m.start():m.start() + 40] for m in re.finditer(re.escape(name), text))
         she, he = near.count("她"), near.count("他")

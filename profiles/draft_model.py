@@ -21,7 +21,14 @@ from __future__ import annotations
 import copy
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 
 from .schema import Character, Line, Scene, Slug
 

@@ -79,7 +79,7 @@ def response_format(mode: str, schema: dict, name: str) -> dict | None:
 def parse_content(content: str) -> Any:
     """The JSON value in a reply: the whole text, or the inside of a ```json fence."""
     text = content.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
     if fenced and not text.startswith(("{", "[")):
         text = fenced.group(1).strip()
     return json.loads(text)

@@ -21,7 +21,14 @@ from pydantic import Field, field_validator
 
 from app.errors import ProviderError, ValidationError
 from app.media import atomic_write_json
-from engines.base import CloudEngine, EngineRequest, Output, Params, RemoteState, output_name
+from engines.base import (
+    CloudEngine,
+    EngineRequest,
+    Output,
+    Params,
+    RemoteState,
+    output_name,
+)
 from engines.cloud.chat import USAGE_KEYS, ChatEndpoint, complete_json
 from engines.cloud.journal import CreateJournal
 from profiles.draft import chunks
@@ -117,9 +124,7 @@ class ScriptEngine(CloudEngine):
 
     def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
         note = self.journal.load(request.job_id)
-        if not note.get("drafts"):
-            note = self._draft_next(request)
-        elif len(note["drafts"]) < int(note.get("parts") or 1):
+        if not note.get("drafts") or len(note["drafts"]) < int(note.get("parts") or 1):
             note = self._draft_next(request)
         parts, done = int(note.get("parts") or 1), len(note.get("drafts") or [])
         info = {"usage": note.get("usage") or {}, "model": note.get("model"), "chunks": parts, "calls": note.get("calls")}

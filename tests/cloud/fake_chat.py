@@ -81,14 +81,14 @@ class FakeChat(FakeServer):
                 spec = fmt.get("json_schema") or {}
                 if not spec.get("name") or not isinstance(spec.get("schema"), dict):
                     return self.error(400, "invalid_parameter", "response_format.json_schema needs name and schema")
-            elif fmt.get("type") == "json_object":
-                if "json" not in json.dumps(body["messages"], ensure_ascii=False).lower():
-                    return self.error(400, "invalid_parameter", "'messages' must contain the word 'json' in some "
-                                      "form, to use 'response_format' of type 'json_object'.")
+            elif fmt.get("type") == "json_object" and "json" not in json.dumps(body["messages"],
+                                                                                ensure_ascii=False).lower():
+                return self.error(400, "invalid_parameter", "'messages' must contain the word 'json' in some "
+                                  "form, to use 'response_format' of type 'json_object'.")
         self.bodies.append(body)
         user = next((m.get("content", "") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
         first_user = next((m.get("content", "") for m in body["messages"] if m.get("role") == "user"), "")
-        found = re.search(r"<<<\n(.*?)\n>>>", first_user, re.S)
+        found = re.search(r"<<<\n(.*?)\n>>>", first_user, re.DOTALL)
         default = draft_of(found.group(1) if found else user)
         with self._script_lock:
             scripted = self.replies.pop(0) if self.replies else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ def test_the_chapter_is_real_length():
 
 
 def test_every_sentence_is_kept_exactly_once_in_order():
-    draft, warnings = split_text(CHAPTER)
+    draft, _ = split_text(CHAPTER)
     names = {c.name for c in draft.characters}
     source, said = content(CHAPTER), spoken_order(draft)
     left_out = gaps(source, said)
@@ -92,10 +91,10 @@ def test_names_become_characters_and_speakers():
 
 @pytest.mark.parametrize("scenes", [25, 60, 100])
 def test_a_scene_count_is_roughly_kept(scenes):
-    draft, warnings = split_text(CHAPTER, scenes=scenes)
+    draft, _ = split_text(CHAPTER, scenes=scenes)
     assert scenes * 0.7 <= len(draft.scenes) <= scenes * 2
-    small, _ = split_text(CHAPTER, scenes=5)  # too few for the text: more, and a warning that says why
-    assert len(small.scenes) > 5 and any("5 asked for" in w for w in _)
+    small, warnings = split_text(CHAPTER, scenes=5)  # too few for the text: more, and a warning that says why
+    assert len(small.scenes) > 5 and any("5 asked for" in w for w in warnings)
 
 
 def test_a_length_in_seconds_sets_durations_and_warns_when_the_text_is_longer():
