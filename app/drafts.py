@@ -3,7 +3,7 @@ the draft to a project without overwriting anything.
 
 ``DraftService(service, access).draft(request, principal, source=...) -> dict``
 
-``request``: ``{text, project?, after_scene?, scenes?, seconds?, engine?, title?}``
+``request``: ``{text, project?, after_scene?, scenes?, seconds?, engine?, title?, wait?, task_id?}``
 
 * ``project`` empty: a new project owned by the caller (``ProjectAccess.create``), titled ``title``
   (or the draft's own title). Otherwise the caller must be able to write ``project``; the scenes go
@@ -11,12 +11,15 @@ the draft to a project without overwriting anything.
 * Characters are added only when new: one whose name the project already has is that character.
 * ``engine`` empty or ``"offline"``: ``profiles.draft.split_text``. Otherwise a script engine id (or
   ``qwen``/``glm``/``doubao``/``llm``): a ``script`` job on the queue, owned by and billed to the
-  caller; this call waits for it (``wait_s``) and reads its draft file.
+  caller; this call waits for it up to ``wait`` seconds (default 600) and reads its draft file.
+  When the job is still running then, the answer is ``{project: None, task_id, status}``: call again
+  later with ``{task_id, project?, after_scene?}`` (no text) to add that finished draft.
 * The drafted prompts suit the project's clip engine: English tags when it is SDXL, sentences for
   Wan and the cloud engines; the project's style preset goes to the LLM (and is added by the studio
   at render time, as for every scene).
 
-Returns ``{project, scenes_added, characters_added, warnings, task_id}`` (ids of what was added).
+Returns ``{project, scenes_added, characters_added, warnings, task_id, status}`` (ids of what was added;
+``status`` is ``done``, or the script job's status while it is not finished).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 
 from profiles.draft import split_text
@@ -45,13 +48,24 @@ MAX_TEXT = 40_000
 class DraftRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
-    text: str = Field(..., min_length=1, max_length=MAX_TEXT, description="The chapter or script (≤ 40,000 characters)")
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT,
+                             description="The chapter or script (≤ 40,000 characters)")
     project: str | None = Field(None, pattern=SLUG, description="Draft into this project; empty: a new project")
     after_scene: str | None = Field(None, pattern=SLUG, description="Add the scenes after this one; empty: at the end")
     scenes: int | None = Field(None, ge=1, le=MAX_SCENES, description="How many scenes")
     seconds: float | None = Field(None, ge=5, le=3600, description="Episode length in seconds (instead of scenes)")
     engine: str | None = Field(None, max_length=64, description="offline (default), or a script engine id")
     title: str | None = Field(None, max_length=200, description="Title of a new project")
+    wait: float = Field(600.0, ge=0, le=900, description="Seconds to wait for an LLM draft before answering")
+    task_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="Add the draft of this finished "
+                                "script task (instead of text)")
+
+    @model_validator(mode="after")
+    def _text_or_task(self):
+        if bool(self.text) == bool(self.task_id):
+            raise ValueError("give either text (to draft) or task_id (a finished script task's draft) / "
+                             "请提供 text（要起草的文本）或 task_id（已完成的起草任务）之一")
+        return self
 
 
 def parse(request) -> DraftRequest:
@@ -81,8 +95,9 @@ class DraftService:
         return self.access.store
 
     # --- drafting --------------------------------------------------------------------------
-    def draft(self, request, principal: Principal, *, source: str = "api", wait_s: float = 900.0) -> dict:
+    def draft(self, request, principal: Principal, *, source: str = "api", wait_s: float | None = None) -> dict:
         req = parse(request)
+        wait = req.wait if wait_s is None else wait_s
         project = None
         if req.project:
             self.access.check_write(req.project, principal)
@@ -97,21 +112,31 @@ class DraftService:
         known = {c.name: cid for cid, c in project.characters.items()} if project else {}
         engine = (req.engine or OFFLINE).strip()
         engine = ALIASES.get(engine.lower(), engine)
-        task_id = None
-        if engine == OFFLINE:
+        task_id, warnings = req.task_id, []
+        if task_id:
+            job = self.service.get(task_id, principal)
+            if job.task != "script":
+                raise ValidationError(f"Task {task_id} is not a script draft.", f"任务 {task_id} 不是剧本起草任务。")
+            draft = self._finished(job, wait=0)
+            if draft is None:
+                return self._pending(job)
+        elif engine == OFFLINE:
             try:
                 draft, warnings = split_text(req.text, scenes=req.scenes, seconds=req.seconds, prompts=flavour,
                                              known=known, title=req.title or "")
             except (ValueError, PydanticError) as exc:
                 raise ValidationError(f"The text could not be drafted: {exc}", f"无法起草该文本：{exc}") from None
         else:
-            draft, task_id = self._llm(req, engine, principal, source, style, flavour, known, wait_s)
-            warnings = []
+            job = self._submit(req, engine, principal, source, style, flavour, known)
+            task_id = job.id
+            draft = self._finished(job, wait=wait)
+            if draft is None:
+                return self._pending(self.service.row(job.id))
         result = self.apply(draft, principal, project=req.project, after_scene=req.after_scene,
-                            title=req.title or draft.title or _title_of(req.text), known=known)
-        return {**result, "warnings": warnings + result.pop("warnings"), "task_id": task_id}
+                            title=req.title or draft.title or _title_of(req.text or ""), known=known)
+        return {**result, "warnings": warnings + result.pop("warnings"), "task_id": task_id, "status": "done"}
 
-    def _llm(self, req: DraftRequest, engine_id: str, principal, source, style, flavour, known, wait_s):
+    def _submit(self, req: DraftRequest, engine_id: str, principal, source, style, flavour, known):
         engine = self.service.engine(engine_id)
         if "script" not in engine.tasks:
             raise ValidationError(f"{engine_id} cannot draft scripts; use offline or one of: "
@@ -119,26 +144,35 @@ class DraftService:
                                   f"{engine_id} 不能起草剧本；请用 offline 或剧本引擎。")
         params = {"text": req.text, "scenes": req.scenes, "seconds": req.seconds, "prompts": flavour, "style": style,
                   "characters": [{"id": cid, "name": name} for name, cid in known.items()]}
-        job = self.service.submit({"engine": engine_id, "params": {k: v for k, v in params.items() if v is not None},
-                                   "project": req.project}, principal, source=source)
-        deadline = time.monotonic() + wait_s
+        return self.service.submit({"engine": engine_id, "params": {k: v for k, v in params.items() if v is not None},
+                                    "project": req.project}, principal, source=source)
+
+    def _finished(self, job, wait: float) -> DraftProject | None:
+        """The job's draft once it succeeded (waiting up to ``wait`` s); None while it runs."""
+        deadline = time.monotonic() + wait
         while True:
             row = self.service.row(job.id)
-            if row.status in ("succeeded", "failed", "cancelled"):
+            if row.status in ("succeeded", "failed", "cancelled") or time.monotonic() >= deadline:
                 break
-            if time.monotonic() > deadline:
-                raise AppError(f"The draft (task {job.id}) is still running; look at it in the Queue tab.",
-                               f"起草任务 {job.id} 仍在运行，请在“队列”页查看。", task_id=job.id)
             time.sleep(0.2)
+        if row.status in ("queued", "running"):
+            return None
         if row.status != "succeeded":
             raise AppError(row.error or f"The draft task was {row.status}.", row.error_zh or f"起草任务{row.status}。",
                            task_id=job.id)
         from engines.script.base import read_draft
 
         try:
-            return read_draft(self.service.primary_output(row)), job.id
+            return read_draft(self.service.primary_output(row))
         except PydanticError as exc:
             raise ValidationError(*pydantic_message(exc)) from None
+
+    @staticmethod
+    def _pending(job) -> dict:
+        return {"project": None, "scenes_added": [], "characters_added": [], "task_id": job.id, "status": job.status,
+                "warnings": [f"The draft (task {job.id}) is still {job.status}; call again with "
+                             f'{{"task_id": "{job.id}"}} (and project / after_scene) once it has finished. / '
+                             f"起草任务 {job.id} 仍在进行，完成后请以 task_id 再次调用以加入项目。"]}
 
     # --- adding to a project ---------------------------------------------------------------
     def apply(self, draft: DraftProject, principal: Principal, *, project: str | None, after_scene: str | None = None,

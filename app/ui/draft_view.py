@@ -3,9 +3,11 @@ a scene of the open one, offline or with an LLM script engine.
 
 Named endpoint for scripts (``gradio_client``):
 
-    /draft_project (request) -> {project, scenes_added, characters_added, warnings, task_id}
-        request: {text, project?, after_scene?, scenes?, seconds?, engine?, title?}
+    /draft_project (request) -> {project, scenes_added, characters_added, warnings, task_id, status}
+        request: {text, project?, after_scene?, scenes?, seconds?, engine?, title?, wait?}
+                 or {task_id, project?, after_scene?}: add a finished script task's draft
         engine: "offline" (default) | dashscope-script | zhipu-script | ark-script | llm-script
+        An LLM draft not finished within ``wait`` s (default 600) answers {project: None, task_id, status}.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def build(service, projects, project, t) -> None:
         out = drafts.draft(body, principal, source="ui")
         from .projects_view import project_choices
 
+        if not out["project"]:  # an LLM still drafting: the result names its task
+            return out, gr.update()
         return out, gr.update(choices=project_choices(projects, principal), value=out["project"])
 
     upload.upload(load_file, upload, text, api_visibility="private")

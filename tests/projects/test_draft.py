@@ -235,3 +235,30 @@ def test_an_llm_draft_runs_as_a_script_job(drafts, monkeypatch):
         assert sent["model"] == "doubao-seed-1-6-250615" and sent["thinking"] == {"type": "disabled"}
         assert "30 seconds" in sent["messages"][1]["content"] or "seconds" in sent["messages"][1]["content"]
         assert json.dumps(sent["response_format"]["json_schema"]["schema"])
+
+
+def test_a_slow_llm_draft_answers_with_its_task_and_is_added_later(drafts, monkeypatch):
+    from app.access import Principal
+    from app.errors import NotFound, ValidationError
+    from tests.cloud.fake_chat import API_KEY, FakeChat
+
+    with FakeChat(prefix="/api/paas/v4") as chat:
+        monkeypatch.setenv("ZHIPUAI_API_KEY", API_KEY)
+        monkeypatch.setenv("ZHIPUAI_BASE_URL", chat.url + "/api/paas/v4")
+        chat.latency = 1.0
+        alice = Principal(user="alice")
+        pid = drafts.access.create("slow", "Slow", alice).id
+        first = drafts.draft({"text": "沈墨推开窗。\n雨停了。", "engine": "glm", "project": pid, "wait": 0}, alice)
+        assert first["project"] is None and first["status"] in ("queued", "running") and first["task_id"]
+        assert drafts.store.get(pid).scenes == []
+        from tests.conftest import wait_for
+
+        wait_for(lambda: drafts.service.row(first["task_id"]).status == "succeeded", timeout=60)
+        with pytest.raises(NotFound):  # someone else's task is not theirs to add
+            drafts.draft({"task_id": first["task_id"]}, Principal(user="bob"))
+        with pytest.raises(ValidationError, match="either text"):
+            drafts.draft({"task_id": first["task_id"], "text": "x"}, alice)
+        done = drafts.draft({"task_id": first["task_id"], "project": pid}, alice)
+        assert done["status"] == "done" and len(done["scenes_added"]) == 2
+        assert [s.narration for s in drafts.store.get(pid).scenes] == ["沈墨推开窗。", "雨停了。"]
+        assert chat.bodies[0]["model"] == "glm-4.5-air" and chat.bodies[0]["thinking"] == {"type": "disabled"}

@@ -114,3 +114,24 @@ def test_huge_text_gets_a_clean_4xx_naming_the_limit(shared):
     assert "event: error" in answer and "seconds" in answer and "finite" in answer, answer
     assert not [p for p in drafts_of(shared).access.summaries(Principal(user="bob"))
                 if p.get("owner") == "bob"]
+
+
+def test_rest_answers_202_while_an_llm_drafts_and_only_the_owner_adds_it(shared, monkeypatch):
+    from tests.cloud.fake_chat import API_KEY, FakeChat
+    from tests.conftest import wait_for
+
+    with FakeChat(prefix="/api/v3") as chat:
+        monkeypatch.setenv("ARK_API_KEY", API_KEY)
+        monkeypatch.setenv("ARK_BASE_URL", chat.url + "/api/v3")
+        chat.latency = 1.0
+        with httpx.Client(base_url=shared.base, timeout=60) as client:
+            r = client.post("/api/v1/projects/draft", headers=headers(shared.keys["alice"]),
+                            json={"text": TEXT, "engine": "ark-script", "wait": 0})
+            assert r.status_code == 202 and r.json()["project"] is None, r.text
+            task = r.json()["task_id"]
+            wait_for(lambda: shared.job(task).status == "succeeded", timeout=60)
+            r = client.post("/api/v1/projects/draft", headers=headers(shared.keys["bob"]), json={"task_id": task})
+            assert r.status_code == 404
+            r = client.post("/api/v1/projects/draft", headers=headers(shared.keys["alice"]), json={"task_id": task})
+            assert r.status_code == 200 and r.json()["scenes_added"], r.text
+            assert shared.job(task).user == "alice" and API_KEY not in r.text
