@@ -169,10 +169,11 @@ class DraftService:
 
     @staticmethod
     def _pending(job) -> dict:
+        note = (f"The draft (task {job.id}) is still {job.status}; call again with "
+                f'{{"task_id": "{job.id}"}} (and project / after_scene) once it has finished. / '
+                f"起草任务 {job.id} 仍在进行，完成后请以 task_id 再次调用以加入项目。")
         return {"project": None, "scenes_added": [], "characters_added": [], "task_id": job.id, "status": job.status,
-                "warnings": [f"The draft (task {job.id}) is still {job.status}; call again with "
-                             f'{{"task_id": "{job.id}"}} (and project / after_scene) once it has finished. / '
-                             f"起草任务 {job.id} 仍在进行，完成后请以 task_id 再次调用以加入项目。"]}
+                "warnings": [note]}
 
     # --- adding to a project ---------------------------------------------------------------
     def apply(self, draft: DraftProject, principal: Principal, *, project: str | None, after_scene: str | None = None,
