@@ -272,16 +272,18 @@ def _length(u: _Unit) -> int:
     return len(u.narration) + sum(len(t) for _, t in u.lines)
 
 
-def group(units: list[_Unit], target: float) -> list[list[_Unit]]:
+def group(units: list[_Unit], target: float, limit: int = MAX_SCENE_CHARS, strict: bool = True) -> list[list[_Unit]]:
+    """Units into scenes of about ``target`` characters (at most ``limit``). ``strict``: narration
+    after dialogue starts a new scene (so speech plays in the text's order)."""
     scenes: list[list[_Unit]] = []
     current: list[_Unit] = []
     size = 0
     for u in units:
         n = _length(u)
-        spoken = any(x.lines for x in current)
-        full = size + n > min(MAX_SCENE_CHARS, target * 1.3) or (u.para_start and size >= 0.6 * target)
+        spoken = strict and any(x.lines for x in current)
+        full = size + n > min(limit, target * 1.3) or (u.para_start and size >= 0.6 * target)
         if current and ((u.narration and spoken) or full or size >= target
-                        or sum(len(x.lines) for x in current) + len(u.lines) > 8):
+                        or sum(len(x.lines) for x in current) + len(u.lines) > (8 if strict else 40)):
             scenes.append(current)
             current, size = [], 0
         current.append(u)
@@ -289,6 +291,28 @@ def group(units: list[_Unit], target: float) -> list[list[_Unit]]:
     if current:
         scenes.append(current)
     return scenes
+
+
+def _fit(units: list[_Unit], target: float, warnings: list[str]) -> list[list[_Unit]]:
+    """Scenes of about ``target`` characters, within the 200-scene limit: larger scenes first, then
+    (long texts) narration that follows dialogue in the same scene, then scenes longer than a minute."""
+    for limit, strict in ((MAX_SCENE_CHARS, True), (MAX_SCENE_CHARS, False), (MAX_SCENE_CHARS * 2, False),
+                          (MAX_SCENE_CHARS * 4, False)):
+        size = target
+        grouped = group(units, size, limit, strict)
+        while len(grouped) > MAX_SCENES and size < limit:
+            size *= 1.25
+            grouped = group(units, size, limit, strict)
+        if len(grouped) <= MAX_SCENES:
+            if not strict:
+                warnings.append("The text is long for 200 scenes: some scenes speak their narration before "
+                                "dialogue that comes earlier in the text. / 文本较长：部分场景的旁白会先于原文中"
+                                "更早的对白播出。")
+            if limit > MAX_SCENE_CHARS:
+                warnings.append("Some scenes read longer than a minute; shorten the text or draft with an LLM "
+                                "engine. / 部分场景朗读超过一分钟，请精简文本或使用大模型起草。")
+            return grouped
+    raise ValueError(f"the text is too long to fit {MAX_SCENES} scenes; draft it in parts")
 
 
 # --- prompts -------------------------------------------------------------------------------------
@@ -335,10 +359,7 @@ def split_text(text: str, *, scenes: int | None = None, seconds: float | None = 
         warnings.append(f"At most {MAX_SCENES} scenes; drafting {MAX_SCENES}. / 最多 {MAX_SCENES} 个场景。")
         wanted = MAX_SCENES
     target = total / wanted if wanted else SCENE_CHARS
-    grouped = group(units, max(10.0, target))
-    while len(grouped) > MAX_SCENES:
-        target *= 1.25
-        grouped = group(units, target)
+    grouped = _fit(units, max(10.0, target), warnings)
     names_by_id = {v: k for k, v in ids.items()}
     out = []
     for n, g in enumerate(grouped, 1):
