@@ -117,7 +117,7 @@ class DraftService:
             job = self.service.get(task_id, principal)
             if job.task != "script":
                 raise ValidationError(f"Task {task_id} is not a script draft.", f"任务 {task_id} 不是剧本起草任务。")
-            draft = self._finished(job, wait=0)
+            draft = self._finished(job, 0, warnings)
             if draft is None:
                 return self._pending(job)
         elif engine == OFFLINE:
@@ -129,7 +129,7 @@ class DraftService:
         else:
             job = self._submit(req, engine, principal, source, style, flavour, known)
             task_id = job.id
-            draft = self._finished(job, wait=wait)
+            draft = self._finished(job, wait, warnings)
             if draft is None:
                 return self._pending(self.service.row(job.id))
         result = self.apply(draft, principal, project=req.project, after_scene=req.after_scene,
@@ -147,7 +147,7 @@ class DraftService:
         return self.service.submit({"engine": engine_id, "params": {k: v for k, v in params.items() if v is not None},
                                     "project": req.project}, principal, source=source)
 
-    def _finished(self, job, wait: float) -> DraftProject | None:
+    def _finished(self, job, wait: float, warnings: list[str]) -> DraftProject | None:
         """The job's draft once it succeeded (waiting up to ``wait`` s); None while it runs."""
         deadline = time.monotonic() + wait
         while True:
@@ -163,9 +163,14 @@ class DraftService:
         from engines.script.base import read_draft
 
         try:
-            return read_draft(self.service.primary_output(row))
+            draft = read_draft(self.service.primary_output(row))
         except PydanticError as exc:
             raise ValidationError(*pydantic_message(exc)) from None
+        dropped = (row.outputs[0].get("meta") or {}).get("dropped_scenes") or 0
+        if dropped:
+            warnings.append(f"The LLM drafted {dropped} scene(s) past the {MAX_SCENES}-scene limit; they were left "
+                               f"out. / 大模型多起草了 {dropped} 个场景，超过 {MAX_SCENES} 个的上限，已略去。")
+        return draft
 
     @staticmethod
     def _pending(job) -> dict:

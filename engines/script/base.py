@@ -140,11 +140,13 @@ class ScriptEngine(CloudEngine):
                                 "已起草的内容已从工作室的云端缓存中丢失，请重试该任务。", retryable=False,
                                 vendor_code="lost")
         merged = merge(drafts)
+        drafted = sum(len(d.get("scenes", [])) for d in drafts)
         path = request.workdir / output_name(self.id, 0, "json")
         atomic_write_json(path, merged)
         self.journal.clear(request.job_id)
         return [Output(path=path, kind="text", meta={"scenes": len(merged["scenes"]),
                                                      "characters": len(merged["characters"]),
+                                                     "dropped_scenes": drafted - len(merged["scenes"]),
                                                      "model": note.get("model")})]
 
     def poll_delay(self, polls: int) -> float:

@@ -147,3 +147,18 @@ def test_the_prompt_box_is_the_text_and_images_are_refused(cloud_studio, dashsco
     with pytest.raises(ValidationError, match="text, not images"):
         cloud_studio.service.submit({"engine": "dashscope-script", "prompt": TEXT,
                                      "image": "https://example.com/a.png"}, LOCAL)
+
+
+def test_chunks_merge_characters_once_and_scenes_in_order():
+    from engines.script.base import merge
+
+    def part(tag: str, n: int, who: str) -> dict:
+        return {"title": tag, "characters": [{"id": who, "name": who.upper(), "description": "", "prompt": tag,
+                                              "voice": "male"}],
+                "scenes": [{"title": f"{tag}{i}", "prompt": f"{tag} {i}", "camera": "", "motion": "", "duration": 4,
+                            "narration": f"{tag}{i}", "characters": [who], "lines": []} for i in range(n)]}
+
+    merged = merge([part("a", 150, "shen"), part("b", 100, "shen"), part("c", 1, "lu")])
+    assert [c["id"] for c in merged["characters"]] == ["shen"] and merged["characters"][0]["prompt"] == "a"
+    assert len(merged["scenes"]) == 200 and merged["scenes"][149]["title"] == "a149"
+    assert merged["scenes"][150]["title"] == "b0" and merged["title"] == "a"
