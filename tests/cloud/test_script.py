@@ -159,6 +159,6 @@ def test_chunks_merge_characters_once_and_scenes_in_order():
                             "narration": f"{tag}{i}", "characters": [who], "lines": []} for i in range(n)]}
 
     merged = merge([part("a", 150, "shen"), part("b", 100, "shen"), part("c", 1, "lu")])
-    assert [c["id"] for c in merged["characters"]] == ["shen"] and merged["characters"][0]["prompt"] == "a"
+    assert [c["id"] for c in merged["characters"]] == ["shen", "lu"] and merged["characters"][0]["prompt"] == "a"
     assert len(merged["scenes"]) == 200 and merged["scenes"][149]["title"] == "a149"
     assert merged["scenes"][150]["title"] == "b0" and merged["title"] == "a"
