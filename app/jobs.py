@@ -20,7 +20,7 @@ from engines.base import reason_text
 from .access import Principal, not_found
 from .db import TERMINAL, Job, db
 from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
-from .inputs import JOB_ID, SubmitRequest, resolve_image, script_request, speech_request, task_for
+from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class JobService:
         if "tts" in engine.tasks:
             req, task = speech_request(req), "tts"
         elif "script" in engine.tasks:
+            from .inputs import script_request
+
             req, task = script_request(req), "script"
         if task not in engine.tasks and not (task == "t2v" and "t2i" in engine.tasks):
             raise ValidationError(
