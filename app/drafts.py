@@ -35,7 +35,7 @@ from profiles.draft_model import MAX_SCENES, DraftProject
 from profiles.voices import DEFAULT_ENGINE
 
 from .access import Principal
-from .errors import AppError, NotFound, ValidationError, pydantic_message
+from core.errors import AppError, NotFound, ValidationError, pydantic_message
 
 OFFLINE = "offline"
 ALIASES = {"qwen": "dashscope-script", "dashscope": "dashscope-script", "glm": "zhipu-script",

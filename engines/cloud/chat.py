@@ -29,7 +29,7 @@ import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from app.errors import ProviderError
+from core.errors import ProviderError
 from engines.cloud import http
 
 MODES = ("json_schema", "json_object", "none")

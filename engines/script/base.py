@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from app.media import atomic_write_json
 from engines.base import (
     CloudEngine,

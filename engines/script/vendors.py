@@ -93,7 +93,7 @@ class OpenAICompatibleScriptEngine(ScriptEngine):
         return (False, reason) if reason else (True, "")
 
     def endpoint(self, p: ScriptParams) -> ChatEndpoint:
-        from app.errors import NotAvailable
+        from core.errors import NotAvailable
 
         reason = self.needs_text()
         if reason:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.errors import ProviderError
+from core.errors import ProviderError
 from engines.cloud.chat import ChatEndpoint, complete_json
 from profiles.draft_model import DraftProject, reply_schema
 from tests.cloud.fake_chat import API_KEY, USAGE, FakeChat
@@ -142,7 +142,7 @@ def test_a_script_job_fails_clearly_on_two_bad_replies(cloud_studio, dashscope_c
 def test_the_prompt_box_is_the_text_and_images_are_refused(cloud_studio, dashscope_chat):
     job = run_job(cloud_studio, {"engine": "dashscope-script", "prompt": TEXT})
     assert job.status == "succeeded", job.error
-    from app.errors import ValidationError
+    from core.errors import ValidationError
 
     with pytest.raises(ValidationError, match="text, not images"):
         cloud_studio.service.submit({"engine": "dashscope-script", "prompt": TEXT,

@@ -197,7 +197,7 @@ def test_drafting_into_a_project_adds_after_a_scene_and_overwrites_nothing(draft
 
 def test_bad_requests_are_clear(drafts):
     from app.access import Principal
-    from app.errors import NotFound, ValidationError
+    from core.errors import NotFound, ValidationError
 
     alice = Principal(user="alice")
     with pytest.raises(ValidationError):
@@ -244,7 +244,7 @@ def test_an_llm_draft_runs_as_a_script_job(drafts, monkeypatch):
 
 def test_a_slow_llm_draft_answers_with_its_task_and_is_added_later(drafts, monkeypatch):
     from app.access import Principal
-    from app.errors import NotFound, ValidationError
+    from core.errors import NotFound, ValidationError
     from tests.cloud.fake_chat import API_KEY, FakeChat
 
     with FakeChat(prefix="/api/paas/v4") as chat:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app.access import Principal
-from app.errors import Forbidden, NotFound
+from core.errors import Forbidden, NotFound
 
 from .conftest import headers
 
