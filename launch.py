@@ -5,7 +5,7 @@
 Ctrl-C / SIGTERM stop cleanly: running local jobs stop at their next step and go back to
 the queue, cloud jobs resume polling at the next start; nothing is half-written. So do
 Ctrl-Break, closing the console window and logging off on Windows, and SIGHUP on POSIX
-(``app.platform.stop_signals``, ``app.winstop``).
+(``core.platform.stop_signals``, ``app.winstop``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def keep_caches_in_workspace(workspace: Path) -> None:
 
 def first_start(settings) -> None:
     """A new workspace gets a commented ``config.yaml`` with every setting at its default."""
-    from app.media import atomic_write_bytes
+    from core.media import atomic_write_bytes
     from app.settings import default_config_text
 
     cfg = settings.workspace / "config.yaml"
@@ -111,7 +111,7 @@ def stop_on_every_exit_path(server) -> threading.Event:
     studio in its lifespan) and then exits 0. Set the returned event once it has stopped: Windows
     waits for it before ending the process on console close / log-off."""
     from app import winstop
-    from app.platform import stop_signals
+    from core.platform import stop_signals
 
     def request_stop(*_):
         server.handle_exit(signal.SIGTERM, None)  # uvicorn re-raises SIGTERM when done: exit 0
@@ -126,7 +126,7 @@ def stop_on_every_exit_path(server) -> threading.Event:
 
 
 def main(argv=None) -> int:
-    from app.platform import make_console_safe, workspace_warnings
+    from core.platform import make_console_safe, workspace_warnings
 
     make_console_safe()  # Chinese in prints and logs under a GBK console or a redirected stdout
     args = parse_args(argv)
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 
     import uvicorn
 
-    from app.errors import AppError
+    from core.errors import AppError
     from app.server import create_app
     from app.settings import load_settings
     from app.studio import Studio

@@ -1,7 +1,7 @@
 """The episode's timeline for an editor (DaVinci Resolve, Premiere, 剪映 through an OTIO import):
 OpenTimelineIO, referencing the clip, speech and music files where they already are (nothing copied).
 
-    write_otio(plan, clips, music, path, name)    plan: app.timeline.Timeline, clips: the scenes' files
+    write_otio(plan, clips, music, path, name)    plan: profiles.timeline.Timeline, clips: the scenes' files
 
 Tracks: Video (each scene's clip, crossfades as transitions), Speech (one track per overlapping
 voice), Music (the file repeated to the episode's length). Subtitle cues become markers on the
@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .subtitles import Cue
-from .timeline import Timeline
+from profiles.timeline import Timeline
 
 
 def available() -> bool:

@@ -2,8 +2,8 @@
 
     render(scenes, speech, work, fps=, width=, height=, fade=, audio=, ...) -> dict
 
-``scenes``: the episode's clips in order (``app.stitch.Clip``: file, planned duration, transition);
-``speech``: per scene, the synthesised lines (``app.timeline.Utterance``). ``audio`` is the plan's
+``scenes``: the episode's clips in order (``core.stitch.Clip``: file, planned duration, transition);
+``speech``: per scene, the synthesised lines (``profiles.timeline.Utterance``). ``audio`` is the plan's
 audio settings (``profiles.plan.audio_settings``: timing, speech_padding, subtitles,
 subtitle_style, music, music_volume, ducking, clip_audio). Writes ``work/episode.mp4`` and, unless
 subtitles are off or nobody speaks, ``work/episode.srt`` and ``work/episode.ass``; and
@@ -18,9 +18,11 @@ import os
 import shutil
 from pathlib import Path
 
-from . import editor_export, jianying_export, mix, subtitles, timeline
-from .stitch import Clip, has_filter, output_size, stitch
-from .platform import move_dir, replace_with_retry
+from profiles import timeline
+
+from . import editor_export, jianying_export, mix, subtitles
+from core.stitch import Clip, has_filter, output_size, stitch
+from core.platform import move_dir, replace_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,7 @@ def render_job(settings, plan: dict, clips: list[Clip], speech: dict, work: Path
     """``render`` for an episode plan (``EpisodePlan.to_json``); ``speech``: scene id → the stitch request's
     lines (``{"file", "duration", "timings", "text", "speaker", "at"}``, files relative to the workspace).
     The result is JSON-friendly (the timeline names scenes by id); srt/ass are still in ``work``."""
-    from .errors import NotFound
+    from core.errors import NotFound
 
     audio = {**DEFAULT_AUDIO, **(plan.get("audio") or {})}
     music = None

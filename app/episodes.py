@@ -28,13 +28,13 @@ from profiles.plan import EpisodePlan, plan_episode
 from profiles.schema import SLUG
 from profiles.store import ProjectStore
 
-from . import episode_render, episode_steps
+from . import episode_render, episode_steps, jobstate
 from .access import Principal
 from .db import TERMINAL, Job, db
-from .errors import AppError, Cancelled, NotFound, ValidationError
-from .media import atomic_write_json, video_thumbnail
-from .platform import replace_with_retry
-from .stitch import Clip
+from core.errors import AppError, Cancelled, NotFound, ValidationError
+from core.media import atomic_write_json, video_thumbnail
+from core.platform import replace_with_retry
+from core.stitch import Clip
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +86,19 @@ class EpisodeService:
         """Plan and queue an episode of a project the caller may change; it is theirs and counts
         against their quota."""
         self.access.check_write(project_id, principal)
-        user = principal.user
         plan = self.plan(project_id, scenes, name)
-        now = time.time()
-        with db.atomic("IMMEDIATE"):
+
+        def admit(user: str) -> None:
             if self.service.admission is not None:
                 self.service.admission(user=user, engine=_EpisodeEngine(), task="episode", parent=None,
                                        params={"width": plan.width, "height": plan.height, "fps": plan.fps,
                                                "duration": plan.duration, "scenes": len(plan.scenes)})
-            job = Job.create(
-                id=uuid.uuid4().hex, engine=episode_steps.EPISODE, kind=episode_steps.EPISODE, lane="io",
-                task=episode_steps.EPISODE, prompt=f"{plan.title} · {plan.name}",
-                params={"project": plan.project, "name": plan.name, "scenes": [s.scene for s in plan.scenes],
-                        "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}", "upscale": plan.upscale},
-                request={"plan": plan.to_json()}, project=project_id, user=user, source=source,
-                created_at=now, updated_at=now)
-        self.service.enqueue(job)
-        return job
+
+        return self.service.submit_step(
+            episode_steps.EPISODE, principal, prompt=f"{plan.title} · {plan.name}",
+            params={"project": plan.project, "name": plan.name, "scenes": [s.scene for s in plan.scenes],
+                    "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}", "upscale": plan.upscale},
+            request={"plan": plan.to_json()}, project=project_id, source=source, admit=admit)
 
     # --- views ---------------------------------------------------------------------------
     def episode_status(self, job_id: str, principal: Principal) -> dict:
@@ -236,9 +232,10 @@ def sidecar(parent: Job, stitch_job: Job, result: dict) -> dict:
 
 
 def run_stitch(runner, job: Job) -> None:
-    if not runner._claim(job):
+    if not runner.claim(job):
         return
     job = Job.get_by_id(job.id)
+    fence = job.fence  # the success below counts only while this run holds the job
     parent = Job.get_by_id(job.parent)
     plan = parent.request["plan"]
     ws = runner.settings.workspace
@@ -261,20 +258,18 @@ def run_stitch(runner, job: Job) -> None:
         outputs = [{"file": rel(final), "kind": "video", "thumbnail": rel(thumb), "width": result["width"],
                     "height": result["height"], "frames": result["frames"], "fps": result["fps"],
                     "meta": {"sidecar": render["sidecar"], "version": version}}]
-        now = time.time()
-        (Job.update(status="succeeded", progress=100.0, outputs=outputs, output_dir=rel(folder),
-                    info={**job.info, "render": render}, finished_at=now, updated_at=now, message="done")
-         .where(Job.id == job.id).execute())
+        jobstate.succeed(job.id, fence, {"outputs": outputs, "output_dir": rel(folder),
+                                         "info": {**job.info, "render": render}, "message": "done"})
     except Cancelled:
         if runner.stopping.is_set() and not Job.get_by_id(job.id).cancel_requested:
-            runner._requeue(job, "the studio stopped; the stitch runs again at the next start")
+            runner.requeue(job, "the studio stopped; the stitch runs again at the next start")
         else:
-            runner._fail(job, Cancelled(), status="cancelled")
+            runner.fail(job, Cancelled(), status="cancelled")
     except AppError as exc:
-        runner._fail(job, exc)
+        runner.fail(job, exc)
     except Exception as exc:  # ffmpeg/PyAV trouble: a message, not a traceback
         log.exception("stitch %s failed", job.id)
-        runner._fail(job, AppError(f"Stitching failed: {type(exc).__name__}: {exc}", f"拼接失败：{exc}"))
+        runner.fail(job, AppError(f"Stitching failed: {type(exc).__name__}: {exc}", f"拼接失败：{exc}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     parent = Job.get_by_id(parent.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .timeline import Timeline
+from profiles.timeline import Timeline
 
 US = 1_000_000
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EngineError
-from .stitch import error_lines, ffmpeg_exe
-from .timeline import Timeline
-from .platform import no_window
+from core.errors import EngineError
+from core.stitch import error_lines, ffmpeg_exe
+from profiles.timeline import Timeline
+from core.platform import no_window
 
 RATE = 48000
 FORMAT = f"aresample={RATE},aformat=sample_fmts=fltp:sample_rates={RATE}:channel_layouts=stereo"

@@ -3,7 +3,7 @@
 The file defaults to the user's config directory (``platformdirs``; on Windows
 ``%LOCALAPPDATA%\\xianying\\secrets.yaml``), or ``settings.secrets_file`` / ``XIANYING_SECRETS``.
 Only its owner may read it: mode 0600 on POSIX, a user-only ACL on Windows
-(``app.platform.restrict_to_owner``). Values never leave this module except to the adapter that
+(``core.platform.restrict_to_owner``). Values never leave this module except to the adapter that
 signs a request: ``describe()`` shows only which names are set.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .platform import replace_with_retry, restrict_to_owner
+from core.platform import replace_with_retry, restrict_to_owner
 
 KNOWN = (
     "DASHSCOPE_API_KEY",

@@ -19,7 +19,7 @@ from core.paths import contained_file
 
 from .access import caller, handler
 from .db import connection
-from .errors import AppError
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 210 * 2**20  # Gradio uploads: a project zip (200 MB) is the largest thing a person uploads

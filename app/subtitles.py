@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .timeline import CJK, Timeline
-from .platform import no_window
+from profiles.timeline import CJK, Timeline
+from core.platform import no_window
 
 LINE_UNITS = 16.0  # one line: 16 CJK characters, or 42 Latin ones
 LATIN_UNIT = 16.0 / 42.0

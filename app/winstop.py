@@ -11,7 +11,7 @@ as soon as the handler returns. So ``install(request_stop, stopped)``:
 * starts a hidden top-level window whose ``WM_ENDSESSION`` does the same — the path a windowed
   build (no console) and a program that loaded user32 get at log-off and shut-down.
 
-On POSIX it does nothing (SIGTERM / SIGHUP are signals there; see ``app.platform.stop_signals``).
+On POSIX it does nothing (SIGTERM / SIGHUP are signals there; see ``core.platform.stop_signals``).
 The decisions (``console_event``, ``window_message``) are plain functions the tests call on Linux.
 """
 
@@ -21,7 +21,7 @@ import logging
 import threading
 from typing import Callable
 
-from . import platform
+from core import platform
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import episode_render  # noqa: E402
-from app.stitch import Clip  # noqa: E402
-from app.timeline import Utterance  # noqa: E402
+from core.stitch import Clip  # noqa: E402
+from profiles.timeline import Utterance  # noqa: E402
 from tests.projects.synth import make_clip, make_music, make_tone  # noqa: E402
 
 W, H, FPS = 832, 480, 16

@@ -25,9 +25,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from app.errors import EngineError, ValidationError
+from core.errors import EngineError, ValidationError
 from engines.base import Output, Params
-from app.platform import no_window
+from core.platform import no_window
 
 ALIASES = ("narrator", "male", "female")
 

@@ -15,8 +15,8 @@ import stat
 import zipfile
 from pathlib import PurePosixPath
 
-from app.errors import PathTooLong, ProfileError, ValidationError
-from app.platform import check_path_length, move_dir
+from core.errors import PathTooLong, ProfileError, ValidationError
+from core.platform import check_path_length, move_dir
 
 from .project import PROJECT_FILE, load_project
 from .schema import IMAGE_SUFFIXES, SLUG

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import ValidationError as PydanticError
 
-from app.errors import NotAvailable, ProfileError, ValidationError
+from core.errors import NotAvailable, ProfileError, ValidationError
 
-from app import timeline
-from app.timeline import SceneInput, Utterance, estimate_seconds
+from profiles import timeline
+from profiles.timeline import SceneInput, Utterance, estimate_seconds
 
 from .project import PROJECT_FILE, Project
 from .voices import speech_lines

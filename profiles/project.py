@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import NotFound, ProfileError
+from core.errors import NotFound, ProfileError
 
 from .errors import validate
 from .schema import SLUG, Character, CharactersFile, ProjectConfig, Scene, ScenesFile

@@ -14,9 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from app.errors import Conflict, NotFound, ProfileError, ValidationError
-from app.media import atomic_write_bytes
-from app.platform import move_dir
+from core.errors import Conflict, NotFound, ProfileError, ValidationError
+from core.media import atomic_write_bytes
+from core.platform import move_dir
 
 from .errors import validate
 from .project import PROJECT_FILE, Project, check_references, file_version, load_project

@@ -1,4 +1,4 @@
-"""app.platform, both branches on Linux: tests set ``platform.IS_WINDOWS`` and replace the few
+"""core.platform, both branches on Linux: tests set ``platform.IS_WINDOWS`` and replace the few
 Windows system calls (icacls, taskkill, GetDriveType, the registry) with recorders."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app import platform
-from app.errors import AppError, FileBusy, PathTooLong
+from core import platform
+from core.errors import AppError, FileBusy, PathTooLong
 from app.secrets import SecretStore
 
 KEY = "sk-platform-test-51c0ffee9a7d"
@@ -84,7 +84,7 @@ def test_a_refused_acl_still_saves_the_key_and_says_so_without_it(windows, tmp_p
     monkeypatch.setenv("USERNAME", "ana")
     monkeypatch.setattr(platform, "_icacls", lambda argv: subprocess.CompletedProcess(argv, 5, "", "denied"))
     store = SecretStore(tmp_path / "secrets.yaml")
-    with caplog.at_level(logging.WARNING, logger="app.platform"):
+    with caplog.at_level(logging.WARNING, logger="core.platform"):
         store.set("ARK_API_KEY", KEY)
     assert store.get("ARK_API_KEY") == KEY
     assert "icacls could not restrict" in caplog.text and KEY not in caplog.text
@@ -153,7 +153,7 @@ def test_other_errors_are_not_retried(tmp_path, fast, posix):
 
 
 def test_atomic_write_to_a_busy_file_never_loses_the_output(windows, tmp_path, fast, monkeypatch):
-    from app.media import atomic_write_bytes
+    from core.media import atomic_write_bytes
 
     target = tmp_path / "job.json"
     target.write_bytes(b"old")
@@ -200,7 +200,7 @@ def test_move_dir_is_a_plain_rename_when_nothing_holds_it(tmp_path):
 
 # --- long paths ------------------------------------------------------------------------------------
 def test_a_deep_chinese_path_past_260_gets_a_clear_error(windows, tmp_path):
-    from app.media import atomic_write_bytes
+    from core.media import atomic_write_bytes
 
     deep = Path("C:/Users/张三/OneDrive/文档/视频工作室") / ("第一季·修仙之路" * 30) / "projects" / "episode.json"
     assert platform.path_units(deep) > 259

@@ -70,7 +70,7 @@ def test_each_rule_fires(rule, code):
     "import subprocess\nsubprocess.run(cmd, creationflags=no_window())\n",
     "import subprocess\nsubprocess.Popen(cmd, **group_kwargs())\n",
     "import os\nos.chmod(p, 0o600)  # posix-ok: a test fixture\n",
-    "from app.platform import replace_with_retry\nreplace_with_retry(a, b)\n",
+    "from core.platform import replace_with_retry\nreplace_with_retry(a, b)\n",
 ])
 def test_what_is_fine_stays_quiet(code):
     assert posix_audit.audit_source(code, "app/x.py") == []

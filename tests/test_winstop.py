@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app import platform, winstop
+from app import winstop
+from core import platform
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@
     python tools/posix_audit.py [paths...]      (default: app engines profiles launch.py)
 
 Reads the sources with ``ast`` (standard library only, well under a second) and reports each call
-or import that breaks, or behaves differently, on Windows, with the helper in ``app/platform.py``
-to use instead. The seam itself (``app/platform.py``, ``app/winstop.py``) is exempt; a line that is
+or import that breaks, or behaves differently, on Windows, with the helper in ``core/platform.py``
+to use instead. The seam itself (``core/platform.py``, ``app/winstop.py``) is exempt; a line that is
 right as it stands can say so with a trailing ``# posix-ok: <why>``. Exit status 1 when anything is
 found, so CI (``.ci/run``) and ``tests/test_posix_audit.py`` fail on a new case.
 """
@@ -17,20 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATHS = ("app", "engines", "profiles", "launch.py")
-SEAM = ("app/platform.py", "app/winstop.py")
+DEFAULT_PATHS = ("app", "core", "engines", "profiles", "launch.py")
+SEAM = ("core/platform.py", "app/winstop.py")
 WAIVER = "posix-ok:"
 
 POSIX_ONLY_OS = {
-    "fchmod": "os.fchmod does not exist on Windows: use app.platform.restrict_to_owner",
+    "fchmod": "os.fchmod does not exist on Windows: use core.platform.restrict_to_owner",
     "fchown": "os.fchown does not exist on Windows", "chown": "os.chown does not exist on Windows",
     "lchown": "os.lchown does not exist on Windows",
-    "chmod": "chmod only toggles read-only on Windows: use app.platform.restrict_to_owner",
-    "kill": "os.kill on Windows terminates outright (no signals): use app.platform.send_stop / kill_tree",
-    "killpg": "os.killpg does not exist on Windows: use app.platform.kill_tree",
-    "getpgid": "process groups are POSIX: use app.platform.group_kwargs / kill_tree",
-    "setsid": "os.setsid does not exist on Windows: use app.platform.group_kwargs",
-    "setpgrp": "os.setpgrp does not exist on Windows: use app.platform.group_kwargs",
+    "chmod": "chmod only toggles read-only on Windows: use core.platform.restrict_to_owner",
+    "kill": "os.kill on Windows terminates outright (no signals): use core.platform.send_stop / kill_tree",
+    "killpg": "os.killpg does not exist on Windows: use core.platform.kill_tree",
+    "getpgid": "process groups are POSIX: use core.platform.group_kwargs / kill_tree",
+    "setsid": "os.setsid does not exist on Windows: use core.platform.group_kwargs",
+    "setpgrp": "os.setpgrp does not exist on Windows: use core.platform.group_kwargs",
     "fork": "no fork on Windows: start a process (subprocess, multiprocessing spawn)",
     "forkpty": "no fork on Windows", "getuid": "os.getuid does not exist on Windows",
     "geteuid": "os.geteuid does not exist on Windows", "getgid": "os.getgid does not exist on Windows",
@@ -38,9 +38,9 @@ POSIX_ONLY_OS = {
     "mkfifo": "no FIFOs on Windows", "sync": "os.sync does not exist on Windows",
     "symlink": "symlinks need admin rights or developer mode on Windows",
     "rename": "a rename fails on Windows while another program has the file open: use "
-              "app.platform.replace_with_retry (files) or move_dir (folders)",
+              "core.platform.replace_with_retry (files) or move_dir (folders)",
     "replace": "a rename fails on Windows while another program has the file open: use "
-               "app.platform.replace_with_retry",
+               "core.platform.replace_with_retry",
 }
 POSIX_ONLY_SIGNALS = {"SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGCHLD", "SIGALRM", "SIGPIPE",
                       "SIGSTOP", "SIGCONT", "SIGTSTP", "SIGWINCH"}
@@ -117,9 +117,9 @@ class _Visitor(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         name = self._resolve(node)
         if name.startswith("signal.") and node.attr in POSIX_ONLY_SIGNALS:
-            self.add(node, "PX3", f"signal.{node.attr} does not exist on Windows: use app.platform.stop_signals")
+            self.add(node, "PX3", f"signal.{node.attr} does not exist on Windows: use core.platform.stop_signals")
         if name in ("os.name", "sys.platform"):
-            self.add(node, "PX9", f"{name} check outside the seam: put the difference in app/platform.py")
+            self.add(node, "PX9", f"{name} check outside the seam: put the difference in core/platform.py")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -137,11 +137,11 @@ class _Visitor(ast.NodeVisitor):
         elif name.startswith("signal.") and name[7:] in POSIX_ONLY_SIGNAL_CALLS:
             self.add(node, "PX3", f"{name} does not exist on Windows")
         elif name == "signal.signal" and node.args and self._resolve(node.args[0]) == "signal.SIGTERM":
-            self.add(node, "PX3", "Windows never delivers SIGTERM: install handlers for app.platform.stop_signals() "
+            self.add(node, "PX3", "Windows never delivers SIGTERM: install handlers for core.platform.stop_signals() "
                                   "(and app.winstop for console close / log-off)")
         elif attr == "send_signal":
             self.add(node, "PX3", "send_signal(SIGTERM/SIGINT) fails or kills outright on Windows: "
-                                  "use app.platform.send_stop")
+                                  "use core.platform.send_stop")
         if name.startswith("subprocess.") and name[11:] in SUBPROCESS_CALLS:
             self._subprocess(node, name)
         if name in ("multiprocessing.set_start_method", "multiprocessing.get_context") and node.args \
@@ -153,10 +153,10 @@ class _Visitor(ast.NodeVisitor):
     def _subprocess(self, node: ast.Call, name: str) -> None:
         for kw in ("preexec_fn", "start_new_session", "process_group", "user", "group", "extra_groups", "umask"):
             if _kw(node, kw):
-                self.add(node, "PX5", f"{name}({kw}=...) is POSIX-only: use app.platform.group_kwargs()")
+                self.add(node, "PX5", f"{name}({kw}=...) is POSIX-only: use core.platform.group_kwargs()")
         if not _kw(node, "creationflags") and not _has_star_kwargs(node):
             self.add(node, "PX6", f"{name} without creationflags flashes a console window on Windows: "
-                                  "pass creationflags=app.platform.no_window() (or **group_kwargs())")
+                                  "pass creationflags=core.platform.no_window() (or **group_kwargs())")
 
     def _encoding(self, node: ast.Call, name: str, attr: str | None) -> None:
         if _kw(node, "encoding") or _has_star_kwargs(node):
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     for f in found:
         print(f)
     if found:
-        print(f"posix_audit: {len(found)} POSIX-only use(s); fix them through app/platform.py, or end the line "
+        print(f"posix_audit: {len(found)} POSIX-only use(s); fix them through core/platform.py, or end the line "
               f"with '# {WAIVER} <why>' when it is right as it is.", file=sys.stderr)
         return 1
     print(f"posix_audit: {len(python_files(argv or DEFAULT_PATHS))} files clean")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.access import handler
 from app.db import Job, connection
-from app.errors import ValidationError
+from core.errors import ValidationError
 
 from .common import (
     Ctx,

@@ -22,7 +22,7 @@ import threading
 
 from app import winstop
 from app.backends import redact
-from app.platform import group_kwargs, kill_tree, send_stop, stop_signals
+from core.platform import group_kwargs, kill_tree, send_stop, stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.errors import AppError
+    from core.errors import AppError
 
     logging.basicConfig(level=str(getattr(args, "log_level", "INFO")).upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -79,7 +79,7 @@ def _settings(args):
 
 
 def _migrate(args) -> int:
-    from app.errors import ConfigError
+    from core.errors import ConfigError
 
     from .migrate import migrate_to_team
 
@@ -104,7 +104,7 @@ def _worker(args) -> int:
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[0]
     lanes = [lane.strip() for lane in args.lanes.split(",") if lane.strip()]
-    from app.errors import ConfigError
+    from core.errors import ConfigError
 
     if not lanes or set(lanes) - {"gpu", "io"}:
         raise ConfigError("--lanes takes gpu, io or gpu,io.", "--lanes 取值为 gpu、io 或 gpu,io。")

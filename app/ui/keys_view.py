@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.access import caller
 from app.api.auth import describe
-from app.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, Unauthorized
 
 from .api import on
 from .i18n import lang_of

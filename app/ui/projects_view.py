@@ -19,7 +19,7 @@ import uuid
 import gradio as gr
 
 from app.episodes import EpisodeService
-from app.errors import AppError
+from core.errors import AppError
 from profiles.archive import MAX_ZIP_BYTES, export_zip, import_zip
 from profiles.styles import STYLES
 

@@ -55,9 +55,9 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from app.errors import ProviderError, ValidationError
-from app.media import is_mp4, video_thumbnail
-from app.platform import replace_with_retry
+from core.errors import ProviderError, ValidationError
+from core.media import is_mp4, video_thumbnail
+from core.platform import replace_with_retry
 from engines.base import ImageInput, Output, output_name
 
 log = logging.getLogger(__name__)

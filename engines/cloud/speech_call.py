@@ -26,11 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from app.errors import EngineError, ProviderError
+from core.errors import EngineError, ProviderError
 from engines.base import EngineRequest, Output, RemoteState, output_name
 from engines.cloud import http
 from engines.speech import encode, speech_output
-from app.platform import no_window, replace_with_retry
+from core.platform import no_window, replace_with_retry
 
 
 @dataclass

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import AppError, Cancelled, ConfigError, EngineError, ValidationError
-from app.platform import replace_with_retry
+from core.errors import AppError, Cancelled, ConfigError, EngineError, ValidationError
+from core.platform import replace_with_retry
 
 from .hub_files import (
     RemoteFile,

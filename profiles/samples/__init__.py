@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from app.platform import move_dir
+from core.platform import move_dir
 
 log = logging.getLogger(__name__)
 

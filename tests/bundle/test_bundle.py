@@ -45,7 +45,7 @@ def test_lite_bundle_carries_the_app_but_no_torch(lite_bundle):
 def test_lite_bundle_serves_a_cloud_job_and_stays_in_its_workspace(lite_bundle, tmp_path, bundle_mp4):
     from gradio_client import Client
 
-    from app.media import probe
+    from core.media import probe
     from tests.cloud.fake_dashscope import FakeDashScope
 
     sandbox = Sandbox(tmp_path / "sandbox")

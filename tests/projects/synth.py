@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.stitch import ffmpeg_exe
+from core.stitch import ffmpeg_exe
 
 # codec, pixel format: what vendors hand out, and what odd sizes need (4:2:0 wants even sizes)
 CODECS = {"h264": ("libx264", "yuv420p"), "h264-444": ("libx264", "yuv444p"), "mpeg4": ("mpeg4", "yuv420p")}

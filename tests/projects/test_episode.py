@@ -8,8 +8,8 @@ import pytest
 
 from app.db import Job
 from app.episodes import EpisodeService, render_video_request
-from app.errors import NotAvailable, ProfileError, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ProfileError, ValidationError
+from core.media import probe
 from tests.conftest import wait_for
 from tests.projects.conftest import PROJECT_YAML, SCENES_YAML, write_project
 from app.access import LOCAL, Principal  # noqa: F401

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from app import episode_render
-from app.stitch import Clip
+from core.stitch import Clip
 from app.subtitles import find_cjk_font, split_text
-from app.timeline import Utterance
+from profiles.timeline import Utterance
 from tests.projects.synth import decode_audio, loudness, make_clip, make_music, make_tone, probe_av, rms_db
 
 FPS, W, H = 16, 96, 64
@@ -89,7 +89,7 @@ def test_the_mix_speech_music_ducking_loudness_and_lengths(tmp_path):
 def test_burned_subtitles_show_on_the_frame(tmp_path):
     import av
 
-    from app.stitch import has_filter
+    from core.stitch import has_filter
 
     assert has_filter("subtitles") and has_filter("ass")  # imageio-ffmpeg's build has libass
     script = [["The immortal realm, above a sea of clouds."], ["Han Li opens his eyes."]]

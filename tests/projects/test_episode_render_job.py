@@ -8,7 +8,7 @@ import json
 from app.episode_render import publish_beside, render_job
 from app.episodes import publish
 from app.settings import load_settings
-from app.stitch import Clip
+from core.stitch import Clip
 from profiles.plan import audio_settings
 from profiles.project import load_project
 from tests.projects.conftest import PROJECT_YAML, SCENES_YAML, write_project

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import ProfileError
+from core.errors import ProfileError
 from profiles import load_project
 from profiles.samples import SAMPLES_DIR
 from profiles.voices import DEFAULT_ENGINE, FEMALE, MALE, NARRATOR, NARRATOR_SPEAKER, speech_lines

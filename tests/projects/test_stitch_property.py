@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.stitch import Clip, plan_timeline, stitch
+from core.stitch import Clip, plan_timeline, stitch
 from profiles.project import load_project
 from profiles.samples import SAMPLES_DIR
 from tests.cloud.fakeserver import tiny_mp4
@@ -126,7 +126,7 @@ def test_mixed_fps_sizes_lengths(tmp_path, fps):
 def test_any_timeline_stitches_with_its_sound(tmp_path_factory, specs, speech, fps, fade, music, clip_audio, timing):
     """The whole render (timeline, mix, subtitles, stitch): picture and sound agree to a frame."""
     from app import episode_render
-    from app.timeline import Utterance
+    from profiles.timeline import Utterance
     from tests.projects.synth import make_music, make_tone
 
     folder = tmp_path_factory.mktemp("mix")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.subtitles import Cue, ass_text, cues_for, split_text, srt_text, time_cues, units
-from app.timeline import SceneInput, Utterance, plan
+from profiles.timeline import SceneInput, Utterance, plan
 
 
 def test_lines_break_at_punctuation_and_stay_short():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.stitch import plan_timeline, starts
-from app.timeline import GAP, SceneInput, TimingError, Utterance, estimate_seconds, plan
+from core.stitch import plan_timeline, starts
+from profiles.timeline import GAP, SceneInput, TimingError, Utterance, estimate_seconds, plan
 
 
 def utt(duration, at=None, text="话"):

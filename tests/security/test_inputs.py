@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.access import Principal
-from app.errors import NotFound, ValidationError
+from core.errors import NotFound, ValidationError
 
 from .conftest import bomb_png, headers, png_bytes
 

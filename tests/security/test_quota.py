@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.access import Principal
-from app.errors import QuotaExceeded
+from core.errors import QuotaExceeded
 
 WAN = {"engine": "wan2.1-t2v-1.3b", "prompt": "韩立御剑",
        "params": {"width": 16, "height": 16, "num_frames": 5, "num_inference_steps": 2}}
@@ -29,7 +29,7 @@ def test_rerun_of_someone_elses_job_is_refused_and_never_billed_to_them(make_api
     api = make_api(rest={"auth": "required"}, start=False)
     service = api.studio.service
     job = service.submit(WAN, Principal(user="alice"))
-    from app.errors import NotFound
+    from core.errors import NotFound
 
     with pytest.raises(NotFound):
         service.rerun(job.id, Principal(user="bob"))

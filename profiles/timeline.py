@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ValidationError
-from .stitch import Clip, fade_frames, frames_of
+from core.errors import ValidationError
+from core.stitch import Clip, fade_frames, frames_of
 
 GAP = 0.2  # seconds between two utterances of a scene
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")

@@ -15,8 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Cancelled, EngineError, NotAvailable
-from .platform import no_window
+from core.errors import Cancelled, EngineError, NotAvailable
+from core.platform import no_window
 
 log = logging.getLogger(__name__)
 
