@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from core.errors import ProviderError, ValidationError
-from app.media import atomic_write_json
+from core.media import atomic_write_json
 from engines.base import (
     CloudEngine,
     EngineRequest,
