@@ -62,6 +62,16 @@ def speech_request(req: SubmitRequest) -> SubmitRequest:
     return req
 
 
+def script_request(req: SubmitRequest) -> SubmitRequest:
+    """A request to a script engine: no images; the chapter is ``params.text``, or the prompt when
+    ``params`` has none."""
+    if req.image is not None or req.last_image is not None or req.reference_images:
+        raise ValidationError("A script engine takes text, not images.", "剧本引擎只接受文字，不接受图片。")
+    if not str(req.params.get("text") or "").strip() and req.prompt.strip():
+        return req.model_copy(update={"params": {**req.params, "text": req.prompt}})
+    return req
+
+
 def upload_roots() -> list[Path]:
     """Where Gradio keeps files people uploaded (its cache): the only paths a user may name."""
     roots = [Path(tempfile.gettempdir()) / "gradio"]

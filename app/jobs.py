@@ -86,6 +86,10 @@ class JobService:
         task = task_for(req)
         if "tts" in engine.tasks:
             req, task = speech_request(req), "tts"
+        elif "script" in engine.tasks:
+            from .inputs import script_request
+
+            req, task = script_request(req), "script"
         if task not in engine.tasks and not (task == "t2v" and "t2i" in engine.tasks):
             raise ValidationError(
                 f"{engine.id} cannot do {task} (it does: {', '.join(engine.tasks)}).",

@@ -60,6 +60,19 @@ class TeamSettings(_Strict):
     studio_url: str | None = Field(None, description="workers upload results here (http://studio:7860)")
 
 
+class LlmSettings(_Strict):
+    """An OpenAI-compatible chat server of the user's own for script drafting (engine ``llm-script``)."""
+
+    base_url: str | None = Field(None, pattern=r"^https?://", description="e.g. http://127.0.0.1:11434/v1 (Ollama), "
+                                 "http://127.0.0.1:1234/v1 (LM Studio), http://host:8000/v1 (vLLM)")
+    model: str = Field("", max_length=200, description="The model id the server serves, e.g. qwen2.5:14b")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]{0,63}$",
+                                    description="Name of the variable (or provider key) holding its key; empty: none")
+    structured: str = Field("json_schema", pattern=r"^(json_schema|json_object|none)$",
+                            description="Structured output the server supports: json_schema, json_object or none")
+    name: str = Field("LLM", max_length=60, description="Shown in messages")
+
+
 class Settings(_Strict):
     workspace: Path
     host: str = "127.0.0.1"
@@ -78,6 +91,7 @@ class Settings(_Strict):
     database_url: str | None = Field(None, description="team mode: postgresql://user:password@host/db for the job "
                                                        "tables; empty = SQLite in the workspace")
     team: TeamSettings = Field(default_factory=TeamSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     # --- derived paths -------------------------------------------------------------
     @property

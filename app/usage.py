@@ -8,7 +8,8 @@ maps them onto three comparable measures:
               ``Usage.OutputSeconds``, Ark's task ``duration``)
 ``tokens``    tokens billed (Ark ``usage.total_tokens``; Zhipu ``usage.total_tokens`` when given)
 ``count``     videos delivered (DashScope ``usage.video_count``; elsewhere the result URLs), or
-              speech clips (``dashscope-tts``, ``tencent-tts``: their characters are under ``raw``)
+              speech clips (``dashscope-tts``, ``tencent-tts``: their characters are under ``raw``),
+              or drafts (the ``*-script`` engines: ``tokens`` sums prompt and completion tokens)
 
 The vendor's own numeric usage fields are summed as they are under ``raw``. A day is the
 local calendar day the job finished on.
@@ -77,7 +78,20 @@ def _speech(info: dict) -> dict:
     return {"tokens": _num(u.get("total_tokens")), "count": 1.0}
 
 
+def _script(info: dict) -> dict:
+    """Script drafting (an LLM): the tokens of every call, one ``count`` per draft."""
+    u = _usage(info)
+    total = _num(u.get("total_tokens"))
+    if total is None and (_num(u.get("prompt_tokens")) or _num(u.get("completion_tokens"))):
+        total = (_num(u.get("prompt_tokens")) or 0.0) + (_num(u.get("completion_tokens")) or 0.0)
+    return {"tokens": total, "count": 1.0}
+
+
 METRICS: dict[str, Callable[[dict], dict]] = {
+    "dashscope-script": _script,
+    "zhipu-script": _script,
+    "ark-script": _script,
+    "llm-script": _script,
     "dashscope-tts": _speech,
     "tencent-tts": _speech,
     "dashscope": _dashscope,

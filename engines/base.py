@@ -5,8 +5,9 @@ An engine is a class with:
 ``id``            stable name used in requests, job rows and file names (``wan2.1-t2v-1.3b``).
 ``kind``          ``"local"`` (runs here, on the gpu lane) or ``"cloud"`` (io lane, never blocks).
                   A local engine of CPU work in seconds may override ``lane`` to ``"io"`` (local-tts).
-``tasks``         what it can do: any of ``t2i t2v i2v kf2v ref2v tts`` (``tts``: speech from
-                  ``params.text``; its outputs are ``audio`` with a ``duration``).
+``tasks``         what it can do: any of ``t2i t2v i2v kf2v ref2v tts script`` (``tts``: speech from
+                  ``params.text``; its outputs are ``audio`` with a ``duration``; ``script``: a draft
+                  project from ``params.text``; its output is ``text``, a JSON file (profiles.draft_model)).
 ``title``         a human label for the UI.
 ``needs``         what must be present: ``("weights",)``, ``("key:DASHSCOPE_API_KEY",)``...
 ``Params``        a pydantic model (``extra="forbid"``) of the engine's own parameters. Its fields,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from app.secrets import SecretStore
     from app.settings import Settings
 
-Task = Literal["t2i", "t2v", "i2v", "kf2v", "ref2v", "tts"]
+Task = Literal["t2i", "t2v", "i2v", "kf2v", "ref2v", "tts", "script"]
 ProgressFn = Callable[..., None]  # progress(step, total, preview=None)
 CancelledFn = Callable[[], bool]
 
@@ -128,7 +129,7 @@ class Output:
     """One produced file, inside the job's workdir."""
 
     path: Path
-    kind: Literal["video", "image", "audio"]
+    kind: Literal["video", "image", "audio", "text"]
     width: int | None = None
     height: int | None = None
     frames: int | None = None

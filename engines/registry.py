@@ -19,6 +19,12 @@ from engines.local.sdxl_instantid import SdxlInstantIdEngine
 from engines.local.svd import SvdEngine
 from engines.local.wan_i2v import WanI2V720Engine, WanI2VEngine
 from engines.local.wan_t2v import WanT2VEngine
+from engines.script.vendors import (
+    ArkScriptEngine,
+    DashScopeScriptEngine,
+    OpenAICompatibleScriptEngine,
+    ZhipuScriptEngine,
+)
 
 ENGINE_CLASSES: tuple[type[Engine], ...] = (
     WanT2VEngine,
@@ -34,6 +40,10 @@ ENGINE_CLASSES: tuple[type[Engine], ...] = (
     LocalTtsEngine,
     DashScopeTtsEngine,
     TencentTtsEngine,
+    DashScopeScriptEngine,
+    ZhipuScriptEngine,
+    ArkScriptEngine,
+    OpenAICompatibleScriptEngine,
 )
 
 

@@ -171,6 +171,10 @@ class Admission:
         self.users = users
         self.engines = engines
 
+    def text_engines(self) -> list[str]:
+        """Script drafting (an LLM on the user's own key) makes no image or video: never counted."""
+        return [eid for eid, e in self.engines.items() if "script" in getattr(e, "tasks", ())]
+
     def image_engines(self) -> list[str]:
         return [eid for eid, e in self.engines.items() if set(getattr(e, "tasks", ())) <= {"t2i"}]
 
@@ -182,7 +186,8 @@ class Admission:
         counted = ~((Job.status == "failed") | ((Job.status == "cancelled") & Job.started_at.is_null()))
         query = Job.select().where(Job.user == user, Job.created_at >= day_start(), Job.parent.is_null(), counted)
         engines = self.image_engines()
-        query = query.where(Job.engine.in_(engines) if images else Job.engine.not_in(engines) & (Job.task != "tts"))
+        query = query.where(Job.engine.in_(engines) if images
+                            else Job.engine.not_in(engines + self.text_engines()) & (Job.task != "tts"))
         if images:
             return query.count()
         plain = query.where(Job.engine != EPISODE).count()
@@ -213,7 +218,7 @@ class Admission:
         if "tts" in getattr(engine, "tasks", ()):
             return  # a line of speech: seconds of CPU or a few characters billed, never a video
         profile = self.users.get(user)
-        if profile is None:
+        if profile is None or "script" in getattr(engine, "tasks", ()):
             return
         params = params.model_dump() if hasattr(params, "model_dump") else dict(params or {})
         images = self.is_image(engine.id)

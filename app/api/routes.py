@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import seed000, seed001, seed002, seed003, seed004, session
+from . import projects, seed000, seed001, seed002, seed003, seed004, session
 from .middleware import SecurityMiddleware, gradio_user
 
 OPENAPI_DESCRIPTION = """
@@ -32,4 +32,5 @@ def include(app: FastAPI, studio) -> dict:
     app.include_router(seed002.build())
     app.include_router(seed003.build(studio))
     app.include_router(seed004.build())
+    app.include_router(projects.build(studio))
     return {"auth_dependency": gradio_user}

@@ -25,7 +25,7 @@ from profiles.styles import STYLES
 
 from app.access import caller
 
-from . import projects_edit
+from . import draft_view, projects_edit
 from .api import on
 from .i18n import lang_of
 
@@ -165,6 +165,8 @@ def build(service, t) -> None:
                 player = gr.Video(label=t("output"), scale=4)
             sidecar = gr.JSON(label="sidecar")
             timer = gr.Timer(1.5, active=False)
+        with gr.Tab("起草 / Draft"):
+            draft_view.build(service, projects, project, t)
 
     sound_fields = [n_engine, n_voice, n_speed, timing, padding, clip_audio, subtitles, sub_font, sub_size,
                     sub_position, sub_outline, music, music_volume, ducking]
