@@ -36,6 +36,10 @@ class Studio:
 
         self.downloads = ModelDownloads(settings, self.engines, self.secrets)
         self.runner = JobRunner(self.service)
+        if engines is None and settings.gpu_pool.isolation == "process":
+            from .isolation import ProcessIsolation  # injected engines (tests) cannot cross a process
+
+            self.runner.isolation = ProcessIsolation(self.runner)
         gpu_workers = settings.gpu_pool.max_concurrent if settings.gpu_pool.enabled else 1
         self.queue = JobQueue(settings.queue_dir, self.runner.execute, gpu_workers=gpu_workers,
                               io_workers=settings.queue.io_workers, immediate=immediate, settings=settings)
@@ -61,13 +65,17 @@ class Studio:
         return counts
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Running local jobs stop at their next step and go back to queued; polls resume later."""
+        """Running local jobs stop at their next step and go back to queued, first in line; polls
+        resume later. With process isolation a step that does not end within
+        ``gpu_pool.kill_after_s`` has its worker process killed."""
         if not self.started:
             return
         self.ops.stop()
         self.downloads.stop()  # parts stay on disk; the next Download resumes them
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
+        if self.runner.isolation is not None:
+            self.runner.isolation.close()
         if self.team:
             self.team.stop()
         self.queue.close()

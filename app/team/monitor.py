@@ -25,6 +25,7 @@ import time
 
 from app.db import Job, connection
 from app.errors import Interrupted
+from app.queue import RESUMED
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class LeaseMonitor:
                 if n:
                     log.warning("job %s: lease of %s expired; re-queued (attempt %s of %s done)", job.id, owner,
                                 job.attempts, max_attempts)
-                    self.service.enqueue(job)
+                    self.service.enqueue(job, priority=RESUMED)  # before the jobs submitted after it
                     counts["requeued"] += 1
             else:
                 exc = Interrupted(f"Interrupted: its worker ({owner}) stopped answering, {job.attempts} attempts.",
@@ -109,7 +110,7 @@ class LeaseMonitor:
         for jid in missing & self._unqueued:  # missing twice in a row: not a task in flight
             job = Job.get_or_none(Job.id == jid)
             if job is not None and job.status == "queued":
-                self.service.enqueue(job)
+                self.service.enqueue(job, priority=RESUMED if job.started_at else None)
                 counts["resent"] += 1
         self._unqueued = missing
         self._clean_incoming(now)
