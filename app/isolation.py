@@ -274,6 +274,12 @@ def child_main(settings_data: dict, owner: str, slot: int, level: int, commands,
                 jobs.put(None)
 
     threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
+    try:  # progress bars would take a multiprocessing lock, which a kill leaves behind ("leaked semaphore")
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
+    except ImportError:
+        pass
 
     from engines.local.weights import PipelineCache
     from engines.registry import build_engines
