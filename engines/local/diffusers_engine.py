@@ -12,8 +12,8 @@ from app.errors import Cancelled, NotAvailable
 from engines.base import Engine, Reason, reason_text
 
 from . import memory
-from .limits import Budget, check_budget
 from .devices import DevicePool
+from .limits import Budget, check_budget
 from .weights import (
     PipelineCache,
     find_weights,

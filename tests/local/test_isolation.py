@@ -103,7 +103,7 @@ def test_a_stop_mid_step_puts_the_job_back_first_in_line(ws):
 
 def test_thread_mode_resumes_the_interrupted_job_before_later_ones(ws):
     """The same order without process isolation: A stops at its next step, then runs first."""
-    many = {**TINY, "params": {**TINY["params"], "num_inference_steps": 200}}
+    many = {**TINY, "params": {**TINY["params"], "num_inference_steps": 20}}
     st = make_studio(ws, isolation="thread")
     assert st.runner.isolation is None
     with db.connection_context():
