@@ -3,7 +3,9 @@
     python launch.py [--host 127.0.0.1] [--port 7860] [--workspace ./workspace] [--no-browser]
 
 Ctrl-C / SIGTERM stop cleanly: running local jobs stop at their next step and go back to
-the queue, cloud jobs resume polling at the next start; nothing is half-written.
+the queue, cloud jobs resume polling at the next start; nothing is half-written. So do
+Ctrl-Break, closing the console window and logging off on Windows, and SIGHUP on POSIX
+(``core.platform.stop_signals``, ``app.winstop``).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def keep_caches_in_workspace(workspace: Path) -> None:
 
 def first_start(settings) -> None:
     """A new workspace gets a commented ``config.yaml`` with every setting at its default."""
-    from app.media import atomic_write_bytes
+    from core.media import atomic_write_bytes
     from app.settings import default_config_text
 
     cfg = settings.workspace / "config.yaml"
@@ -104,7 +106,29 @@ def _exit_cleanly(signum, frame):
     raise SystemExit(0)
 
 
+def stop_on_every_exit_path(server) -> threading.Event:
+    """Every way the user or the system ends the studio asks uvicorn to shut down (which stops the
+    studio in its lifespan) and then exits 0. Set the returned event once it has stopped: Windows
+    waits for it before ending the process on console close / log-off."""
+    from app import winstop
+    from core.platform import stop_signals
+
+    def request_stop(*_):
+        server.handle_exit(signal.SIGTERM, None)  # uvicorn re-raises SIGTERM when done: exit 0
+
+    hangup = getattr(signal, "SIGHUP", None)  # the terminal closed: uvicorn does not take it
+    for sig in stop_signals():
+        if sig != signal.SIGINT:  # (SIGINT ends as KeyboardInterrupt, caught in main)
+            signal.signal(sig, request_stop if sig == hangup else _exit_cleanly)
+    stopped = threading.Event()
+    winstop.install(request_stop, stopped)
+    return stopped
+
+
 def main(argv=None) -> int:
+    from core.platform import make_console_safe, workspace_warnings
+
+    make_console_safe()  # Chinese in prints and logs under a GBK console or a redirected stdout
     args = parse_args(argv)
     if args.command == "keys":
         from app.api.keys_cli import run
@@ -120,7 +144,7 @@ def main(argv=None) -> int:
 
     import uvicorn
 
-    from app.errors import AppError
+    from core.errors import AppError
     from app.server import create_app
     from app.settings import load_settings
     from app.studio import Studio
@@ -130,6 +154,8 @@ def main(argv=None) -> int:
         redirect_missing_output(settings.workspace)
         keep_caches_in_workspace(settings.workspace)
         first_start(settings)
+        for en, zh in workspace_warnings(settings.workspace):
+            logging.getLogger("xianying").warning("%s\n%s", en, zh)
         studio = Studio(settings)
         app = create_app(studio)  # refuses a non-loopback host without API keys
     except AppError as exc:
@@ -144,7 +170,7 @@ def main(argv=None) -> int:
     if not args.no_browser:
         open_browser_when_ready(server, url)
     # uvicorn re-raises the signal it caught once it has shut down; exit 0 instead of dying by it
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    stopped = stop_on_every_exit_path(server)
     try:
         server.run()
     except KeyboardInterrupt:
@@ -152,6 +178,8 @@ def main(argv=None) -> int:
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
+    finally:
+        stopped.set()
     print("Xianying Studio stopped. 仙影已退出。", flush=True)
     return 0
 

@@ -2,8 +2,8 @@
 user gets) or team mode (Postgres for the job tables, Redis or Postgres for the queue lanes).
 
     make_database(settings)      SQLite (WAL, busy timeout) or Postgres from ``database_url``
-    make_lane(settings, lane)    a Huey for one lane: SQLite file, ``RedisHuey`` or ``PostgresHuey``
-                                 from ``queue_url`` (default in team mode: ``database_url``)
+    (the queue lanes are built by ``app.queue.make_lane``, from ``queue_url``; default in team
+    mode: ``database_url``)
     ensure_columns(database, models)   add columns a newer model has and an older table lacks
 
 Everything above these factories (models, task code, the job service, the runner) is the same
@@ -19,7 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import InterfaceError, OperationalError, SqliteDatabase
 
-from .errors import ConfigError
+from core.errors import ConfigError
+from core.platform import sqlite_journal_mode
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,11 @@ def redact(url: str | None) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
-def _scheme(url: str) -> str:
+def scheme_of(url: str) -> str:
     return urlsplit(url).scheme.split("+")[0].lower()
 
 
-def _need(module: str, what: str):
+def need_module(module: str, what: str):
     import importlib
 
     try:
@@ -76,14 +77,15 @@ def make_database(target):
     if url:
         return _postgres(url)
     path = target.db_path if hasattr(target, "db_path") else Path(target)
-    return SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    pragmas = {**SQLITE_PRAGMAS, "journal_mode": sqlite_journal_mode(path)}  # no WAL on a network drive
+    return SqliteDatabase(str(path), pragmas=pragmas, check_same_thread=False)
 
 
 def _postgres(url: str):
-    if _scheme(url) not in POSTGRES_SCHEMES:
+    if scheme_of(url) not in POSTGRES_SCHEMES:
         raise ConfigError(f"database_url must be postgresql://user:password@host:port/dbname (got {redact(url)}).",
                           f"database_url 应为 postgresql://用户:密码@主机:端口/库名（当前：{redact(url)}）。")
-    _need("psycopg", "A Postgres database_url")
+    need_module("psycopg", "A Postgres database_url")
     from playhouse.db_url import parse
     from playhouse.pool import PooledPostgresqlDatabase
 
@@ -143,49 +145,3 @@ def ensure_columns(database, models) -> list[str]:
     if added:
         log.info("database: added columns %s", ", ".join(added))
     return added
-
-
-# --- the queue lanes ----------------------------------------------------------------------
-def make_lane(settings, lane: str, *, queue_dir: Path | None = None, immediate: bool = False):
-    """The Huey for ``lane`` (``gpu`` / ``io``): one SQLite file per lane, or a named queue
-    on the team's Redis / Postgres."""
-    from .queue import LaneHuey
-
-    name = f"xianying-{lane}"
-    # team mode without a queue_url: the lanes live in the team's Postgres too
-    url = (getattr(settings, "queue_url", None) or getattr(settings, "database_url", None)) if settings else None
-    if not url:
-        folder = queue_dir or settings.queue_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        return LaneHuey(name, filename=str(folder / f"{lane}.db"), journal_mode="wal", timeout=10,
-                        immediate=immediate, results=False)
-    scheme = _scheme(url)
-    if scheme in REDIS_SCHEMES:
-        _need("redis", "A Redis queue_url")
-        from huey import RedisHuey
-
-        return RedisHuey(name, url=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
-    if scheme in POSTGRES_SCHEMES:
-        _need("psycopg", "A Postgres queue_url")
-        from huey import PostgresHuey
-
-        return PostgresHuey(name, dsn=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
-    raise ConfigError(f"queue_url must start with redis:// or postgresql:// (got {redact(url)}).",
-                      f"queue_url 应以 redis:// 或 postgresql:// 开头（当前：{redact(url)}）。")
-
-
-def queue_outage_errors(huey) -> tuple[type[BaseException], ...]:
-    """Exceptions meaning "the queue server is unreachable right now" for this lane: the job
-    row stays queued and the team monitor enqueues it again once the server is back. Empty for
-    SQLite, whose errors keep propagating as before."""
-    module = type(huey.storage).__module__
-    name = type(huey.storage).__name__
-    if module.startswith("huey") and name.startswith("Redis"):
-        import redis
-
-        return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-    if name.startswith("Postgres"):
-        import psycopg
-
-        return (psycopg.OperationalError, psycopg.InterfaceError)
-    return ()

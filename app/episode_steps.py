@@ -20,14 +20,15 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from pathlib import Path
 
 from profiles.plan import STILL_PLACEHOLDER, EpisodePlan
 
+from . import jobstate
 from .access import SYSTEM, Principal
 from .db import TERMINAL, Job
-from .errors import AppError, EngineError
+from core.errors import AppError, EngineError
+from core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,7 @@ def file_sha(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        _HASHES[key] = digest.hexdigest()
+        _HASHES[key] = sha256_file(path)
     return _HASHES[key]
 
 
@@ -112,7 +109,7 @@ def find_reusable(service, parent: Job, engine: str, prompt: str, digest: str) -
 def _take_turn(runner, job: Job, token: int | None) -> Job | None:
     """Claim a queued parent, or check the step's token; None when another step owns the turn."""
     if job.status == "queued":
-        if not runner._claim(job):
+        if not runner.claim(job):
             return None
         job = Job.get_by_id(job.id)
         token = None
@@ -137,7 +134,7 @@ def advance(runner, job: Job, token: int | None) -> None:
         log.exception("episode %s: step failed", job.id)
         errors = Job.get_by_id(job.id).info.get("_step_errors", 0) + 1
         if errors >= MAX_STEP_ERRORS:
-            runner._fail(Job.get_by_id(job.id), AppError(f"The episode could not continue: {type(exc).__name__}: {exc}",
+            runner.fail(Job.get_by_id(job.id), AppError(f"The episode could not continue: {type(exc).__name__}: {exc}",
                                                          f"剧集无法继续：{type(exc).__name__}: {exc}"))
             return
         info = {**Job.get_by_id(job.id).info, "_step_errors": errors}
@@ -247,18 +244,38 @@ def _progress(plan: EpisodePlan, state: dict) -> tuple[float, str]:
     return min(99.0, done / units), running or "waiting for the queue"
 
 
+def speech_outputs(plan: EpisodePlan, state: dict) -> dict:
+    """Per scene, the synthesised speech of its lines: the first output of each finished step named
+    ``tts<line index>`` (``{"file", "duration", "timings"?}``), with the line's text, speaker and ``at``."""
+    out = {}
+    for scene in plan.scenes:
+        records = state["scenes"].get(scene.scene, {})
+        lines = []
+        for line in scene.speech:
+            record = records.get(f"tts{line['index']}")
+            child = Job.get_or_none(Job.id == record["job"]) if record else None
+            if child is None or child.status != "succeeded" or not child.outputs:
+                continue
+            first = child.outputs[0]
+            meta = first.get("meta") or {}
+            lines.append({"file": first["file"], "duration": first.get("duration", meta.get("duration")),
+                          "timings": first.get("timings", meta.get("timings")) or [], "text": line["text"],
+                          "speaker": line["speaker"], "at": line["at"], "job": child.id})
+        if lines:
+            out[scene.scene] = lines
+    return out
+
+
 def _submit_stitch(service, parent: Job, plan: EpisodePlan, state: dict) -> str:
     clips = []
     for scene in plan.scenes:
         child = Job.get_by_id(state["scenes"][scene.scene]["clip"]["job"])
         clips.append({"scene": scene.scene, "job": child.id, "file": child.outputs[0]["file"],
                       "duration": scene.duration, "transition": scene.transition})
-    now = time.time()
-    stitch = Job.create(id=uuid.uuid4().hex, engine=STITCH, kind=STITCH, lane="io", task=STITCH,
-                        prompt=f"{plan.title} · stitch", params={"clips": len(clips), "fps": plan.fps},
-                        request={"clips": clips}, project=parent.project, parent=parent.id, user=parent.user,
-                        source="project", created_at=now, updated_at=now)
-    service.enqueue(stitch)
+    stitch = service.submit_step(STITCH, Principal.acting_for(parent.user), prompt=f"{plan.title} · stitch",
+                                 params={"clips": len(clips), "fps": plan.fps},
+                                 request={"clips": clips, "speech": speech_outputs(plan, state)},
+                                 project=parent.project, parent=parent.id, source="project")
     return stitch.id
 
 
@@ -266,20 +283,15 @@ def _cancel(service, job: Job, state: dict) -> None:
     # every unfinished child, recorded in the state or not (a crash may have lost the record)
     for child in Job.select().where(Job.parent == job.id, Job.status.not_in(TERMINAL)):
         service.cancel(child.id, SYSTEM)
-    now = time.time()
-    (Job.update(status="cancelled", finished_at=now, updated_at=now, message="episode cancelled",
-                info={**job.info, "episode": state})
-     .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+    jobstate.cancelled_now(job.id, "episode cancelled", {**job.info, "episode": state})
 
 
 def _finish_parent(runner, job: Job, state: dict, stitch: Job | None = None, error: AppError | None = None) -> None:
     _save(job, state)
     if error is not None:
-        runner._fail(job, error)
+        runner.fail(job, error)
         return
-    now = time.time()
     render = stitch.info.get("render", {})
-    (Job.update(status="succeeded", progress=100.0, outputs=stitch.outputs, output_dir=stitch.output_dir,
-                info={**Job.get_by_id(job.id).info, "render": render}, finished_at=now, updated_at=now,
-                message=f"done: {render.get('file', '')}")
-     .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+    jobstate.succeed(job.id, job.fence, {"outputs": stitch.outputs, "output_dir": stitch.output_dir,
+                                         "info": {**Job.get_by_id(job.id).info, "render": render},
+                                         "message": f"done: {render.get('file', '')}"})

@@ -15,6 +15,7 @@ versions are never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -27,12 +28,13 @@ from profiles.plan import EpisodePlan, plan_episode
 from profiles.schema import SLUG
 from profiles.store import ProjectStore
 
-from . import episode_steps
+from . import episode_render, episode_steps, jobstate
 from .access import Principal
 from .db import TERMINAL, Job, db
-from .errors import AppError, Cancelled, NotFound, ValidationError
-from .media import atomic_write_json, video_thumbnail
-from .stitch import Clip, stitch
+from core.errors import AppError, Cancelled, NotFound, ValidationError
+from core.media import atomic_write_json, video_thumbnail
+from core.platform import replace_with_retry
+from core.stitch import Clip
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +86,19 @@ class EpisodeService:
         """Plan and queue an episode of a project the caller may change; it is theirs and counts
         against their quota."""
         self.access.check_write(project_id, principal)
-        user = principal.user
         plan = self.plan(project_id, scenes, name)
-        now = time.time()
-        with db.atomic("IMMEDIATE"):
+
+        def admit(user: str) -> None:
             if self.service.admission is not None:
                 self.service.admission(user=user, engine=_EpisodeEngine(), task="episode", parent=None,
                                        params={"width": plan.width, "height": plan.height, "fps": plan.fps,
                                                "duration": plan.duration, "scenes": len(plan.scenes)})
-            job = Job.create(
-                id=uuid.uuid4().hex, engine=episode_steps.EPISODE, kind=episode_steps.EPISODE, lane="io",
-                task=episode_steps.EPISODE, prompt=f"{plan.title} · {plan.name}",
-                params={"project": plan.project, "name": plan.name, "scenes": [s.scene for s in plan.scenes],
-                        "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}", "upscale": plan.upscale},
-                request={"plan": plan.to_json()}, project=project_id, user=user, source=source,
-                created_at=now, updated_at=now)
-        self.service.enqueue(job)
-        return job
+
+        return self.service.submit_step(
+            episode_steps.EPISODE, principal, prompt=f"{plan.title} · {plan.name}",
+            params={"project": plan.project, "name": plan.name, "scenes": [s.scene for s in plan.scenes],
+                    "fps": plan.fps, "resolution": f"{plan.width}x{plan.height}", "upscale": plan.upscale},
+            request={"plan": plan.to_json()}, project=project_id, source=source, admit=admit)
 
     # --- views ---------------------------------------------------------------------------
     def episode_status(self, job_id: str, principal: Principal) -> dict:
@@ -187,8 +185,6 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
         final = folder / f"{name}_v{n}.mp4"
         try:
             os.link(src, final)  # atomic and exclusive: fails if the name is taken
-            src.unlink()
-            return final, n
         except FileExistsError:
             n += 1
         except OSError:  # no hard links here (FAT, some network drives): reserve the name, then replace
@@ -198,7 +194,11 @@ def publish(src: Path, folder: Path, name: str) -> tuple[Path, int]:
             except FileExistsError:
                 n += 1
                 continue
-            os.replace(src, final)
+            replace_with_retry(src, final)
+            return final, n
+        else:  # published; the staged name goes with the staging folder if Windows holds it now
+            with contextlib.suppress(OSError):
+                src.unlink()
             return final, n
 
 
@@ -225,13 +225,17 @@ def sidecar(parent: Job, stitch_job: Job, result: dict) -> dict:
             "stitch_task_id": stitch_job.id, "fps": result["fps"], "width": result["width"],
             "height": result["height"], "frames": result["frames"], "duration": result["duration"],
             "upscale": plan["upscale"], "transition_duration": plan["transition_duration"], "scenes": scenes,
+            "audio": result.get("audio", False), "subtitles": {k: result.get(k) for k in ("srt", "ass", "cues")},
+            "otio": result.get("otio"), "jianying": result.get("jianying"), "timeline": result.get("timeline"),
+            "notes": result.get("notes", []),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def run_stitch(runner, job: Job) -> None:
-    if not runner._claim(job):
+    if not runner.claim(job):
         return
     job = Job.get_by_id(job.id)
+    fence = job.fence  # the success below counts only while this run holds the job
     parent = Job.get_by_id(job.parent)
     plan = parent.request["plan"]
     ws = runner.settings.workspace
@@ -240,13 +244,13 @@ def run_stitch(runner, job: Job) -> None:
     work.mkdir(parents=True)
     try:
         clips = [Clip(ws / c["file"], c["duration"], c["transition"]) for c in job.request["clips"]]
-        staged = work / "episode.mp4"
-        result = stitch(clips, staged, fps=plan["fps"], width=plan["width"], height=plan["height"],
-                        fade=plan["transition_duration"], upscale=plan["upscale"],
-                        metadata={"title": plan["title"], "comment": f"xianying episode {parent.id}"},
-                        progress=runner.progress_fn(job.id), cancelled=runner.cancelled_fn(job.id))
+        meta = {"title": plan["title"], "comment": f"xianying episode {parent.id}"}
+        result = episode_render.render_job(runner.settings, plan, clips, job.request.get("speech") or {}, work,
+                                           metadata=meta, progress=runner.progress_fn(job.id),
+                                           cancelled=runner.cancelled_fn(job.id))
         folder = runner.settings.projects_dir / plan["project"] / "renders"
-        final, version = publish(staged, folder, plan["name"])
+        final, version = publish(work / "episode.mp4", folder, plan["name"])
+        result.update(episode_render.publish_beside(result, final, ws))
         thumb = video_thumbnail(final, final.with_suffix(".jpg"))
         atomic_write_json(final.with_suffix(".json"), sidecar(parent, job, result))
         rel = lambda p: str(p.relative_to(ws))  # noqa: E731
@@ -254,20 +258,18 @@ def run_stitch(runner, job: Job) -> None:
         outputs = [{"file": rel(final), "kind": "video", "thumbnail": rel(thumb), "width": result["width"],
                     "height": result["height"], "frames": result["frames"], "fps": result["fps"],
                     "meta": {"sidecar": render["sidecar"], "version": version}}]
-        now = time.time()
-        (Job.update(status="succeeded", progress=100.0, outputs=outputs, output_dir=rel(folder),
-                    info={**job.info, "render": render}, finished_at=now, updated_at=now, message="done")
-         .where(Job.id == job.id).execute())
+        jobstate.succeed(job.id, fence, {"outputs": outputs, "output_dir": rel(folder),
+                                         "info": {**job.info, "render": render}, "message": "done"})
     except Cancelled:
         if runner.stopping.is_set() and not Job.get_by_id(job.id).cancel_requested:
-            runner._requeue(job, "the studio stopped; the stitch runs again at the next start")
+            runner.requeue(job, "the studio stopped; the stitch runs again at the next start")
         else:
-            runner._fail(job, Cancelled(), status="cancelled")
+            runner.fail(job, Cancelled(), status="cancelled")
     except AppError as exc:
-        runner._fail(job, exc)
+        runner.fail(job, exc)
     except Exception as exc:  # ffmpeg/PyAV trouble: a message, not a traceback
         log.exception("stitch %s failed", job.id)
-        runner._fail(job, AppError(f"Stitching failed: {type(exc).__name__}: {exc}", f"拼接失败：{exc}"))
+        runner.fail(job, AppError(f"Stitching failed: {type(exc).__name__}: {exc}", f"拼接失败：{exc}"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     parent = Job.get_by_id(parent.id)

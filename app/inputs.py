@@ -75,7 +75,7 @@ def _store_bytes(data: bytes, uploads: Path, role: str) -> Path:
     uploads.mkdir(parents=True, exist_ok=True)
     target = uploads / f"{hashlib.sha256(data).hexdigest()[:32]}.{ext}"
     if not target.exists():
-        from .media import atomic_write_bytes
+        from core.media import atomic_write_bytes
 
         atomic_write_bytes(target, data)
     return target

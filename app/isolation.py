@@ -29,11 +29,13 @@ import sys
 import threading
 import time
 
+from core.errors import AppError, Cancelled
+
 from .db import TERMINAL, Job, connection
-from .errors import AppError, Cancelled
 
 log = logging.getLogger(__name__)
 
+KILL_SIGNAL = 9  # SIGKILL (the signal module has no SIGKILL on Windows)
 WATCH_S = 0.2  # how often the waiting thread looks at the job row and the child
 START_S = 300.0  # a child that has not said "ready" by then is replaced
 
@@ -67,15 +69,11 @@ class Child:
             return False
 
     def kill(self) -> None:
-        """End the child and anything it started (its own process group, on POSIX)."""
-        if hasattr(os, "killpg"):
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(10)
+        """End the child and anything it started: its process group on POSIX (it leads its own),
+        ``taskkill /T`` on Windows (``core.platform.kill_tree``)."""
+        from core.platform import kill_tree
+
+        kill_tree(_AsPopen(self.process))
         self.close()
 
     def close(self) -> None:
@@ -84,6 +82,23 @@ class Child:
                 conn.close()
             except OSError:
                 pass
+
+
+class _AsPopen:
+    """A ``multiprocessing.Process`` with the ``Popen`` methods ``kill_tree`` uses."""
+
+    def __init__(self, process):
+        self.process = process
+        self.pid = process.pid
+
+    def poll(self):
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def wait(self) -> None:
+        self.process.join(10)
 
 
 class ProcessIsolation:
@@ -199,12 +214,12 @@ class ProcessIsolation:
             row = self._held(job_id)
             if row is not None:  # the fence read here is the child's: nothing else can hold it now
                 if why == "stop" and not row.cancel_requested:
-                    self.runner._requeue(row, "the studio stopped; it will run again first at the next start")
+                    self.runner.requeue(row, "the studio stopped; it will run again first at the next start")
                 elif why == "start":
-                    self.runner._fail(row, AppError("The local worker process did not start in time.",
+                    self.runner.fail(row, AppError("The local worker process did not start in time.",
                                                     "本地工作进程未能及时启动。"))
                 else:
-                    self.runner._fail(row, Cancelled(
+                    self.runner.fail(row, Cancelled(
                         "Cancelled: its run was stopped mid-step (the model is loaded again for the next job).",
                         "已取消：运行在步骤中途被终止（下一个任务会重新加载模型）。"), status="cancelled")
             elif why == "cancel":  # cancelled before the child claimed it: the service already said so
@@ -217,8 +232,9 @@ class ProcessIsolation:
             self._after_kill(job_id, "stop")
             return
         how = (f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}")
-        hint_en = " (often: the system ran out of memory)" if code == -signal.SIGKILL else ""
-        hint_zh = "（常见原因：系统内存不足）" if code == -signal.SIGKILL else ""
+        killed = code == -KILL_SIGNAL  # what the kernel's out-of-memory killer sends (POSIX)
+        hint_en = " (often: the system ran out of memory)" if killed else ""
+        hint_zh = "（常见原因：系统内存不足）" if killed else ""
         log.error("job %s: worker process %s %s", job_id, child.pid, how)
         exc = AppError(f"The local worker process {how} while running this job{hint_en}. "
                        "Retry it, or lower its size or frames.",
@@ -229,7 +245,7 @@ class ProcessIsolation:
                 row = Job.get_or_none(Job.id == job_id)
                 if row is None or row.status != "queued":
                     return
-            self.runner._fail(row, exc)
+            self.runner.fail(row, exc)
 
     # --- studio stop -------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> None:
@@ -251,8 +267,8 @@ def child_main(settings_data: dict, owner: str, slot: int, level: int, commands,
     """Entry point of a worker process: build the engines, then run jobs as told."""
     import queue
 
-    if hasattr(os, "setpgrp"):
-        os.setpgrp()  # its own process group: the studio kills it with everything it started
+    if hasattr(os, "setpgrp"):  # its own process group: the studio kills it with everything it started
+        os.setpgrp()  # posix-ok: guarded; on Windows kill_tree uses taskkill /T instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the studio's to handle
     logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s gpu-{slot} %(name)s: %(message)s")
     logging.getLogger("huey").setLevel(logging.WARNING)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from pydantic import ValidationError as PydanticError
 
 from engines.base import reason_text
 
+from . import jobstate
 from .access import Principal, not_found
-from .db import TERMINAL, Job, db
-from .errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
+from .db import Job, db
+from core.errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
 from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ class JobService:
                         "reason_zh": reason_text(reason, "zh"), "voices": engine.voices(),
                         "params_schema": engine.Params.model_json_schema()})
         return out
+
+    def models_report(self) -> list[dict]:
+        """Settings → Models: every local engine's weights (present, where, size, what is missing)."""
+        from engines.local.weights import models_report
+
+        return models_report(self.engines)
 
     def engine(self, engine_id: str):
         engine = self.engines.get(engine_id)
@@ -101,11 +107,7 @@ class JobService:
         ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
         here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
         req, engine, params, task = self.validate(request)
-        ok, reason = engine.available()
-        if not ok:
-            raise NotAvailable(f"{engine.id} is not available: {reason}",
-                               f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
-        if images is None:
+        if images is None:  # bad input is named before "not available": it is the caller's to fix
             images = []
             for role, value in (("first_frame", req.image), ("last_frame", req.last_image),
                                 *(("reference", v) for v in req.reference_images)):
@@ -113,6 +115,10 @@ class JobService:
                     images.append(resolve_image(value, role, self.settings.workspace,
                                                 lambda ref: self.image_of_job(ref, principal),
                                                 trusted=principal.trusted))
+        ok, reason = engine.available()
+        if not ok:
+            raise NotAvailable(f"{engine.id} is not available: {reason}",
+                               f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
         user = principal.user
         from engines.base import EngineRequest
 
@@ -120,17 +126,29 @@ class JobService:
                               params=params, workdir=self.settings.staging_dir,
                               images=self.image_inputs(images))
         engine.check(probe)
-        now = time.time()
         with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
             if self.admission is not None:
                 self.admission(user=user, engine=engine, task=task, params=params, parent=parent)
-            job = Job.create(
-                id=uuid.uuid4().hex, engine=engine.id, kind=engine.kind, lane=engine.lane, task=task,
+            job = jobstate.create(
+                engine=engine.id, kind=engine.kind, lane=engine.lane, task=task,
                 prompt=req.prompt, negative_prompt=req.negative_prompt, images=images,
                 params=params.model_dump(mode="json"),
                 request=req.model_dump(mode="json", exclude={"image", "last_image", "reference_images"}),
-                project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of,
-                created_at=now, updated_at=now)
+                project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of)
+        self.enqueue(job)
+        return job
+
+    def submit_step(self, kind: str, principal: Principal, *, prompt: str, params: dict, request: dict,
+                    project: str | None, parent: str | None = None, source: str = "project",
+                    admit=None) -> Job:
+        """A job the studio itself runs (``kind``: ``episode`` parent or ``stitch`` step) rather than
+        an engine. ``admit(user)`` runs inside the insert's transaction (an episode's quota check)."""
+        with db.atomic("IMMEDIATE"):
+            if admit is not None:
+                admit(principal.user)
+            job = jobstate.create(engine=kind, kind=kind, lane="io", task=kind, prompt=prompt, params=params,
+                                  request=request, project=project, parent=parent, user=principal.user,
+                                  source=source)
         self.enqueue(job)
         return job
 
@@ -228,17 +246,14 @@ class JobService:
             return job
         if job.status == "succeeded":
             raise Conflict("This task already finished; nothing to cancel.", "任务已完成，无需取消。")
-        now = time.time()
         if job.status == "queued":
-            n = (Job.update(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now,
-                            message="cancelled before it started")
-                 .where(Job.id == job.id, Job.status == "queued").execute())
+            n = jobstate.cancel_queued(job.id, "cancelled before it started")
             if n and self.queue is not None:
                 self.queue.revoke(job.lane, job.huey_id)
             if n:
                 return self.row(job.id)
             job = self.row(job.id)
-        Job.update(cancel_requested=True, updated_at=now).where(Job.id == job.id).execute()
+        jobstate.request_cancel(job.id)
         if job.kind == "cloud":
             self._cancel_cloud(job)
         return self.row(job.id)
@@ -253,14 +268,13 @@ class JobService:
                     note_en, note_zh = "Cancelled at the provider.", "已在服务商处取消。"
             except Exception as exc:  # the provider refused: keep the local cancel
                 log.warning("remote cancel of %s failed: %s", job.id, type(exc).__name__)
-        now = time.time()
-        (Job.update(status="cancelled", finished_at=now, updated_at=now, message=note_en,
-                    info={**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
-         .where(Job.id == job.id, Job.status.not_in(TERMINAL)).execute())
+        jobstate.cancelled_now(job.id, note_en, {**job.info, "cancel_note": note_en, "cancel_note_zh": note_zh})
 
-    def retry(self, job_id: str, principal: Principal) -> Job:
+    def retry(self, job_id: str, principal: Principal, *, resend: bool = False) -> Job:
         """Run a failed or cancelled job again, under the same id and seed. It counts against its
-        owner's quota again (a failed or never-started job was not counted)."""
+        owner's quota again (a failed or never-started job was not counted). ``resend=True`` is
+        "Retry anyway": a cloud engine sends a new create even though an earlier one may have been
+        accepted (the engine's ``allow_resend``; see engines/cloud/safecreate.py)."""
         job = self.get(job_id, principal)
         if job.status not in ("failed", "cancelled"):
             raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
@@ -270,19 +284,13 @@ class JobService:
                 engine = self.engine(job.engine)
                 self.admission(user=job.user, engine=engine, task=job.task,
                                params=engine.Params.model_validate(job.params), parent=None)
-            n = self._requeue_for_retry(job)
+            if resend and (allow := getattr(self.engines.get(job.engine), "allow_resend", None)) is not None:
+                allow(job.id)
+            n = jobstate.reset_for_retry(job)
         job = self.row(job_id)
         if n:
             self.enqueue(job)
         return job
-
-    def _requeue_for_retry(self, job: Job) -> int:
-        return (Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
-                        cancel_requested=False, attempts=0, remote_id=None, remote_status=None,
-                        remote_phase=None, polls=0, message="retry", started_at=None,
-                        finished_at=None, updated_at=time.time(),
-                        info={"retries": job.info.get("retries", 0) + 1})
-             .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())
 
     def rerun(self, job_id: str, principal: Principal, *, source: str | None = None) -> Job:
         """A new job with the same resolved parameters (seed included) and inputs, owned by and

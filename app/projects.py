@@ -14,7 +14,7 @@ from profiles.store import ProjectStore
 
 from .access import Principal, not_found
 from .db import ProjectOwner, connection
-from .errors import Forbidden
+from core.errors import Forbidden
 
 
 class ProjectAccess:

@@ -21,6 +21,11 @@ from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
 from huey.utils import normalize_time
 
+from core.errors import ConfigError
+from core.platform import sqlite_journal_mode
+
+from .backends import POSTGRES_SCHEMES, REDIS_SCHEMES, need_module, redact, scheme_of
+
 log = logging.getLogger(__name__)
 
 LANES = ("gpu", "io")
@@ -100,7 +105,6 @@ class JobQueue:
 
     def __init__(self, queue_dir: Path, execute: Callable[..., None], *, gpu_workers: int = 1,
                  io_workers: int = 4, immediate: bool = False, settings=None):
-        from .backends import make_lane, queue_outage_errors
 
         self.workers = {"gpu": gpu_workers, "io": io_workers}  # a lane with 0 workers is not consumed here
         self.hueys: dict[str, LaneHuey] = {}
@@ -167,3 +171,47 @@ class JobQueue:
     def close(self) -> None:
         for huey in self.hueys.values():
             huey.storage.close()
+
+
+# --- the queue lanes ----------------------------------------------------------------------
+def make_lane(settings, lane: str, *, queue_dir: Path | None = None, immediate: bool = False):
+    """The Huey for ``lane`` (``gpu`` / ``io``): one SQLite file per lane, or a named queue
+    on the team's Redis / Postgres."""
+    name = f"xianying-{lane}"
+    # team mode without a queue_url: the lanes live in the team's Postgres too
+    url = (getattr(settings, "queue_url", None) or getattr(settings, "database_url", None)) if settings else None
+    if not url:
+        folder = queue_dir or settings.queue_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        return LaneHuey(name, filename=str(folder / f"{lane}.db"), journal_mode=sqlite_journal_mode(folder),
+                        timeout=10, immediate=immediate, results=False)
+    scheme = scheme_of(url)
+    if scheme in REDIS_SCHEMES:
+        need_module("redis", "A Redis queue_url")
+        from huey import RedisHuey
+
+        return RedisHuey(name, url=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
+    if scheme in POSTGRES_SCHEMES:
+        need_module("psycopg", "A Postgres queue_url")
+        from huey import PostgresHuey
+
+        return PostgresHuey(name, dsn=url, immediate=immediate, results=False, blocking=True, read_timeout=1)
+    raise ConfigError(f"queue_url must start with redis:// or postgresql:// (got {redact(url)}).",
+                      f"queue_url 应以 redis:// 或 postgresql:// 开头（当前：{redact(url)}）。")
+
+
+def queue_outage_errors(huey) -> tuple[type[BaseException], ...]:
+    """Exceptions meaning "the queue server is unreachable right now" for this lane: the job
+    row stays queued and the team monitor enqueues it again once the server is back. Empty for
+    SQLite, whose errors keep propagating as before."""
+    module = type(huey.storage).__module__
+    name = type(huey.storage).__name__
+    if module.startswith("huey") and name.startswith("Redis"):
+        import redis
+
+        return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    if name.startswith("Postgres"):
+        import psycopg
+
+        return (psycopg.OperationalError, psycopg.InterfaceError)
+    return ()

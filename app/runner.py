@@ -17,10 +17,13 @@ import time
 import uuid
 from pathlib import Path
 
+from core.errors import AppError, Cancelled, ProviderError
+from core.media import atomic_write_json
+from core.platform import move_dir, remove_tree
+
+from . import jobstate
 from .db import TERMINAL, Job, connection, db
-from .errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
-from .media import atomic_write_json
 from .queue import RESUMED
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ class JobRunner:
                 return
             engine = self.service.engines.get(job.engine)
             if engine is None:
-                self._fail(job, AppError(f"Engine '{job.engine}' is no longer installed.",
+                self.fail(job, AppError(f"Engine '{job.engine}' is no longer installed.",
                                          f"引擎“{job.engine}”已不存在。"))
                 return
             if job.kind == "local" and self.isolation is not None and job.lane == "gpu":
@@ -66,13 +69,9 @@ class JobRunner:
                 self._cloud_step(job, engine, token)
 
     # --- shared pieces --------------------------------------------------------------
-    def _claim(self, job: Job) -> bool:
-        now = time.time()
-        n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
-                        progress=0, message="starting", fence=Job.fence + 1, lease_owner=self.owner,
-                        lease_expires=now + self.lease_s)
-             .where(Job.id == job.id, Job.status == "queued").execute())
-        return bool(n)
+    def claim(self, job: Job) -> bool:
+        """queued → running for this runner (app/jobstate.py owns the transition)."""
+        return jobstate.claim(job.id, self.owner, self.lease_s)
 
     def workdir(self, job_id: str) -> Path:
         return self.settings.staging_dir / job_id
@@ -93,9 +92,7 @@ class JobRunner:
             if step < total and now - last[0] < PROGRESS_INTERVAL_S:
                 return
             last[0] = now
-            pct = 100.0 * step / total if total else 0.0
-            (Job.update(progress=min(pct, 99.9), message=f"step {step}/{total}", updated_at=time.time())
-             .where(Job.id == job_id, Job.status == "running").execute())
+            jobstate.progress(job_id, 100.0 * step / total if total else 0.0, f"step {step}/{total}")
 
         return progress
 
@@ -140,29 +137,22 @@ class JobRunner:
         while this run still holds the job (its fencing token): a run that lost its lease (team
         mode) changes nothing and its files are dropped. Team workers override it (uploads)."""
         with db.atomic():
-            n = (Job.update(**fields)
-                 .where(Job.id == job.id, Job.fence == fence, Job.status == "running").execute())
-            if not n:
+            if not jobstate.succeed(job.id, fence, fields):
                 log.warning("job %s: this run no longer holds the job (fence %s); result dropped", job.id, fence)
                 return False
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                shutil.rmtree(final)
-            work.rename(final)
+            remove_tree(final)
+            move_dir(work, final)
         return True
 
-    def _fail(self, job: Job, exc: AppError, status: str = "failed") -> None:
-        now = time.time()
-        (Job.update(status=status, error=exc.en if status == "failed" else None,
-                    error_zh=exc.zh if status == "failed" else None,
-                    error_code=getattr(exc, "vendor_code", None) or exc.code, finished_at=now,
-                    updated_at=now, message=exc.en)
-         .where(Job.id == job.id, Job.fence == job.fence, Job.status.not_in(TERMINAL)).execute())
+    def fail(self, job: Job, exc: AppError, status: str = "failed") -> None:
+        """Not finished → failed (or cancelled), only while this run's fence holds."""
+        jobstate.fail(job.id, exc, fence=job.fence, status=status)
         shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- local ----------------------------------------------------------------------
     def _run_local(self, job: Job, engine) -> None:
-        if not self._claim(job):
+        if not self.claim(job):
             return
         job = Job.get_by_id(job.id)
         work = self.workdir(job.id)
@@ -174,28 +164,27 @@ class JobRunner:
             self._finish(job, outputs)
         except Cancelled:
             if self.stopping.is_set() and not Job.get_by_id(job.id).cancel_requested:
-                self._requeue(job, "the studio stopped; it will run again at the next start")
+                self.requeue(job, "the studio stopped; it will run again at the next start")
             else:
-                self._fail(job, Cancelled(), status="cancelled")
+                self.fail(job, Cancelled(), status="cancelled")
         except AppError as exc:
-            self._fail(job, exc)
+            self.fail(job, exc)
         except Exception as exc:  # an engine bug or a library error: keep the message, not a traceback
             log.exception("job %s failed", job.id)
-            self._fail(job, AppError(f"{job.engine} failed: {type(exc).__name__}: {exc}",
+            self.fail(job, AppError(f"{job.engine} failed: {type(exc).__name__}: {exc}",
                                      f"{job.engine} 运行失败：{type(exc).__name__}: {exc}"))
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _requeue(self, job: Job, why: str) -> None:
-        (Job.update(status="queued", attempts=Job.attempts - 1, progress=0, message=why, updated_at=time.time(),
-                    lease_owner=None, lease_expires=None)
-         .where(Job.id == job.id, Job.fence == job.fence).execute())
+    def requeue(self, job: Job, why: str) -> None:
+        """An interrupted run (the studio is stopping): back to queued, the attempt given back."""
+        jobstate.requeue(job.id, why, fence=job.fence)
         shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- cloud ----------------------------------------------------------------------
     def _cloud_step(self, job: Job, engine, token: int | None) -> None:
         if job.status == "queued":
-            if not self._claim(job):
+            if not self.claim(job):
                 return
             job = Job.get_by_id(job.id)
         if job.cancel_requested:
@@ -215,11 +204,11 @@ class JobRunner:
         try:
             remote_id = engine.start(self.request_for(job))
         except AppError as exc:
-            self._fail(job, exc)
+            self.fail(job, exc)
             return
         except Exception as exc:
             log.exception("create of job %s failed", job.id)
-            self._fail(job, AppError(f"{job.engine}: {type(exc).__name__}: {exc}"))
+            self.fail(job, AppError(f"{job.engine}: {type(exc).__name__}: {exc}"))
             return
         (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
                     updated_at=time.time()).where(Job.id == job.id).execute())
@@ -240,10 +229,10 @@ class JobRunner:
                            updated_at=time.time()).where(Job.id == job.id).execute()
                 self.schedule_poll(job.id, engine, job.polls)
                 return
-            self._fail(job, exc)
+            self.fail(job, exc)
             return
         except AppError as exc:
-            self._fail(job, exc)
+            self.fail(job, exc)
             return
         info = {**job.info, **state.info, "_poll_errors": 0}
         fields = {"remote_status": state.raw_status, "updated_at": time.time(), "info": info,
@@ -256,9 +245,9 @@ class JobRunner:
         elif state.status == "succeeded":
             self._cloud_collect(job, engine, state, request)
         elif state.status == "cancelled":
-            self._fail(job, Cancelled("Cancelled at the provider.", "已在服务商处取消。"), status="cancelled")
+            self.fail(job, Cancelled("Cancelled at the provider.", "已在服务商处取消。"), status="cancelled")
         else:
-            self._fail(job, state.error or ProviderError(f"The provider reported {state.raw_status}."))
+            self.fail(job, state.error or ProviderError(f"The provider reported {state.raw_status}."))
 
     def _cloud_collect(self, job: Job, engine, state, request) -> None:
         Job.update(remote_phase="collecting", message="downloading").where(Job.id == job.id).execute()
@@ -269,10 +258,10 @@ class JobRunner:
             outputs = engine.collect(state, request)
             self._finish(job, outputs, state.info)
         except AppError as exc:
-            self._fail(job, exc)
+            self.fail(job, exc)
         except Exception as exc:
             log.exception("download for job %s failed", job.id)
-            self._fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
+            self.fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -292,17 +281,14 @@ class JobRunner:
                         self.service.enqueue(job, token=job.polls)
                     else:  # crashed mid-create: the engine re-sends with the same idempotency key
                         self.service.enqueue(job, token=job.polls)
-                elif job.attempts < self.settings.queue.max_attempts:
-                    (Job.update(status="queued", progress=0, updated_at=time.time(),
-                                message="re-queued after the studio was interrupted")
-                     .where(Job.id == job.id).execute())
-                    self.service.enqueue(job, priority=RESUMED)  # before the jobs queued behind it
-                    counts["requeued"] += 1
                 else:
-                    self._fail(job, Interrupted(
-                        f"Interrupted: the studio stopped while this job ran ({job.attempts} attempts).",
-                        f"已中断：任务运行时工作室被关闭（已尝试 {job.attempts} 次）。"))
-                    counts["failed"] += 1
+                    outcome = jobstate.interrupted(
+                        job, self.settings.queue.max_attempts, why_en="the studio stopped while this job ran",
+                        why_zh="任务运行时工作室被关闭", requeue_message="re-queued after the studio was interrupted")
+                    if outcome == "requeued":
+                        self.service.enqueue(job, priority=RESUMED)  # before the jobs queued behind it
+                    if outcome:
+                        counts[outcome] += 1
             for job in Job.select().where(Job.status == "queued").order_by(Job.created_at):
                 if job.id not in pending.get(job.lane, set()):
                     # its task was taken off the queue (a stop put it back before or during its run,

@@ -1,8 +1,10 @@
-"""Provider keys: environment first, then a 0600 YAML file outside the repository.
+"""Provider keys: environment first, then an owner-only YAML file outside the repository.
 
-The file defaults to the user's config directory (``platformdirs``), or
-``settings.secrets_file`` / ``XIANYING_SECRETS``. Values never leave this module except
-to the adapter that signs a request: ``describe()`` shows only which names are set.
+The file defaults to the user's config directory (``platformdirs``; on Windows
+``%LOCALAPPDATA%\\xianying\\secrets.yaml``), or ``settings.secrets_file`` / ``XIANYING_SECRETS``.
+Only its owner may read it: mode 0600 on POSIX, a user-only ACL on Windows
+(``core.platform.restrict_to_owner``). Values never leave this module except to the adapter that
+signs a request: ``describe()`` shows only which names are set.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from core.platform import replace_with_retry, restrict_to_owner
 
 KNOWN = (
     "DASHSCOPE_API_KEY",
@@ -55,7 +59,7 @@ class SecretStore:
         return "file" if name in self._read() else None
 
     def set(self, name: str, value: str | None) -> None:
-        """Store (or with ``None``/"" remove) a key; the file is written 0600, atomically."""
+        """Store (or with ``None``/"" remove) a key; the file is written owner-only, atomically."""
         data = self._read()
         if value:
             data[name] = value.strip()
@@ -64,10 +68,10 @@ class SecretStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
         try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp: 0600 on POSIX
                 yaml.safe_dump(data, fh, allow_unicode=True)
-            os.replace(tmp, self.path)
+            restrict_to_owner(Path(tmp))
+            replace_with_retry(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

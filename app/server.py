@@ -17,9 +17,9 @@ from fastapi.responses import FileResponse
 
 from core.paths import contained_file
 
-from .access import caller
+from .access import caller, handler
 from .db import connection
-from .errors import AppError
+from core.errors import AppError
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 210 * 2**20  # Gradio uploads: a project zip (200 MB) is the largest thing a person uploads
@@ -56,6 +56,7 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
     mount_kwargs = include_routes(app, studio)
 
     @app.get("/health", tags=["operations"], summary="Liveness and queue overview")
+    @handler("public")
     def health() -> dict:
         with connection():
             from .db import Job
@@ -65,6 +66,7 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
         return {"status": "ok", "jobs": counts, "engines": engines}
 
     @app.get("/files/{task_id}/{filename}", tags=["files"], summary="Download one file of a finished task")
+    @handler("user")
     def job_file(task_id: str, filename: str, request: Request):
         with connection():
             try:
@@ -85,6 +87,7 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
     # (demo.queue(...) would rebuild Gradio's app once more at startup; the env var sets the same limit)
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "16")
     demo, i18n = build_ui(studio)
+    app.state.demo = demo  # tests/security enumerate its event handlers
     # Handlers return outputs, project faces and renders by their workspace path: Gradio copies each
     # into its cache (allowed_paths permits that copy) and the browser fetches the copy. The file route
     # itself serves only the cache (app.api.headers), never the workspace; the database, config,

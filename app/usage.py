@@ -24,7 +24,7 @@ from collections import defaultdict
 from typing import Callable
 
 from .db import Job
-from .errors import ValidationError
+from core.errors import ValidationError
 
 FILTER_KEYS = {"days", "engine"}
 DEFAULT_DAYS = 30

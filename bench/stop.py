@@ -105,7 +105,7 @@ def main() -> int:
     for name, value in figures.items():
         print(f"{name:18s} {value:8.2f}" if isinstance(value, float) else f"{name:18s} {value:>8}")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return 0
 
 

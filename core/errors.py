@@ -8,6 +8,8 @@
     ├── QuotaExceeded             a user's quota or limit is reached
     ├── Unauthorized              missing / wrong API key
     ├── Forbidden                 an admin-only action asked for by a user
+    ├── FileBusy                  another program holds a file open (Windows); the new file is kept
+    ├── PathTooLong               a path past Windows' 260-character limit (says how to shorten it)
     └── EngineError               an engine could not produce its output
         ├── NotAvailable          weights, key or GPU missing (says what to do)
         ├── Cancelled             the job was cancelled while it ran
@@ -74,6 +76,19 @@ class QuotaExceeded(AppError):
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"
+
+
+class FileBusy(AppError):
+    """A rename that another program kept refusing (Windows sharing violation). ``kept`` is
+    where the new file or folder was left, so nothing is lost."""
+
+    status = 409
+    code = "file_busy"
+
+
+class PathTooLong(AppError):
+    status = 422
+    code = "path_too_long"
 
 
 class Forbidden(AppError):

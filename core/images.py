@@ -37,7 +37,13 @@ def check_image(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, what: str = "i
             im.verify()
     except ValidationError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow refuses even to open far larger claims
+        raise ValidationError(
+            f"{what}: the image is too large; the limit is {MAX_IMAGE_PIXELS // 10**6} megapixels "
+            f"(e.g. 8000×5000) and {MAX_IMAGE_SIDE} pixels a side.",
+            f"{what_zh}：图片过大；上限为 {MAX_IMAGE_PIXELS // 10**6} 百万像素（如 8000×5000），"
+            f"每边不超过 {MAX_IMAGE_SIDE} 像素。") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValidationError(f"{what}: the file could not be read as an image (PNG, JPEG or WebP expected).",
                               f"{what_zh}：无法读取图片（请使用 PNG、JPEG 或 WebP）。") from exc
     if fmt not in FORMATS:

@@ -19,6 +19,15 @@ An engine is a class with:
     ``[]`` for the others. Every speech engine answers to ``narrator``, ``male`` and ``female``
     (``voice`` names the engine's own id each stands for) besides its own ids.
 
+``field_choices(name) -> (choices, folder) | None``
+    Choices a form field takes from this machine rather than from ``Params`` (the LoRA files of
+    ``models/loras``: ``(["仙侠风格", ...], Path)``); ``None`` for a plain field.
+
+``shape_seed_request(model, params) -> {field: what changed}``
+    Vendor-specific touch-ups a REST seed needs before ``Params`` sees the request (a Vidu model
+    that makes one size; DashScope's ``1280*720`` sizes). Changes ``params`` in place; ``{}``
+    when nothing changed.
+
 ``available() -> (ok, reason)``
     Cheap (no model load, no network): weights on disk, keys set, packages importable.
     ``reason`` tells a person what to do when ``ok`` is false: a ``Reason`` (English; its
@@ -165,6 +174,12 @@ class Engine:
 
     def voices(self) -> list[dict]:
         return []
+
+    def field_choices(self, name: str):
+        return None
+
+    def shape_seed_request(self, model: str, params: dict) -> dict:
+        return {}
 
     def available(self) -> tuple[bool, str]:
         return True, ""

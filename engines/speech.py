@@ -25,8 +25,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from app.errors import EngineError, ValidationError
+from core.errors import EngineError, ValidationError
 from engines.base import Output, Params
+from core.platform import no_window
 
 ALIASES = ("narrator", "male", "female")
 
@@ -124,7 +125,7 @@ def encode(wav: Path, fmt: str) -> Path:
     mp3 = wav.with_suffix(".mp3")
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(wav),
            "-codec:a", "libmp3lame", "-b:a", "128k", str(mp3)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, creationflags=no_window())
     if done.returncode != 0 or not mp3.is_file():
         raise EngineError(f"ffmpeg could not encode the MP3 (exit {done.returncode}): {done.stderr.strip()[-300:]}",
                           f"ffmpeg 无法编码 MP3（退出码 {done.returncode}）。")

@@ -6,7 +6,7 @@
     export_zip / import_zip     archives (zip-slip and zip-bomb safe)
     install_samples(projects)   first start: copy the built-in xianxia sample
 
-Every problem with a file is an ``app.errors.ProfileError`` naming the file, the field and the fix.
+Every problem with a file is an ``core.errors.ProfileError`` naming the file, the field and the fix.
 """
 
 from .archive import export_zip, import_zip

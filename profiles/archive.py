@@ -15,7 +15,8 @@ import stat
 import zipfile
 from pathlib import PurePosixPath
 
-from app.errors import ProfileError, ValidationError
+from core.errors import PathTooLong, ProfileError, ValidationError
+from core.platform import check_path_length, move_dir
 
 from .project import PROJECT_FILE, load_project
 from .schema import IMAGE_SUFFIXES, SLUG
@@ -118,7 +119,7 @@ def import_zip(store: ProjectStore, data: bytes, project_id: str | None = None) 
                     continue
                 if path.suffix.lower() in (".yaml", ".yml") and info.file_size > MAX_YAML_BYTES:
                     raise _bad(f"{path} is too large for a project file.", f"{path} 过大。")
-                target = staging.joinpath(*path.parts)
+                target = check_path_length(staging.joinpath(*path.parts))
                 if not target.resolve().is_relative_to(staging.resolve()):
                     raise _bad(f"unsafe path '{path}'.", f"不安全的路径“{path}”。")
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,8 +132,8 @@ def import_zip(store: ProjectStore, data: bytes, project_id: str | None = None) 
                 wanted = slugify(str(data.get("title", "")) if isinstance(data, dict) else "", "project")
             final_id = wanted if not (store.root / wanted).exists() else store.new_id(wanted)
             load_project(staging, final_id)  # validates everything before it becomes a project
-            staging.rename(store.root / final_id)
-        except (ProfileError, ValidationError, OSError):
+            move_dir(staging, store.root / final_id)
+        except (ProfileError, ValidationError, PathTooLong, OSError):
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return final_id, skipped

@@ -8,7 +8,7 @@ import typing
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from app.errors import ProfileError
+from core.errors import ProfileError
 
 MAX_LISTED = 3
 SLUG_HINT_EN = "use letters, digits, '-' or '_' only (no '/', '..' or spaces), at most 64 characters"

@@ -23,9 +23,13 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import ValidationError as PydanticError
 
-from app.errors import NotAvailable, ProfileError, ValidationError
+from core.errors import NotAvailable, ProfileError, ValidationError
+
+from profiles import timeline
+from profiles.timeline import SceneInput, Utterance, estimate_seconds
 
 from .project import PROJECT_FILE, Project
+from .voices import speech_lines
 
 STILL_PLACEHOLDER = "@still"  # the clip's first frame: the still job's image, known once it ran
 TASK_DEFAULTS = {("dashscope", "i2v"): {"model": "wanx2.1-i2v-turbo"}}  # the engine default is t2v-only
@@ -50,6 +54,7 @@ class ScenePlan:
     transition: str  # into this scene: cut | crossfade
     steps: list[StepPlan]
     notes: list[str] = field(default_factory=list)
+    speech: list[dict] = field(default_factory=list)  # profiles.voices.SpeechLine as JSON, + "estimate" (s)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class EpisodePlan:
     upscale: bool
     transition_duration: float
     scenes: list[ScenePlan]
+    audio: dict = field(default_factory=dict)  # timing, padding, subtitles, style, music (project-relative), mix
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -327,5 +333,40 @@ def plan_episode(project: Project, engines: dict, check, scene_ids: list[str] | 
     plans[0].transition = "cut"
     cfg = project.config
     width, height = cfg.size
+    for sp in plans:
+        sp.speech = [speech_json(line) for line in speech_lines(project, project.scene(sp.scene))]
+    check_speech_fits(plans, cfg)
     return EpisodePlan(project.id, cfg.title, name or "episode", cfg.fps, width, height, cfg.upscale,
-                       cfg.transition_duration, plans)
+                       cfg.transition_duration, plans, audio_settings(project))
+
+
+# --- speech, subtitles, music ----------------------------------------------------------------
+def speech_json(line) -> dict:
+    return {"index": line.index, "speaker": line.speaker, "character": line.character, "text": line.text,
+            "voice": line.voice.model_dump(mode="json"), "at": line.at,
+            "estimate": round(estimate_seconds(line.text, line.voice.speed), 3)}
+
+
+def audio_settings(project: Project) -> dict:
+    cfg = project.config
+    music = None
+    if cfg.music:
+        path = project.asset(cfg.music)
+        if not path.is_file():
+            raise ProfileError(f"{PROJECT_FILE} → music: assets/{cfg.music} does not exist. Fix: put the file there "
+                               "(or upload it in the Projects tab) or remove music.",
+                               f"{PROJECT_FILE} → music：assets/{cfg.music} 不存在。请放入该文件或删除 music。",
+                               file=PROJECT_FILE, field="music")
+        music = f"assets/{cfg.music}"
+    return {"timing": cfg.timing, "speech_padding": cfg.speech_padding, "subtitles": cfg.subtitles,
+            "subtitle_style": cfg.subtitle_style.model_dump(mode="json"), "music": music,
+            "music_volume": cfg.music_volume, "ducking": cfg.ducking, "clip_audio": cfg.clip_audio}
+
+
+def check_speech_fits(plans: list[ScenePlan], cfg) -> None:
+    """With ``timing: fixed``, refuse before anything runs when the (estimated) speech cannot fit a scene."""
+    if cfg.timing != "fixed" or not any(sp.speech for sp in plans):
+        return
+    scenes = [SceneInput(sp.scene, sp.duration, sp.transition,
+                         tuple(Utterance(None, line["estimate"], at=line["at"]) for line in sp.speech)) for sp in plans]
+    timeline.plan(scenes, fps=cfg.fps, fade=cfg.transition_duration, timing="fixed", padding=cfg.speech_padding)

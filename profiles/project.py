@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import NotFound, ProfileError
+from core.errors import NotFound, ProfileError
 
 from .errors import validate
 from .schema import SLUG, Character, CharactersFile, ProjectConfig, Scene, ScenesFile
@@ -93,6 +93,14 @@ def check_references(characters: dict[str, Character], scenes: list[Scene], scen
                     f"{scenes_name} → scenes[{i}].characters[{j}]：未知角色“{cid}”。请在 {characters_name} 中定义，"
                     f"或从场景“{scene.id}”中删除（现有角色：{known}）。",
                     file=scenes_name, field=f"scenes[{i}].characters[{j}]")
+        for j, line in enumerate(scene.lines):
+            if line.character not in characters:
+                raise ProfileError(
+                    f"{scenes_name} → scenes[{i}].lines[{j}].character: unknown character '{line.character}'. Fix: "
+                    f"define it in {characters_name} or use one of: {known}.",
+                    f"{scenes_name} → scenes[{i}].lines[{j}].character：未知角色“{line.character}”。请在 "
+                    f"{characters_name} 中定义，或使用现有角色：{known}。",
+                    file=scenes_name, field=f"scenes[{i}].lines[{j}].character")
 
 
 def load_project(folder: Path, project_id: str | None = None) -> Project:

@@ -14,8 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from app.errors import Conflict, NotFound, ProfileError, ValidationError
-from app.media import atomic_write_bytes
+from core.errors import Conflict, NotFound, ProfileError, ValidationError
+from core.media import atomic_write_bytes
+from core.platform import move_dir
 
 from .errors import validate
 from .project import PROJECT_FILE, Project, check_references, file_version, load_project
@@ -121,7 +122,7 @@ class ProjectStore:
         write_yaml(tmp / PROJECT_FILE, cfg.model_dump(mode="json", exclude_defaults=False), HEADERS["project"])
         write_yaml(tmp / cfg.character_profiles, {"characters": {}}, HEADERS["characters"])
         write_yaml(tmp / cfg.scene_profiles, {"scenes": []}, HEADERS["scenes"])
-        tmp.rename(folder)
+        move_dir(tmp, folder)
         return self.get(project_id)
 
     def duplicate(self, source_id: str, new_id: str | None = None, title: str | None = None) -> Project:
@@ -135,7 +136,7 @@ class ProjectStore:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(source.dir, tmp, ignore=shutil.ignore_patterns("renders", ".*"))
         (tmp / "renders").mkdir(exist_ok=True)
-        tmp.rename(target)
+        move_dir(tmp, target)
         if title:
             self.update_config(new_id, {"title": title})
         return self.get(new_id)

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from yaml.events import AliasEvent
 
-from app.errors import ProfileError
-from app.media import atomic_write_bytes
+from core.errors import ProfileError
+from core.media import atomic_write_bytes
 
 MAX_YAML_BYTES = 256 * 1024
 MAX_DEPTH = 32

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from app.db import Job
-from app.errors import Conflict, NotAvailable, NotFound, ValidationError
+from core.errors import Conflict, NotAvailable, NotFound, ValidationError
 from tests.conftest import wait_for
 from app.access import LOCAL, Principal  # noqa: F401
 
@@ -32,7 +32,7 @@ def test_submit_resolves_seed_and_stores_full_request(studio):
 def test_fixed_seed_reproduces_the_same_video(studio):
     import numpy as np
 
-    from app import media
+    from core import media
 
     def frames(job_id):
         job = finished(studio.service, job_id)
@@ -47,36 +47,6 @@ def test_fixed_seed_reproduces_the_same_video(studio):
     fa, fb, fc = frames(a.id), frames(b.id), frames(c.id)
     assert np.array_equal(fa, fb) and not np.array_equal(fa, fc)
     assert media.probe(studio.settings.workspace / Job.get_by_id(a.id).outputs[0]["file"])["frames"] == 5
-
-
-@pytest.mark.parametrize("request_, needle", [
-    ("not a dict", "JSON object"),
-    ({"prompt": "x"}, "engine: required"),
-    ({"engine": WAN}, "prompt"),
-    ({"engine": WAN, "prompt": "x", "params": {"width": 17}}, "multiple of 16"),
-    ({"engine": WAN, "prompt": "x", "params": {"num_inference_steps": 0}}, "num_inference_steps"),
-    ({"engine": WAN, "prompt": "x", "image": "https://example.com/a.png"}, "cannot do i2v"),
-    ({"engine": WAN, "prompt": "x" * 6000}, "prompt"),
-])
-def test_bad_requests_are_refused_before_anything_is_stored(studio, request_, needle):
-    before = Job.select().count()
-    with pytest.raises(ValidationError) as err:
-        studio.service.submit(request_, LOCAL)
-    assert needle in err.value.en and err.value.zh
-    assert Job.select().count() == before
-
-
-def test_missing_weights_make_the_engine_unavailable_with_a_reason(studio):
-    import shutil
-
-    shutil.rmtree(studio.settings.models_dir / WAN)
-    info = {e["id"]: e for e in studio.service.engines_info()}[WAN]
-    assert info["available"] is False
-    assert str(studio.settings.models_dir / WAN) in info["reason"] and "model_index.json" in info["reason"]
-    assert str(studio.settings.models_dir / WAN) in info["reason_zh"] and "找不到权重" in info["reason_zh"]
-    with pytest.raises(NotAvailable) as err:
-        studio.service.submit({"engine": WAN, "prompt": "x", "params": TINY}, LOCAL)
-    assert "找不到权重" in err.value.zh and "Weights not found" not in err.value.zh
 
 
 def test_the_settings_engine_table_speaks_one_language(studio, monkeypatch):
@@ -94,39 +64,10 @@ def test_the_settings_engine_table_speaks_one_language(studio, monkeypatch):
     assert "Weights not found" in en and not re.search(r"[\u4e00-\u9fff]", english)
 
 
-def test_cancel_queued_retry_and_rerun(studio):
-    studio.queue.stop()  # nothing runs: the job stays queued
-    job = studio.service.submit({"engine": WAN, "prompt": "排队", "params": TINY}, LOCAL)
-    assert studio.service.cancel(job.id, LOCAL).status == "cancelled"
-    assert studio.service.cancel(job.id, LOCAL).status == "cancelled"  # idempotent
-    still_queued = studio.service.submit({"engine": WAN, "prompt": "q", "params": TINY}, LOCAL)
-    with pytest.raises(Conflict):
-        studio.service.retry(still_queued.id, LOCAL)
-    studio.queue.start()
-    retried = studio.service.retry(job.id, LOCAL)
-    assert retried.id == job.id and retried.status == "queued"
-    done = finished(studio.service, job.id)
-    assert done.status == "succeeded"
-    with pytest.raises(Conflict):
-        studio.service.cancel(job.id, LOCAL)
-    new = studio.service.rerun(job.id, LOCAL)
-    assert new.id != job.id and new.params == done.params and new.rerun_of == job.id
-
-
 def test_get_refuses_malformed_ids(studio):
     for bad in ("", "../x", "A" * 32, None, 5):
         with pytest.raises(NotFound):
             studio.service.get(bad, LOCAL)
-
-
-def test_list_filters(studio):
-    studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY, "project": "hanli"}, LOCAL)
-    studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
-    assert [j.id for j in studio.service.list({"project": "hanli"}, LOCAL)] == [a.id]
-    assert len(studio.service.list({"status": ["queued"], "limit": 1}, LOCAL)) == 1
-    with pytest.raises(ValidationError, match="Unknown filter"):
-        studio.service.list({"colour": "red"}, LOCAL)
 
 
 def test_images_data_uri_job_ref_and_forbidden_paths(studio, tmp_path):
@@ -153,28 +94,13 @@ def test_images_data_uri_job_ref_and_forbidden_paths(studio, tmp_path):
         resolve_image(f"job:{video_job.id}", "first_frame", ws, lambda r: studio.service.image_of_job(r, LOCAL))
 
 
-def test_reconcile_requeues_interrupted_runs_within_bounds(studio):
-    studio.queue.stop()
-    a = studio.service.submit({"engine": WAN, "prompt": "a", "params": TINY}, LOCAL)
-    b = studio.service.submit({"engine": WAN, "prompt": "b", "params": TINY}, LOCAL)
-    Job.update(status="running", attempts=1).where(Job.id == a.id).execute()
-    Job.update(status="running", attempts=studio.settings.queue.max_attempts).where(Job.id == b.id).execute()
-    (studio.settings.staging_dir / a.id).mkdir(parents=True)
-    (studio.settings.staging_dir / a.id / "half.mp4").write_bytes(b"\0" * 10)
-    counts = studio.runner.reconcile()
-    assert counts["requeued"] == 1 and counts["failed"] == 1
-    assert not (studio.settings.staging_dir / a.id).exists()
-    failed = studio.service.get(b.id, LOCAL)
-    assert failed.status == "failed" and failed.error.startswith("Interrupted") and failed.error_zh
-    studio.queue.start()
-    assert finished(studio.service, a.id).status == "succeeded"
-
-
-def test_submit_to_running_is_fast(studio):
-    """Not a timing assert: records that the waker starts a job without the idle back-off."""
+def test_submit_wakes_the_idle_lane(studio):
+    """An enqueue notifies the lane's waker, which idle workers wait on instead of their back-off
+    sleep (the latency itself is measured in bench/spine.py, not asserted here)."""
     job = studio.service.submit({"engine": WAN, "prompt": "warm", "params": TINY}, LOCAL)
     finished(studio.service, job.id)
-    time.sleep(1.5)  # let the worker back off to its longest idle sleep
+    waker = studio.queue.hueys[job.lane].waker
+    seen = waker.generation
     job = studio.service.submit({"engine": WAN, "prompt": "fast", "params": TINY}, LOCAL)
-    row = finished(studio.service, job.id)
-    assert row.started_at - row.created_at < 0.9  # max idle sleep is 1 s; the waker beats it
+    assert waker.generation > seen
+    assert finished(studio.service, job.id).status == "succeeded"

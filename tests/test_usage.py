@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 from app.db import Job
-from app.errors import ValidationError
+from core.errors import ValidationError
 from app.ui.usage_view import usage_markdown
 from app.usage import job_usage, ledger
 from tests.cloud.conftest import cloud_studio, fast_cloud, mp4_bytes  # noqa: F401  (fixtures)

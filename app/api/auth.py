@@ -23,7 +23,7 @@ import time
 
 from app.access import LOCAL, LOCAL_USER, Principal, principal_of  # noqa: F401 (re-exported)
 from app.db import connection
-from app.errors import NotFound, ValidationError
+from core.errors import NotFound, ValidationError
 
 from .models import ApiKey, ApiSession
 

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from app.db import Job
-from app.errors import AppError, NotAvailable, NotFound, Unauthorized, ValidationError
+from core.errors import AppError, NotAvailable, NotFound, Unauthorized, ValidationError
 
 from core.paths import contained_file
 

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from app.errors import ConfigError, pydantic_message
+from core.errors import ConfigError, pydantic_message
 
 
 class _Strict(BaseModel):

@@ -32,7 +32,7 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.db import open_db
-    from app.errors import AppError
+    from core.errors import AppError
     from app.settings import load_settings
 
     from .auth import KeyStore, describe

@@ -33,7 +33,7 @@ from pydantic import ValidationError as PydanticError
 
 from app.db import Job
 from app.episode_steps import EPISODE
-from app.errors import ConfigError, QuotaExceeded, pydantic_message
+from core.errors import ConfigError, QuotaExceeded, pydantic_message
 
 from .auth import LOCAL_USER, USER_NAME
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from app.db import connection
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 from .auth import KeyStore, is_loopback
 from .config import load_rest_config

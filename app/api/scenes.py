@@ -6,7 +6,7 @@ Multi-scene videos (``POST /api/v1/videos/generate``) are episodes: see ``app.ep
 
 from __future__ import annotations
 
-from app.errors import NotFound
+from core.errors import NotFound
 from profiles.store import ProjectStore
 
 

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from peewee import fn
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.access import handler
 from app.db import Job, connection
 from app.episode_steps import EPISODE
 from app.episodes import EpisodeService, render_video_request
@@ -213,6 +214,7 @@ def build(studio) -> APIRouter:
             return {"tasks": [job_view(c, j) for j in c.service.list(filters, c.principal)]}
 
     @router.get("/api/v1/health", summary="Health check", tags=["operations"])
+    @handler("public")
     def health():
         try:
             with connection():
@@ -229,6 +231,7 @@ def build(studio) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", tags=["operations"],
                 responses={200: {"content": {"text/plain": {}}}})
+    @handler("user")
     def prometheus():
         from prometheus_client import CONTENT_TYPE_LATEST
 

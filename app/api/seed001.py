@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.db import Job, connection
-from app.errors import NotFound
+from core.errors import NotFound
 
 from .common import Ctx, ctx, engine_for, media_url, output_file, run_seconds, seed_route, submit, visible_job
 

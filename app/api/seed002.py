@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import Job, connection
-from app.errors import ValidationError
+from core.errors import ValidationError
 
 from .common import (
     Ctx,
@@ -107,30 +107,6 @@ def _text(value) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
-def fit_vidu_size(engine, model: str, p: dict) -> dict:
-    """Vidu models make exactly one size; seed scripts still send ``size`` (often portrait).
-
-    A size the model cannot make becomes the model's size, and a portrait or square request
-    becomes ``aspect_ratio`` where the model has one. Returns what was changed, for the reply.
-    """
-    if engine.id != "zhipu" or not isinstance(p.get("size"), str):
-        return {}
-    from engines.cloud import zhipu
-
-    spec = getattr(zhipu, "MODELS", {}).get(model)
-    if spec is None or p["size"] in spec.sizes or len(spec.sizes) != 1:
-        return {}
-    asked, changed = p["size"], {}
-    w, _, h = asked.lower().partition("x")
-    if "aspect_ratio" in spec.fields and not p.get("aspect_ratio") and w.isdigit() and h.isdigit():
-        ratio = "9:16" if int(h) > int(w) else "1:1" if w == h else None
-        if ratio:
-            p["aspect_ratio"] = changed["aspect_ratio"] = ratio
-    p["size"] = spec.sizes[0]
-    changed["size"] = f"{asked} -> {spec.sizes[0]} ({model} makes only this size)"
-    return changed
-
-
 def to_request(engine, body: CreateBody) -> tuple[dict, list[str], dict]:
     """The studio request for a seed 002 body, the parameter names it ignored, and what it adjusted."""
     p = dict(body.parameters)
@@ -154,9 +130,7 @@ def to_request(engine, body: CreateBody) -> tuple[dict, list[str], dict]:
         request["last_image"] = check_image_ref("last frame", last)
     for ref in request.get("reference_images", []):
         check_image_ref("image_url", ref)
-    if engine.id == "dashscope" and isinstance(p.get("size"), str):
-        p["size"] = p["size"].replace("x", "*").replace("X", "*")
-    adjusted = fit_vidu_size(engine, body.model, p)
+    adjusted = engine.shape_seed_request(body.model, p)  # the vendor's own touch-ups (engines/base.py)
     fields = engine.Params.model_fields
     ignored = sorted(k for k in p if k in TOLERATED and k not in fields)
     params = {k: v for k, v in p.items() if k not in ignored}

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.access import handler
 from app.db import Job, connection
-from app.errors import ValidationError
+from core.errors import ValidationError
 
 from .common import (
     Ctx,
@@ -131,6 +132,7 @@ def build(studio) -> APIRouter:
 
     @router.get("/api/v1/videos/health", response_model=Health, responses={503: {"model": Health}},
                 summary="Health check", tags=["operations"])
+    @handler("public")
     def health():
         engine = studio.engines.get(studio.ops.config.engines.seed003)
         ok, reason = engine.available() if engine else (False, "engine not installed")

@@ -15,6 +15,8 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app.access import handler
+
 from .auth import SESSION_S
 from .middleware import COOKIE
 
@@ -49,10 +51,12 @@ def build(runtime) -> APIRouter:
     router = APIRouter(tags=["login"], include_in_schema=False)
 
     @router.get("/auth/login")
+    @handler("public")
     def login_form(next: str = "/"):
         return page(next)
 
     @router.post("/auth/login")
+    @handler("public")
     async def login(request: Request):
         body = (await request.body())[:8192].decode("utf-8", "replace")
         form = {k: v[0] for k, v in parse_qs(body).items() if v}
@@ -66,6 +70,7 @@ def build(runtime) -> APIRouter:
         return response
 
     @router.get("/auth/logout")
+    @handler("public")
     def logout(request: Request):
         token = request.cookies.get(COOKIE)
         if token:

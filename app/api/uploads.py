@@ -17,7 +17,7 @@ import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from app.errors import AppError
+from core.errors import AppError
 
 from .common import Ctx
 from .middleware import PRINCIPAL

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import threading
 
+from app import winstop
 from app.backends import redact
+from core.platform import group_kwargs, kill_tree, send_stop, stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.errors import AppError
+    from core.errors import AppError
 
     logging.basicConfig(level=str(getattr(args, "log_level", "INFO")).upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -77,7 +79,7 @@ def _settings(args):
 
 
 def _migrate(args) -> int:
-    from app.errors import ConfigError
+    from core.errors import ConfigError
 
     from .migrate import migrate_to_team
 
@@ -102,7 +104,7 @@ def _worker(args) -> int:
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus[0]
     lanes = [lane.strip() for lane in args.lanes.split(",") if lane.strip()]
-    from app.errors import ConfigError
+    from core.errors import ConfigError
 
     if not lanes or set(lanes) - {"gpu", "io"}:
         raise ConfigError("--lanes takes gpu, io or gpu,io.", "--lanes 取值为 gpu、io 或 gpu,io。")
@@ -119,33 +121,48 @@ def _worker(args) -> int:
     worker = WorkerProcess(settings, lanes=lanes, gpus=[int(g) for g in gpus],
                            api_key=args.api_key or os.environ.get("XIANYING_API_KEY"))
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals():  # SIGINT, SIGTERM and SIGBREAK (Windows) or SIGHUP (POSIX)
         signal.signal(sig, lambda s, f: stop.set())
+    winstop.install(stop.set, stopped := threading.Event())  # console closed, log-off (Windows)
     worker.start()
     print(f"仙影 worker {worker.member.id}: lanes {','.join(lanes)}, database {redact(settings.database_url)}, "
           f"queue {redact(settings.queue_url or settings.database_url)} (Ctrl-C to stop)", flush=True)
-    stop.wait()
+    while not stop.wait(0.5):  # a bare wait() never lets Ctrl-C's handler run on Windows
+        pass
     worker.stop()
+    stopped.set()
     print("worker stopped. 工作机已退出。", flush=True)
     return 0
 
 
-def _supervise(gpus: list[str]) -> int:
-    """One child worker per GPU; SIGTERM/SIGINT are passed on; exits when all children have."""
+def _supervise(gpus: list[str], grace: float = 60.0) -> int:
+    """One child worker per GPU, each in its own process group; a stop (SIGTERM, SIGINT, Ctrl-Break)
+    is passed on as the child's own stop signal (Ctrl-Break on Windows); a child still running
+    ``grace`` seconds later is killed with its process tree. Exits when all children have."""
     argv = list(sys.argv)
     i = argv.index("--gpus") if "--gpus" in argv else -1
     if i >= 0:
         del argv[i:i + 2]
     else:
         argv = [a for a in argv if not a.startswith("--gpus=")]
-    children = [subprocess.Popen([sys.executable, *argv, "--gpus", g]) for g in gpus]
+    children = [subprocess.Popen([sys.executable, *argv, "--gpus", g], **group_kwargs()) for g in gpus]
+    stopping, done = threading.Event(), threading.Event()
 
-    def forward(sig, frame):
+    def forward(sig=None, frame=None):
+        stopping.set()
         for child in children:
-            if child.poll() is None:
-                child.send_signal(sig)
+            send_stop(child)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    return max(codes, default=0)
+    for sig in stop_signals():
+        signal.signal(sig, forward)
+    winstop.install(forward, done, grace=grace)
+    while any(child.poll() is None for child in children) and not stopping.wait(0.5):
+        pass
+    for child in children:
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("worker process %s did not stop within %.0f s; killing it", child.pid, grace)
+            kill_tree(child)
+    done.set()
+    return max((child.returncode for child in children), default=0)

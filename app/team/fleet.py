@@ -123,10 +123,13 @@ class FleetAvailability:
         ok, reason = self.local()
         if ok:
             return ok, reason
+        from engines.base import Reason, reason_text
+
         hosts = self.hosts()
         if hosts:
-            return True, f"on team worker(s): {', '.join(hosts)}"
-        return False, f"{reason} No live team worker offers it either."
+            return True, Reason(f"on team worker(s): {', '.join(hosts)}", f"由团队工作机运行：{', '.join(hosts)}")
+        return False, Reason(f"{reason} No live team worker offers it either.",
+                             f"{reason_text(reason, 'zh')} 也没有在线的团队工作机提供它。")
 
 
 def live_peers(heartbeat_s: float, exclude: str | None = None, window_s: float | None = None) -> list[Worker]:

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from app.db import Job, connection
-from app.errors import Conflict, NotFound, ValidationError
+from core.errors import Conflict, NotFound, ValidationError
+from core.hashing import sha256_file
 
 NAME = re.compile(r"^[\w][\w.\- ]{0,199}$")  # one path part: no leading dot, no separators
 OUTPUT_DIR = re.compile(r"^outputs/\d{4}-\d{2}-\d{2}/[0-9a-f]{32}$")
@@ -33,14 +34,6 @@ def check_rel(path: str) -> str:
     if not parts or len(parts) > 4 or not all(NAME.match(p) for p in parts):
         raise ValidationError(f"Bad file name in upload: {path[:120]!r}.", f"上传的文件名无效：{path[:120]!r}。")
     return "/".join(parts)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class IncomingStore:
@@ -118,7 +111,7 @@ class IncomingStore:
                     raise ValidationError(f"Output {ref[:80]!r} is not among the uploaded files.",
                                           f"输出 {ref[:80]!r} 不在上传的文件中。")
         now = time.time()
-        fields.update(status="succeeded", progress=100.0, updated_at=now)
+        fields.update(progress=100.0, updated_at=now)  # (publish makes it succeeded, fenced)
         fields.setdefault("finished_at", now)
         final = self.settings.workspace / output_dir
         with connection():

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import time
 
 from peewee import AutoField, BigAutoField, SqliteDatabase
 
 from app.backends import ensure_columns, make_database, redact
+from app import jobstate
 from app.db import MODELS, BaseModel, Job
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,7 @@ def _requeue(team, dst, job_queue_cls) -> int:
     n = 0
     try:
         with dst.bind_ctx([Job]):
-            now = time.time()
-            (Job.update(status="queued", progress=0, lease_owner=None, lease_expires=None, updated_at=now,
-                        message="moved to team mode; queued again")
-             .where(Job.status == "running", Job.kind == "local").execute())
+            jobstate.requeue_running_local("moved to team mode; queued again")
             for job in Job.select().where(Job.status.in_(("queued", "running"))):
                 token = job.polls if (job.status == "running" and job.remote_id) else None
                 huey_id = queue.enqueue(job.lane, job.id, token=token)

@@ -23,8 +23,8 @@ import shutil
 import threading
 import time
 
+from app import jobstate
 from app.db import Job, connection
-from app.errors import Interrupted
 from app.queue import RESUMED
 
 log = logging.getLogger(__name__)
@@ -67,26 +67,18 @@ class LeaseMonitor:
         query = Job.select().where(Job.status == "running", Job.kind == "local", Job.lease_expires < now)
         for job in query:
             owner = job.lease_owner or "?"
-            guard = (Job.id == job.id, Job.fence == job.fence, Job.status == "running", Job.lease_expires < now)
-            if job.attempts < max_attempts:
-                lost = [*job.info.get("lost_workers", []), owner][-10:]
-                n = (Job.update(status="queued", fence=Job.fence + 1, lease_owner=None, lease_expires=None,
-                                progress=0, updated_at=now, info={**job.info, "lost_workers": lost},
-                                message=f"re-queued: worker {owner} stopped answering")
-                     .where(*guard).execute())
-                if n:
-                    log.warning("job %s: lease of %s expired; re-queued (attempt %s of %s done)", job.id, owner,
-                                job.attempts, max_attempts)
-                    self.service.enqueue(job, priority=RESUMED)  # before the jobs submitted after it
-                    counts["requeued"] += 1
-            else:
-                exc = Interrupted(f"Interrupted: its worker ({owner}) stopped answering, {job.attempts} attempts.",
-                                  f"已中断：执行它的工作机（{owner}）失去响应，已尝试 {job.attempts} 次。")
-                n = (Job.update(status="failed", fence=Job.fence + 1, error=exc.en, error_zh=exc.zh,
-                                error_code=exc.code, finished_at=now, updated_at=now, message=exc.en,
-                                lease_owner=None, lease_expires=None)
-                     .where(*guard).execute())
-                counts["failed"] += n
+            lost = [*job.info.get("lost_workers", []), owner][-10:]
+            outcome = jobstate.interrupted(
+                job, max_attempts, why_en=f"its worker ({owner}) stopped answering",
+                why_zh=f"执行它的工作机（{owner}）失去响应", requeue_message=f"re-queued: worker {owner} stopped answering",
+                lease_expired_before=now, info={**job.info, "lost_workers": lost})
+            if outcome == "requeued":
+                log.warning("job %s: lease of %s expired; re-queued (attempt %s of %s done)", job.id, owner,
+                            job.attempts, max_attempts)
+                self.service.enqueue(job, priority=RESUMED)  # before the jobs submitted after it
+                counts["requeued"] += 1
+            elif outcome == "failed":
+                counts["failed"] += 1
 
     def _silent_cloud_jobs(self, now: float, counts: dict) -> None:
         quiet = self.settings.queue.poll_max_interval_s + self.settings.team.lease_s

@@ -18,7 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from app.errors import AppError
+from core.errors import AppError
+from core.platform import replace_with_retry
+from core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,7 @@ class LeaseLost(Exception):
     """The studio refused: another run holds the job now."""
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = sha256_file  # (the name the worker code uses)
 
 
 class StudioUploader:
@@ -130,4 +127,4 @@ class StudioUploader:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         tmp.write_bytes(r.content)
-        os.replace(tmp, dest)
+        replace_with_retry(tmp, dest)

@@ -37,8 +37,8 @@ class WorkerRunner(JobRunner):
         self.delivered = 0
         self.dropped = 0
 
-    def _claim(self, job: Job) -> bool:
-        if not super()._claim(job):
+    def claim(self, job: Job) -> bool:
+        if not super().claim(job):
             return False
         self.held[job.id] = Job.select(Job.fence).where(Job.id == job.id).scalar()
         return True
@@ -79,8 +79,8 @@ class WorkerRunner(JobRunner):
                         self.uploader.fetch_input(job.id, index, dest)
         return super().request_for(job)
 
-    def _requeue(self, job: Job, why: str) -> None:
-        super()._requeue(job, why)  # this worker is stopping: hand the job to another one now
+    def requeue(self, job: Job, why: str) -> None:
+        super().requeue(job, why)  # this worker is stopping: hand the job to another one now
         with connection():
             row = Job.get_or_none(Job.id == job.id)
             if row is not None and row.status == "queued":
@@ -106,7 +106,7 @@ class WorkerProcess:
     def __init__(self, settings, *, lanes=("gpu",), gpus=(), api_key: str | None = None, uploader=None):
         from app.backends import is_team
         from app.db import open_db
-        from app.errors import ConfigError
+        from core.errors import ConfigError
         from app.jobs import JobService
         from app.queue import JobQueue
         from app.secrets import SecretStore

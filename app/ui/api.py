@@ -4,7 +4,7 @@
     /submit (request)        -> {task_id, status}
     /status (task_id)        -> {task_id, status, progress, error, engine, params, outputs, ...}
     /cancel (task_id)        -> {task_id, status}
-    /retry  (task_id)        -> {task_id, status}
+    /retry  (task_id, resend=False) -> {task_id, status}   (resend: "Retry anyway", a new cloud create)
     /rerun  (task_id)        -> {task_id, status}   (a new task, same parameters and seed)
     /result (task_id)        -> the primary output file (the client downloads it)
     /tasks  (filter)         -> [status, ...]
@@ -22,7 +22,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from app.access import caller, handler
-from app.errors import AppError
+from core.errors import AppError
 
 from .i18n import lang_of
 
@@ -86,8 +86,8 @@ def register(service) -> None:
         return short(service.cancel(task_id, caller(request)))
 
     @on("user")
-    def retry(task_id: str, request: gr.Request = None) -> dict:
-        return short(service.retry(task_id, caller(request)))
+    def retry(task_id: str, resend: bool = False, request: gr.Request = None) -> dict:
+        return short(service.retry(task_id, caller(request), resend=bool(resend)))
 
     @on("user")
     def rerun(task_id: str, request: gr.Request = None) -> dict:

@@ -51,10 +51,9 @@ def build(service, t) -> dict:
 
     engine.change(engine_changed, engine, [engine_note, image, last_image], api_visibility="private")
 
-    def lora_field(field):
-        from engines.local.sdxl import available_loras, lora_dir
-
-        return lora_picker(field, available_loras(service.settings), lora_dir(service.settings))
+    def lora_field(eng, field):
+        choices, folder = eng.field_choices("loras") or ([], service.settings.models_dir / "loras")
+        return lora_picker(field, choices, folder)
 
     with form_area:
         gr.Markdown("### 参数 · Parameters")
@@ -68,7 +67,7 @@ def build(service, t) -> dict:
             model = eng.Params
             # a speech engine's text is the prompt box (JobService reads it when params has no text)
             names = [n for n in model.model_fields if n != "seed" and not (n == "text" and "tts" in eng.tasks)]
-            comps = [lora_field(model.model_fields[n]) if n == "loras" else component_for(n, model.model_fields[n])
+            comps = [lora_field(eng, model.model_fields[n]) if n == "loras" else component_for(n, model.model_fields[n])
                      for n in names]
             button = gr.Button(t("submit"), variant="primary", elem_id="submit")
 

@@ -14,7 +14,7 @@ import gradio as gr
 from app.backends import is_team, redact
 
 from app.access import caller
-from app.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, Unauthorized
 
 from .api import on
 from .i18n import lang_of

@@ -31,6 +31,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "selected_job": ("Selected job", "选中的任务"),
     "cancel": ("Cancel", "取消"),
     "retry": ("Retry", "重试"),
+    "retry_anyway": ("Retry anyway", "仍然重试"),
     "rerun": ("Re-run (same seed)", "再次生成（相同种子）"),
     "refresh": ("Refresh", "刷新"),
     "status_filter": ("Show", "显示"),

@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.access import caller
 from app.api.auth import describe
-from app.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, Unauthorized
 
 from .api import on
 from .i18n import lang_of
@@ -35,7 +35,7 @@ def keys_markdown(studio, lang: str) -> str:
     return "\n".join(lines)
 
 
-def build(studio, t, admin):
+def build(studio, t, admins):
     gr.Markdown("### API 密钥 · API keys")
     listing = gr.Markdown(elem_id="api-keys-list")
     with gr.Row():
@@ -52,19 +52,19 @@ def build(studio, t, admin):
     @on("user")  # shows the listing to admins, and to others why they see none
     def load(request: gr.Request = None):
         try:
-            admin.keys(caller(request))
+            admins.keys(caller(request))
         except (Forbidden, Unauthorized) as exc:
             return exc.text(lang_of(request))
         return keys_markdown(studio, lang_of(request))
 
     @on("admin", "create API keys", "创建 API 密钥")
     def create_key(name, note, is_admin, request: gr.Request = None):
-        row, key = admin.create_key(caller(request), name, admin=bool(is_admin), label=note or "")
+        row, key = admins.create_key(caller(request), name, admin=bool(is_admin), label=note or "")
         return keys_markdown(studio, lang_of(request)), key, ""
 
     @on("admin", "revoke API keys", "吊销 API 密钥")
     def revoke_key(kid, request: gr.Request = None):
-        admin.revoke_key(caller(request), kid)
+        admins.revoke_key(caller(request), kid)
         return keys_markdown(studio, lang_of(request)), ""
 
     create.click(create_key, [user, label, admin], [listing, new_key, user], api_visibility="private")

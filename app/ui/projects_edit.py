@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.access import caller
-from app.errors import AppError
+from core.errors import AppError
 
 from .api import on
 

@@ -19,7 +19,7 @@ import uuid
 import gradio as gr
 
 from app.episodes import EpisodeService
-from app.errors import AppError
+from core.errors import AppError
 from profiles.archive import MAX_ZIP_BYTES, export_zip, import_zip
 from profiles.styles import STYLES
 
@@ -91,7 +91,8 @@ def build(service, t) -> None:
     ws = service.settings.workspace
     engine_ids = sorted(service.engines)
     with gr.Row():  # the choices are the caller's: filled at page load
-        project = gr.Dropdown(choices=[], value=None, label="项目 / Project", scale=4, elem_id="project-select")
+        project = gr.Dropdown(choices=[], value=None, label="项目 / Project", scale=4, elem_id="project-select",
+                              allow_custom_value=True)  # (the page's config must not list other users' projects)
         refresh = gr.Button(t("refresh"), scale=1)
     error = gr.Markdown(elem_id="project-error")
     with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False):

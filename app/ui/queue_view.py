@@ -65,6 +65,7 @@ def build(service, t) -> None:
                                allow_custom_value=True)
         cancel = gr.Button(t("cancel"), variant="stop", scale=1, elem_id="cancel")
         retry = gr.Button(t("retry"), scale=1, elem_id="retry")
+        retry_anyway = gr.Button(t("retry_anyway"), scale=1, elem_id="retry-anyway")
         rerun = gr.Button(t("rerun"), scale=1, elem_id="rerun")
     detail = gr.JSON(label=t("details"), elem_id="job-detail")
     timer = gr.Timer(1.0)
@@ -94,4 +95,6 @@ def build(service, t) -> None:
 
     cancel.click(action(service.cancel), selected, selected, api_visibility="private")
     retry.click(action(service.retry), selected, selected, api_visibility="private")
+    retry_anyway.click(action(lambda i, p: service.retry(i, p, resend=True)), selected, selected,
+                       api_visibility="private")
     rerun.click(action(lambda i, p: service.rerun(i, p, source="ui")), selected, selected, api_visibility="private")

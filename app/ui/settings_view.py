@@ -50,12 +50,10 @@ def keys_markdown(secrets, lang: str) -> str:
 
 
 def models_markdown(service, lang: str) -> str:
-    from engines.local.weights import models_report
-
     zh = lang == "zh"
     rows = ["| 模型 | 状态 | 大小 | 位置 | 缺少 |" if zh else "| Model | State | Size | Where | Missing |",
             "|---|---|---|---|---|"]
-    for r in models_report(service.engines):
+    for r in service.models_report():
         state = ("✅ 已就绪" if zh else "✅ present") if r["present"] else ("⚠ 缺失" if zh else "⚠ missing")
         size = f"{r['size_bytes'] / 2**30:.2f} GB" if r["size_bytes"] else "—"
         where = r["path"] or r["expected"]

@@ -1,9 +1,9 @@
 """Volcengine Ark (Seedance): ``POST/GET/DELETE {base}/contents/generations/tasks[/{id}]``, Bearer key.
 
-Ark has no idempotency key, so a create is made safe by the create journal: the engine notes
-the (concrete) seed and the time before sending, and if ``start()`` runs again for the same
-job it first looks for the task it may already have made (list by model, matched on seed and
-creation time) before it sends anything. Seed 003's prompt flags (``--duration 5 --rs 720p``)
+Ark has no idempotency key, so a create is made safe by the create journal and a lookup
+(``engines.cloud.safecreate``): the engine notes the (concrete) seed and the time before
+sending; when an answer is lost, or ``start()`` runs again for the same job, it lists the
+model's tasks and adopts the one with that seed and creation time instead of sending again. Seed 003's prompt flags (``--duration 5 --rs 720p``)
 are parsed out of the prompt into fields (``parse_prompt_flags``).
 """
 
@@ -14,11 +14,10 @@ import time
 
 import httpx
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, RemoteState
-from engines.cloud import http
+from engines.cloud import http, safecreate
 from engines.cloud.ark_params import MODELS, ArkParams, parse_prompt_flags, resolve_fields
-from engines.cloud.journal import CreateJournal
 from engines.cloud.keyed import KeyedCloudEngine
 
 __all__ = ["ArkEngine", "ArkParams", "MODELS", "parse_prompt_flags", "resolve_fields", "task_state"]
@@ -122,81 +121,59 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             content.append({"type": "image_url", "image_url": {"url": url}, "role": ROLES.get(im.role, "reference_image")})
         return {"model": p.model, "content": content, **fields}
 
-    # --- create (made safe by the journal) ------------------------------------------
+    # --- create (made safe by the journal and a lookup) ------------------------------
     def start(self, request: EngineRequest) -> str:
         job = request.job_id
         note = self.journal.load(job)
-        if note.get("task_id"):
-            task = self._get_or_none(note["task_id"])
+        known = note.get("remote_id") or note.get("task_id")
+        if known and note.get("state") in (None, "created"):
+            task = self._get_or_none(known)
             if task is not None and task.get("status") in ("queued", "running", "succeeded"):
-                return note["task_id"]
-            note = self.journal.save(job, task_id=None, sent_at=None, seed=None)  # a retry of a failed job
+                return str(known)
+            # a retry of a job whose task failed: a new create, under a new seed
+            note = self.journal.save(job, remote_id=None, task_id=None, seed=None, state="not_created")
         body = self.create_body(request)
-        if "seed" not in body:  # send a concrete seed: it is recorded, and it identifies the task later
+        own_seed = "seed" not in body or body["seed"] == -1
+        if own_seed:  # send a concrete seed: it is recorded, and it identifies the task later
             body["seed"] = note.get("seed") if note.get("seed") is not None else _secrets.randbelow(2**32)
-        if note.get("sent_at"):  # an earlier start() may have reached Ark: look before sending again
-            found = self.find_created(job, body, note["sent_at"])
-            if found:
-                self.journal.save(job, task_id=found)
-                return found
-        self.journal.save(job, sent_at=time.time(), seed=body["seed"], model=body["model"])
-        sends = [0]
+        self.journal.save(job, seed=body["seed"], model=body["model"])
 
-        def create_once() -> str:
-            if sends[0]:
-                found = self.find_created(job, body, self.journal.load(job)["sent_at"])
-                if found:
-                    return found
-            sends[0] += 1
-            return str(self._send("POST", "/contents/generations/tasks", json=body, idempotent=False)["id"])
+        def send(generation: int) -> str:
+            answer = self._send("POST", "/contents/generations/tasks", json=body, idempotent=False)
+            if not answer.get("id"):
+                raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
+                                    f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_id")
+            return str(answer["id"])
 
-        try:
-            task_id = http.with_retries(create_once, what=f"{VENDOR} create")
-        except ProviderError as exc:
-            if exc.vendor_code != "uncertain_create":
-                raise
-            task_id = self._recover(job, body, exc)
-        self.journal.save(job, task_id=task_id)
-        return task_id
+        return safecreate.run_create(self.journal, job, safecreate.CreatePlan(
+            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: f"seed {body['seed']}",
+            lookup=lambda note: self.find_created(job, body, note), identifies=own_seed))
 
-    def _recover(self, job: str, body: dict, uncertain: ProviderError) -> str:
-        """The create timed out after it was sent: find the task, never send a second one."""
-        sent_at = self.journal.load(job)["sent_at"]
+    def allow_resend(self, job_id: str) -> None:
+        """"Retry anyway": the next start() sends a new create without looking for the earlier one."""
+        safecreate.allow_resend(self.journal, job_id)
 
-        def look() -> str:
-            found = self.find_created(job, body, sent_at)
-            if not found:
-                raise ProviderError("not listed yet", retryable=True, vendor_code="not_listed")
-            return found
-
-        try:
-            return http.with_retries(look, what=f"{VENDOR} lookup")
-        except ProviderError as exc:
-            if exc.vendor_code == "not_listed":
-                raise uncertain from None
-            raise
-
-    def find_created(self, job: str, body: dict, sent_at: float) -> str | None:
-        """The task this job created since ``sent_at`` (same model, seed and settings), if any."""
-        taken = _claimed_task_ids(self.journal, exclude_job=job)
+    def find_created(self, job: str, body: dict, note: dict) -> list[str]:
+        """Unclaimed tasks of this model made since this job first sent its create, with its seed and
+        settings (Ark's list: ``filter.model``, newest first, paged)."""
+        since = float(note.get("first_sent_at") or note.get("sent_at") or time.time())
+        since -= max(LOOKUP_SLACK_S, safecreate.lookup_slack_s())
+        taken = safecreate.claimed_ids(self.journal, exclude_job=job)
         matches = []
         for page in (1, 2, 3):
-            data = self._send("GET", "/contents/generations/tasks",
-                              params={"page_num": page, "page_size": 50, "filter.model": body["model"]})
+            query = {"page_num": page, "page_size": 50, "filter.model": body["model"]}
+            data = http.with_retries(lambda q=query: self._send("GET", "/contents/generations/tasks", params=q),
+                                     what=f"{VENDOR} task list", attempts=safecreate.lookup_attempts())
             items = data.get("items") or []
             for item in items:
                 if (item.get("id") and item.get("id") not in taken and item.get("seed") == body["seed"]
-                        and float(item.get("created_at") or 0) >= sent_at - LOOKUP_SLACK_S
+                        and float(item.get("created_at") or 0) >= since
                         and all(item.get(k) in (None, body[k]) for k in ("duration", "ratio", "resolution")
                                 if k in body and body[k] not in (None, -1, "adaptive"))):
                     matches.append(str(item["id"]))
-            if len(items) < 50 or any(float(i.get("created_at") or 0) < sent_at - LOOKUP_SLACK_S for i in items):
+            if len(items) < 50 or any(float(i.get("created_at") or 0) < since for i in items):
                 break
-        if len(set(matches)) > 1:
-            raise ProviderError(f"{VENDOR} lists several tasks that could be this job's ({', '.join(matches)}); "
-                                "check the Ark console.", f"{VENDOR} 有多个任务可能属于本作业，请在方舟控制台确认。",
-                                vendor_code="ambiguous_create")
-        return matches[0] if matches else None
+        return matches
 
     # --- poll / collect / cancel ----------------------------------------------------
     def _get_or_none(self, task_id: str) -> dict | None:
@@ -242,15 +219,6 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
     def poll_delay(self, polls: int) -> float:
         """About 5 s, growing to 10 s (seed 003's advice); ``XIANYING_POLL_SCALE`` scales it."""
         return min(5.0 * 1.2 ** polls, 10.0) * http.poll_scale()
-
-
-def _claimed_task_ids(journal: CreateJournal, exclude_job: str) -> set[str]:
-    """Task ids other jobs' notes already hold (a lookup must never adopt another job's task)."""
-    ids: set[str] = set()
-    for path in journal.root.glob("*.json") if journal.root.is_dir() else ():
-        if path.stem != exclude_job and (tid := journal.load(path.stem).get("task_id")):
-            ids.add(str(tid))
-    return ids
 
 
 def task_state(task: dict) -> RemoteState:

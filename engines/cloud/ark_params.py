@@ -12,7 +12,7 @@ import re
 from pydantic import Field, field_validator
 from pydantic import ValidationError as PydanticError
 
-from app.errors import ValidationError, pydantic_message
+from core.errors import ValidationError, pydantic_message
 from engines.base import Params
 
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")

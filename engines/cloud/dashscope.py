@@ -3,8 +3,10 @@
 Create ``POST {base}/services/aigc/video-generation/video-synthesis`` (kf2v models:
 ``.../image2video/video-synthesis``) with ``X-DashScope-Async: enable``; query
 ``GET {base}/tasks/{id}``; cancel ``POST {base}/tasks/{id}/cancel`` (PENDING only).
-There is no idempotency key, so a create whose answer was lost (a timeout, or the studio
-stopping mid-request) is not sent again by itself: the job fails saying the task may exist.
+There is no idempotency key, so a create whose answer was lost (a timeout, a cut answer, a 5xx,
+or the studio stopping mid-request) is not sent again blindly: the engine lists its tasks
+(``GET {base}/tasks`` by model and time, as the SDK's ``list``) and adopts the one that matches,
+or fails saying the task may exist (``engines.cloud.safecreate``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http
+from engines.cloud import http, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "DashScope"
@@ -26,6 +29,8 @@ KEY = "DASHSCOPE_API_KEY"
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/api/v1"
 MAX_PROMPT, MAX_NEGATIVE = 800, 500
 MAX_IMAGE_BYTES = 10 * 2**20
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE, LOOKUP_MAX_QUERIES = 5, 50, 5
+BEIJING = timezone(timedelta(hours=8))
 
 SIZES = {
     "480P": ("832*480", "480*832", "624*624"),
@@ -174,6 +179,12 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
                 http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
 
     # --- create ---------------------------------------------------------------------
+    def shape_seed_request(self, model: str, params: dict) -> dict:
+        """Seed scripts write sizes as ``1280x720``; DashScope's are ``1280*720``."""
+        if isinstance(params.get("size"), str) and "x" in params["size"].lower():
+            params["size"] = params["size"].replace("x", "*").replace("X", "*")
+        return {}
+
     def create_body(self, request: EngineRequest) -> tuple[str, dict]:
         p: DashScopeParams = request.params
         spec = MODELS[p.model]
@@ -207,35 +218,68 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         note = self.journal.load(request.job_id) or {}
         if note.get("state") == "created" and note.get("remote_id"):
             return str(note["remote_id"])  # answered before a crash, never committed: follow it
-        if note.get("state") == "sending":
-            self.journal.save(request.job_id, state="uncertain")
-            raise ProviderError(
-                f"The studio stopped while sending this job to {VENDOR}; the task may have been created and "
-                "billed. Check the DashScope console; Retry sends it again.",
-                f"发送任务到 {VENDOR} 时工作室被关闭，任务可能已创建并计费。请先在百炼控制台确认；点击重试将重新提交。",
-                retryable=False, vendor_code="uncertain_create")
         url, body = self.create_body(request)
         headers = self._headers(create=True)
         key = self.key()
-        self.journal.save(request.job_id, state="sending", sent_at=time.time())
+        refs: dict[int, str] = {}
 
-        def create() -> str:
+        def send(generation: int) -> str:
             answer = http.send_json("POST", url, vendor=VENDOR, headers=headers, json=body,
-                                    error_of=lambda r: error_of(r, key), idempotent=False)
+                                    error_of=lambda r: _remember_request_id(r, refs, generation, key),
+                                    idempotent=False)
             task_id = (answer.get("output") or {}).get("task_id")
             if not task_id:
                 raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
-                                    f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code=answer.get("code"))
+                                    f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_task_id")
             return str(task_id)
 
-        try:
-            task_id = http.with_retries(create, what=f"{VENDOR} create")
-        except ProviderError as exc:
-            state = "uncertain" if exc.vendor_code == "uncertain_create" else "rejected"
-            self.journal.save(request.job_id, state=state)
-            raise
-        self.journal.save(request.job_id, state="created", remote_id=task_id)
-        return task_id
+        return safecreate.run_create(self.journal, request.job_id, safecreate.CreatePlan(
+            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: refs.get(g),
+            lookup=lambda note: self.find_created(request, note)))
+
+    def allow_resend(self, job_id: str) -> None:
+        """"Retry anyway": the next start() sends a new create without looking for the earlier one."""
+        safecreate.allow_resend(self.journal, job_id)
+
+    def find_created(self, request: EngineRequest, note: dict) -> list[tuple[str, float | None]]:
+        """Unclaimed tasks of this model created in this job's send window whose prompt (when the task
+        shows it) is this job's, with their creation time: ``GET {base}/tasks`` (the SDK's ``list``),
+        then each task's query."""
+        slack = safecreate.lookup_slack_s()
+        since = float(note.get("first_sent_at") or note.get("sent_at") or time.time()) - slack
+        until = time.time() + slack
+        windows = safecreate.send_windows(note) or [(since, until)]
+        taken = safecreate.claimed_ids(self.journal, exclude_job=request.job_id)
+        key = self.key()
+        found: list[tuple[str, float | None]] = []
+        for page in range(1, LOOKUP_PAGES + 1):
+            query = {"model_name": request.params.model, "start_time": _bj_time(since),
+                     "end_time": _bj_time(until), "page_no": page, "page_size": LOOKUP_PAGE_SIZE}
+            data = http.with_retries(lambda q=query: http.send_json(
+                "GET", f"{self.base_url()}/tasks", vendor=VENDOR, headers=self._headers(), params=q,
+                error_of=lambda r: error_of(r, key)), what=f"{VENDOR} task list",
+                attempts=safecreate.lookup_attempts())
+            rows = [row for row in (data.get("data") or []) if isinstance(row, dict)]
+            for row in rows:
+                task_id = str(row.get("task_id") or "")
+                if not task_id or task_id in taken or row.get("model_name") not in (None, request.params.model):
+                    continue
+                created = _epoch(row.get("gmt_create"))
+                if created is not None and not any(lo <= created <= hi for lo, hi in windows):
+                    continue
+                if len(found) >= LOOKUP_MAX_QUERIES:  # this many cannot be told apart anyway: stop asking
+                    found.append((task_id, created))
+                    continue
+                task = http.with_retries(lambda tid=task_id: http.send_json(
+                    "GET", f"{self.base_url()}/tasks/{tid}", vendor=VENDOR, headers=self._headers(),
+                    error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query",
+                    attempts=safecreate.lookup_attempts())
+                shown = (task.get("output") or {}).get("orig_prompt")
+                if shown is None or shown == request.prompt:
+                    found.append((task_id, created))
+            if page >= int(data.get("total_page") or 1) or not rows:
+                break
+        return found
 
     # --- poll / collect / cancel ----------------------------------------------------
     def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
@@ -270,6 +314,28 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         """The SDK's schedule: 1 s, doubling every third poll, up to 5 s (configurable)."""
         ceiling = float(os.environ.get("XIANYING_DASHSCOPE_POLL_MAX") or 5.0)
         return min(2.0 ** ((polls + 1) // 3), ceiling) * http.poll_scale()
+
+
+def _remember_request_id(response, refs: dict[int, str], generation: int, key: str | None) -> ProviderError:
+    """Map an error answer, keeping DashScope's request_id so a person can quote it to support."""
+    rid = http.error_body(response).get("request_id")
+    if rid:
+        refs[generation] = str(rid)
+    return error_of(response, key)
+
+
+def _bj_time(ts: float) -> str:
+    """The task list's time format: ``YYYYMMDDhhmmss``, Beijing time."""
+    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y%m%d%H%M%S")
+
+
+def _epoch(value) -> float | None:
+    """``gmt_create`` as seconds (the list gives milliseconds since the epoch)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number / 1000.0 if number > 1e11 else number
 
 
 def task_state(answer: dict, key: str | None = None) -> RemoteState:

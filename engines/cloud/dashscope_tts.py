@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from app.errors import ProviderError
+from core.errors import ProviderError
 from engines.base import EngineRequest
 from engines.cloud import http
 from engines.cloud.dashscope import DEFAULT_BASE, KEY, VENDOR, error_of

@@ -55,8 +55,9 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from app.errors import ProviderError, ValidationError
-from app.media import is_mp4, video_thumbnail
+from core.errors import ProviderError, ValidationError
+from core.media import is_mp4, video_thumbnail
+from core.platform import replace_with_retry
 from engines.base import ImageInput, Output, output_name
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ def download_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempt
         with_retries(once, what=f"download from {parts.netloc}",
                      attempts=attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3))
         final = dest_dir / output_name(prefix, index, "mp4")
-        os.replace(tmp, final)
+        replace_with_retry(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return final

@@ -6,6 +6,16 @@ the runner calls ``start()`` again. A note written before the create (idempotenc
 generation) and after it (the vendor's task id) lets the adapter resume instead of sending a
 second billed create.
 
+What a note holds (written by ``engines.cloud.safecreate.run_create``): ``state`` (``sending``,
+``created``, ``not_created``, ``maybe_created``; Zhipu also ``finished``), ``generation`` (which
+create of the job: it names the request key), ``request_ref`` (the id a person can look for in
+the vendor's console), ``first_sent_at`` / ``sent_at`` / ``failed_at``, ``remote_id`` (the
+vendor's task), ``resend`` ("Retry anyway" was asked), and ``attempts``: the last 20 create
+attempts, each ``{at, generation, n, outcome, kind, code, request_ref, task_id}`` where outcome
+is ``sending`` (written before the request leaves), ``created``, ``not_created``,
+``maybe_created``, ``adopted``, ``resume`` or ``resend_requested``. Adapters add their own fields
+(Ark: ``seed``, ``model``).
+
 ``CreateJournal(workspace, engine_id)``   notes live in ``<workspace>/cloud/<engine_id>/<job>.json``
 ``load(job_id) -> dict``                  the note, ``{}`` when there is none (or it is unreadable)
 ``save(job_id, **fields) -> dict``        merge fields into the note, written atomically
@@ -20,7 +30,7 @@ import logging
 import time
 from pathlib import Path
 
-from app.media import atomic_write_json
+from core.media import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
-from app.errors import NotAvailable
+from core.errors import NotAvailable
 from engines.base import CloudEngine, Reason
 from engines.cloud.journal import CreateJournal
 

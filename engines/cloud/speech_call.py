@@ -26,10 +26,11 @@ from pathlib import Path
 
 import httpx
 
-from app.errors import EngineError, ProviderError
+from core.errors import EngineError, ProviderError
 from engines.base import EngineRequest, Output, RemoteState, output_name
 from engines.cloud import http
 from engines.speech import encode, speech_output
+from core.platform import no_window, replace_with_retry
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _ffmpeg(args: list[str], what: str) -> None:
     import imageio_ffmpeg
 
     done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, creationflags=no_window())
     if done.returncode != 0:
         raise EngineError(f"ffmpeg could not {what} (exit {done.returncode}): {done.stderr.strip()[-300:]}",
                           f"ffmpeg 处理音频失败（退出码 {done.returncode}）。")
@@ -122,7 +123,7 @@ def retime(path: Path, speed: float) -> Path:
         return path
     tmp = path.with_name(path.stem + ".tempo" + path.suffix)
     _ffmpeg(["-i", str(path), "-filter:a", f"atempo={speed:.4f}", str(tmp)], "change the speaking rate")
-    tmp.replace(path)
+    replace_with_retry(tmp, path)
     return path
 
 
@@ -156,7 +157,7 @@ def download_audio(url: str, dest: Path, vendor: str) -> Path:
         if not (head == b"RIFF" or head[:3] == b"ID3" or head[:1] == b"\xff"):
             raise ProviderError(f"{vendor}'s audio link did not give an audio file.",
                                 f"{vendor} 的音频链接返回的不是音频文件。", retryable=True, vendor_code="not_audio")
-        tmp.replace(target)
+        replace_with_retry(tmp, target)
         return target
 
     return http.with_retries(once, what=f"{vendor} audio download")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from app.errors import ProviderError
+from core.errors import ProviderError
 from engines.base import EngineRequest
 from engines.cloud import http
 from engines.cloud.keyed import KeyedCloudEngine

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http
+from engines.cloud import http, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "Tencent Cloud VOD"
@@ -249,34 +249,46 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
 
     # --- create (idempotent through SessionId) --------------------------------------
     def start(self, request: EngineRequest) -> str:
-        note = self.journal.load(request.job_id)
-        generation = int(note.get("generation") or 1)
-        if note.get("task_id"):
-            if self._usable(note["task_id"], request.params):
-                return note["task_id"]
-            generation += 1  # the earlier task failed: this is a retry of the job, under a new SessionId
-        session = f"xianying-{request.job_id}" + (f"-{generation}" if generation > 1 else "")
-        payload = self.create_payload(request, session)
-        self.journal.save(request.job_id, generation=generation, session_id=session, sent_at=time.time())
+        job = request.job_id
+        note = self.journal.load(job)
+        known = note.get("remote_id") or note.get("task_id")
+        if known and note.get("state") in (None, "created"):
+            if self._usable(known, request.params):
+                return str(known)
+            # the earlier task failed: this is a retry of the job, under a new SessionId
+            self.journal.save(job, remote_id=None, task_id=None, state="not_created",
+                              generation=int(note.get("generation") or 1))
 
-        def attempt() -> str:
+        def session(generation: int) -> str:
+            return f"xianying-{job}" + (f"-{generation}" if generation > 1 else "")
+
+        def send(generation: int) -> str:
+            sid = session(generation)
             try:
-                return str(self.call("CreateAigcVideoTask", payload)["TaskId"])
+                return str(self.call("CreateAigcVideoTask", self.create_payload(request, sid))["TaskId"])
             except ProviderError as exc:
                 if exc.vendor_code != "InvalidParameterValue.SessionId":
                     raise
-            found = self.find_session(session, request.params)
+            try:  # a repeat: Tencent made it before, find it
+                found = http.with_retries(lambda: self.find_session(sid, request.params),
+                                          what=f"{VENDOR} DescribeTasks",
+                                          attempts=safecreate.lookup_attempts())
+            except ProviderError as exc:
+                raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent has it, but listing its "
+                                               "tasks failed)", "（腾讯云已有该任务，但查询任务列表失败）") from exc
             if found is None:
-                raise ProviderError(
-                    f"{VENDOR} says this job was already submitted (SessionId {session}) but the task was not "
-                    "found. Check the VOD console before running it again, or it may be billed twice.",
-                    f"{VENDOR} 表示该任务已提交过（SessionId {session}），但找不到对应任务。重新运行前请先在点播控制台确认，"
-                    "以免重复计费。", retryable=False, vendor_code="InvalidParameterValue.SessionId")
+                raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent refused the repeat as a "
+                                               "duplicate but does not list the task)", "（腾讯云以重复为由拒绝，"
+                                               "但查不到该任务）")
             return found
 
-        task_id = http.with_retries(attempt, what=f"{VENDOR} CreateAigcVideoTask")
-        self.journal.save(request.job_id, task_id=task_id)
-        return task_id
+        # SessionId makes a re-send safe: safecreate.RECOVERY["tencent-vod"] == "dedupe"
+        return safecreate.run_create(self.journal, job, safecreate.CreatePlan(
+            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: f"SessionId {session(g)}"))
+
+    def allow_resend(self, job_id: str) -> None:
+        """"Retry anyway": the next start() sends a new create under a new SessionId."""
+        safecreate.allow_resend(self.journal, job_id)
 
     def _usable(self, task_id: str, params: TencentVodParams) -> bool:
         """True when an earlier task of this job is still worth following (not failed)."""

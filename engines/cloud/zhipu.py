@@ -1,25 +1,24 @@
 """Zhipu (BigModel) video: CogVideoX and Vidu models behind one asynchronous API.
 
 Create ``POST {base}/videos/generations``; query ``GET {base}/async-result/{id}`` (PROCESSING,
-SUCCESS, FAIL); no cancel endpoint. ``request_id`` is an idempotency key, derived here from the
-job id and a generation counter kept in the create journal: after a crash mid-create the same
-key is sent again, so Zhipu refuses a duplicate (1231) instead of billing a second task; since
-Zhipu cannot look a task up by that key, such a job then fails saying so, and a Retry sends a
-fresh key.
+SUCCESS, FAIL); no cancel endpoint, no task list. ``request_id`` is derived from the job id and a
+generation counter kept in the create journal, but Zhipu does not promise to refuse a repeated
+one and cannot look a task up by it: a create whose answer was lost (timeout, cut answer, 5xx)
+is never sent again (``engines.cloud.safecreate``). The job fails saying the task may exist and
+showing the request_id; only an explicit "Retry anyway" sends a new create under a new key.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http
+from engines.cloud import http, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 
 VENDOR = "Zhipu"
@@ -164,6 +163,24 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
 
     # --- create ---------------------------------------------------------------------
+    def shape_seed_request(self, model: str, params: dict) -> dict:
+        """Vidu models make exactly one size; seed scripts still send ``size`` (often portrait).
+        A size the model cannot make becomes the model's, and a portrait or square request
+        becomes ``aspect_ratio`` where the model has one."""
+        spec = MODELS.get(model)
+        if not isinstance(params.get("size"), str) or spec is None or params["size"] in spec.sizes \
+                or len(spec.sizes) != 1:
+            return {}
+        asked, changed = params["size"], {}
+        w, _, h = asked.lower().partition("x")
+        if "aspect_ratio" in spec.fields and not params.get("aspect_ratio") and w.isdigit() and h.isdigit():
+            ratio = "9:16" if int(h) > int(w) else "1:1" if w == h else None
+            if ratio:
+                params["aspect_ratio"] = changed["aspect_ratio"] = ratio
+        params["size"] = spec.sizes[0]
+        changed["size"] = f"{asked} -> {spec.sizes[0]} ({model} makes only this size)"
+        return changed
+
     def create_body(self, request: EngineRequest, request_id: str) -> dict:
         p: ZhipuParams = request.params
         body: dict = {"model": p.model, "request_id": request_id}
@@ -187,42 +204,30 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         note = self.journal.load(request.job_id) or {}
         if note.get("state") == "created" and note.get("remote_id"):
             return str(note["remote_id"])  # answered before a crash, never committed: follow it
-        if note.get("state") == "sending" and note.get("request_id"):
-            request_id, generation = note["request_id"], int(note.get("generation") or 1)  # same key again
-        else:
-            generation = int(note.get("generation") or 0) + 1
-            request_id = f"xianying-{request.job_id}-{generation}"
-        body = self.create_body(request, request_id)
         headers = self.auth_headers()
         key = self.key()
-        self.journal.save(request.job_id, state="sending", request_id=request_id, generation=generation,
-                          sent_at=time.time())
 
-        def create() -> str:
+        def request_id(generation: int) -> str:
+            return f"xianying-{request.job_id}-{generation}"
+
+        def send(generation: int) -> str:
+            body = self.create_body(request, request_id(generation))
             answer = http.send_json("POST", f"{self.base_url()}/videos/generations", vendor=VENDOR,
-                                    headers=headers, json=body, error_of=lambda r: error_of(r, key))
+                                    headers=headers, json=body, error_of=lambda r: error_of(r, key),
+                                    idempotent=False)
             if not answer.get("id"):
                 raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
                                     f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_id")
             return str(answer["id"])
 
-        try:
-            task_id = http.with_retries(create, what=f"{VENDOR} create")
-        except ProviderError as exc:
-            if exc.vendor_code == "1231":
-                self.journal.save(request.job_id, state="rejected")
-                raise ProviderError(
-                    f"{VENDOR} already received this job (request_id {request_id}) before the studio lost its "
-                    "answer, and it cannot be looked up by that key. Check the BigModel console for the video; "
-                    "Retry sends the job again (billed again).",
-                    f"{VENDOR} 已收到该任务（request_id {request_id}），但工作室未收到其返回结果，且无法按该 ID 查询。"
-                    "请在智谱开放平台控制台查看；点击重试将重新提交（会再次计费）。",
-                    retryable=False, vendor_code="1231") from exc
-            if not exc.retryable:  # refused for good: nothing was created under this key
-                self.journal.save(request.job_id, state="rejected")
-            raise  # retryable and exhausted: keep "sending", a Retry re-sends the same key
-        self.journal.save(request.job_id, state="created", remote_id=task_id)
-        return task_id
+        # Zhipu has no way to find a task by request_id and does not promise to refuse a repeated one:
+        # a create whose answer was lost is never sent again (safecreate.RECOVERY["zhipu"] == "none").
+        return safecreate.run_create(self.journal, request.job_id, safecreate.CreatePlan(
+            engine_id=self.id, vendor=VENDOR, send=send, request_ref=request_id))
+
+    def allow_resend(self, job_id: str) -> None:
+        """"Retry anyway": the next start() sends a new create under a new request_id."""
+        safecreate.allow_resend(self.journal, job_id)
 
     # --- poll / collect -------------------------------------------------------------
     def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
@@ -239,8 +244,8 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=errors), what=f"{VENDOR} query")
         state = task_state(answer, key)
-        if state.status not in ("queued", "running"):
-            self.journal.clear(request.job_id)
+        if state.status not in ("queued", "running"):  # keep the generation: a Retry sends a new request_id
+            self.journal.save(request.job_id, state="finished", remote_id=None)
         return state
 
     def collect(self, state: RemoteState, request: EngineRequest) -> list:

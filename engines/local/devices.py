@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from app.errors import ConfigError
+from core.errors import ConfigError
 
 
 def cuda_count() -> int:

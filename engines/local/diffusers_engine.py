@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import ClassVar
 
-from app.errors import Cancelled, NotAvailable
+from core.errors import Cancelled, NotAvailable
 from engines.base import Engine, Reason, reason_text
 
 from . import memory

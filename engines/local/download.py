@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import AppError, Cancelled, ConfigError, EngineError, ValidationError
+from core.errors import AppError, Cancelled, ConfigError, EngineError, ValidationError
+from core.platform import replace_with_retry
 
 from .hub_files import (
     RemoteFile,
@@ -366,7 +367,7 @@ class ModelDownloads:
                               reason="checksum")
         dest = target / f.path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, dest)
+        replace_with_retry(part, dest)
 
     def _stream(self, task: Download, url: str, headers: dict, part: Path, have: int) -> None:
         from huggingface_hub.utils import get_session, hf_raise_for_status

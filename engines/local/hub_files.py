@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.errors import AppError, EngineError, NotAvailable
+from core.errors import AppError, EngineError, NotAvailable
 
 MIRROR_EXAMPLE = "https://hf-mirror.com"
 PARTS_DIR = Path(".cache") / "xianying"  # <weights folder>/.cache/xianying/<path>.<etag>.part

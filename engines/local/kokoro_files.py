@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.errors import EngineError
+from core.errors import EngineError
 
 RULES = ("date-zh.fst", "phone-zh.fst", "number-zh.fst")
 PREFERRED_LEXICONS = ("lexicon-us-en.txt", "lexicon-zh.txt")

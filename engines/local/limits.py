@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import ValidationError
+from core.errors import ValidationError
 
 
 @dataclass(frozen=True)

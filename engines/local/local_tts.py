@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-from app.errors import Cancelled, EngineError, NotAvailable
+from core.errors import Cancelled, EngineError, NotAvailable
 from engines.base import Engine, EngineRequest, Output, Reason, output_name
 from engines.local.kokoro_files import KokoroFolder
 from engines.local.weights import WeightsInfo, missing_packages

@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.errors import EngineError, ValidationError
+from core.errors import EngineError, ValidationError
 from engines.base import Params
 
 log = logging.getLogger(__name__)

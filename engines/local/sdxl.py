@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import media
-from app.errors import Cancelled, NotAvailable, ValidationError
+from core import media
+from core.errors import Cancelled, NotAvailable, ValidationError
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine
@@ -74,6 +74,11 @@ def lora_dir(settings) -> Path:
 def available_loras(settings) -> list[str]:
     folder = lora_dir(settings)
     return sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def lora_choices(settings) -> tuple[list[str], Path]:
+    """The LoRA pick list of a form: the files of ``models/loras`` and that folder."""
+    return available_loras(settings), lora_dir(settings)
 
 
 def check_loras(settings, loras: list[LoraSpec]) -> None:
@@ -161,6 +166,9 @@ class SdxlEngine(DiffusersEngine):
     def extra_models(self) -> list[tuple[str, Path, bool]]:
         return [(f"LoRA {name}", lora_dir(self.settings) / f"{name}.safetensors", True)
                 for name in available_loras(self.settings)]
+
+    def field_choices(self, name: str):
+        return lora_choices(self.settings) if name == "loras" else None
 
     def check(self, request) -> None:
         super().check(request)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from app import media
-from app.errors import Cancelled, NotAvailable, ValidationError
+from core import media
+from core.errors import Cancelled, NotAvailable, ValidationError
 from engines.base import Reason
 
 from . import memory
@@ -33,6 +33,7 @@ from .sdxl import (
     Scheduler,
     apply_loras,
     check_loras,
+    lora_choices,
     load_sdxl,
     make_scheduler,
     save_images,
@@ -115,6 +116,9 @@ class SdxlInstantIdEngine(DiffusersEngine):
         if (own / "model_index.json").exists():
             return WeightsInfo(own, "settings" if self.settings.models.get(self.id) else "workspace", own)
         return find_weights(self.settings, "sdxl", self.hub_id)
+
+    def field_choices(self, name: str):
+        return lora_choices(self.settings) if name == "loras" else None
 
     def extra_models(self) -> list[tuple[str, Path, bool]]:
         folder = self.instantid_dir()

@@ -10,8 +10,8 @@ import json
 
 from pydantic import Field
 
-from app import media
-from app.errors import Cancelled, ValidationError
+from core import media
+from core.errors import Cancelled, ValidationError
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine

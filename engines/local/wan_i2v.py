@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.errors import Cancelled
+from core.errors import Cancelled
 
 from .diffusers_engine import DiffusersEngine
 from .limits import Budget

@@ -6,8 +6,8 @@ import json
 
 from pydantic import Field, field_validator
 
-from app import media
-from app.errors import Cancelled
+from core import media
+from core.errors import Cancelled
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine

@@ -6,6 +6,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from core.platform import move_dir
+
 log = logging.getLogger(__name__)
 
 SAMPLES_DIR = Path(__file__).resolve().parent
@@ -33,7 +35,7 @@ def install_samples(projects_dir: Path) -> list[str]:
         shutil.copytree(SAMPLES_DIR / sample_id, tmp, ignore=shutil.ignore_patterns("__pycache__"))
         for sub in ("assets", "renders"):
             (tmp / sub).mkdir(exist_ok=True)
-        tmp.rename(target)
+        move_dir(tmp, target)
         copied.append(sample_id)
     marker.write_text("The built-in sample projects were copied here once; delete this file to get them again.\n",
                       encoding="utf-8")

@@ -101,7 +101,7 @@ def test_gradio_client_sends_the_key_as_a_header(make_api):
 
 def test_non_loopback_bind_needs_keys(make_api, workspace, monkeypatch, capsys):
     import launch
-    from app.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="Refusing to listen on 0.0.0.0"):
         make_api(host="0.0.0.0")

@@ -59,7 +59,7 @@ def test_fuzz_openapi_finds_no_server_errors(fuzz_api):
     elapsed = time.monotonic() - started
     assert not errors, "\n".join(errors[:20])
     assert seen[0] >= 2000, seen[0]
-    assert elapsed < 300, elapsed  # about 40 s on an idle 2-core machine
+    print(f"fuzz: {seen[0]} cases in {elapsed:.0f} s")  # (about 40 s on an idle 2-core machine; not asserted)
 
 
 def test_ids_cannot_walk_out_of_the_workspace(fuzz_api):

@@ -21,7 +21,7 @@ def test_keys_section(make_api):
     table = keys_view.keys_markdown(api.studio, "zh")
     assert row.id in table and "alice" in table and key not in table and "farm \\| 1" in table
 
-    from app.errors import Forbidden
+    from core.errors import Forbidden
 
     admin = AdminService(api.studio)
     assert admin.keys(LOCAL)

@@ -34,7 +34,7 @@ def test_fifty_parallel_submits_against_a_quota_of_ten(make_api):
 
 
 def test_limits_and_counting(make_api):
-    from app.errors import QuotaExceeded
+    from core.errors import QuotaExceeded
 
     api = make_api(users={
         "carol": {"quotas": {"images_per_day": 1, "videos_per_day": 2, "max_resolution": "1280x720"},

@@ -88,7 +88,7 @@ def test_video_example_becomes_one_episode(make_api):
 
 
 def test_video_scenes_are_stitched_into_one_mp4(make_api, tmp_path):
-    from app.media import probe
+    from core.media import probe
 
     api = make_api(start=True)
     task_id = assert_accepted(api.client.post("/api/v1/videos/generate", json={

@@ -91,8 +91,10 @@ class App:
         self._out = open(self.out_path, "wb")  # noqa: SIM115 (closed in stop())
         self._err = open(self.err_path, "wb")  # noqa: SIM115
         self.t0 = time.perf_counter()
+        # Windows: a process group of its own, so stop() can send it Ctrl-Break (it has no SIGTERM)
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else {}
         self.proc = subprocess.Popen(cmd, cwd=sandbox.cwd, env=env, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, **group)
 
     def output(self) -> str:
         text = ""
@@ -117,15 +119,18 @@ class App:
         self.kill()
         raise RuntimeError(f"no HTTP 200 on {path} within {timeout:.0f} s:\n{self.output()[-4000:]}")
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM (CTRL_BREAK on Windows is not covered here), then wait; the exit code."""
+    def stop(self, timeout: float = 30.0, sig: int | None = None) -> int:
+        """Ask it to stop as the system would (SIGTERM; Ctrl-Break on Windows, which has no
+        SIGTERM), or with ``sig``, then wait; the exit code."""
+        if sig is None:
+            sig = signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise RuntimeError(f"studio did not stop within {timeout:.0f} s of SIGTERM") from None
+                raise RuntimeError(f"studio did not stop within {timeout:.0f} s of signal {sig}") from None
         self._out.close()
         self._err.close()
         return self.proc.returncode

@@ -29,7 +29,7 @@ def test_full_bundle_runs_a_local_wan_job(tmp_path, tiny_wan_dir):
     pytest.importorskip("PyInstaller")
     from gradio_client import Client
 
-    from app.media import probe
+    from core.media import probe
 
     folder, _ = build_bundle("full", timeout=3000)
     internal = folder / "_internal"

@@ -21,7 +21,8 @@ def fast_cloud(monkeypatch):
     for name, value in {"XIANYING_POLL_SCALE": "0", "XIANYING_RETRY_ATTEMPTS": "3",
                         "XIANYING_RETRY_MAX_WAIT": "0.05", "XIANYING_RETRY_INITIAL": "0.01",
                         "XIANYING_HTTP_TIMEOUT": "5", "XIANYING_DOWNLOAD_ATTEMPTS": "3",
-                        "XIANYING_DOWNLOAD_TIMEOUT": "5", "NO_PROXY": "127.0.0.1,localhost"}.items():
+                        "XIANYING_DOWNLOAD_TIMEOUT": "5", "XIANYING_CREATE_SETTLE_S": "0.05",
+                        "NO_PROXY": "127.0.0.1,localhost"}.items():
         monkeypatch.setenv(name, value)
 
 

@@ -70,6 +70,12 @@ class FakeArk(FakeServer):
             return {"GET": "get", "DELETE": "delete"}.get(req.method, "other")
         return "other"
 
+    def chaos_reply(self, kind: str) -> Reply:
+        if kind == "429":
+            return ark_error(429, "RateLimitExceeded.EndpointRPMExceeded", "Too many requests.", kind="TooManyRequests")
+        return ark_error(500, "InternalServiceError", "The service encountered an unexpected internal error.",
+                         kind="InternalServerError")
+
     def handle(self, req: Req, route: str) -> Reply:
         if route == "other":
             return ark_error(404, "NotFound", f"{req.method} {req.path} is not an API", kind="NotFound")

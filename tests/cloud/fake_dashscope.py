@@ -3,6 +3,11 @@
 Each created task walks through ``plan`` (one status per query; the last one sticks), e.g.
 ``["RUNNING", "SUCCEEDED"]``. ``hold=True`` keeps new tasks PENDING until cancelled.
 ``failure = (code, message)`` is reported when a plan reaches ``FAILED``.
+``GET /api/v1/tasks`` lists tasks as the SDK's ``list`` asks (``start_time`` / ``end_time``
+``YYYYMMDDhhmmss`` Beijing time, ``model_name``, ``status``, ``page_no``, ``page_size``):
+``{request_id, data: [{task_id, request_id, model_name, status, gmt_create (ms)}], total,
+total_page, page_no, page_size}``; rows carry no prompt (a task's query shows ``orig_prompt``
+once it has succeeded). DashScope has no idempotency key: every create makes a task.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import base64
 import re
 import threading
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from tests.cloud.fakeserver import FakeServer, Reply, Req
 
@@ -22,6 +29,7 @@ MODELS = {
     "wanx2.1-i2v-turbo": "i2v", "wanx2.1-i2v-plus": "i2v", "wan2.2-i2v-plus": "i2v", "wan2.2-i2v-flash": "i2v",
     "wan2.5-i2v-preview": "i2v", "wanx2.1-kf2v-plus": "kf2v", "wan2.2-kf2v-flash": "kf2v",
 }
+BEIJING = timezone(timedelta(hours=8))
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.I)
 
 
@@ -52,11 +60,18 @@ class FakeDashScope(FakeServer):
             return "download"
         if req.method == "POST" and path in (PREFIX + T2V, PREFIX + KF2V):
             return "create"
+        if req.method == "GET" and path.rstrip("/") == PREFIX + "/tasks":
+            return "list"
         if req.method == "GET" and re.fullmatch(PREFIX + r"/tasks/[^/]+", path):
             return "poll"
         if req.method == "POST" and re.fullmatch(PREFIX + r"/tasks/[^/]+/cancel", path):
             return "cancel"
         return "other"
+
+    def chaos_reply(self, kind: str) -> Reply:
+        if kind == "429":
+            return error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+        return error(500, "InternalError", "An internal error has occured, please try again later.")
 
     def handle(self, req: Req, route: str) -> Reply:
         if route == "other":
@@ -65,6 +80,8 @@ class FakeDashScope(FakeServer):
             return error(401, "InvalidApiKey", "Invalid API-key provided.")
         if route == "create":
             return self._create(req)
+        if route == "list":
+            return self._list(req)
         task_id = req.path.split("/")[4]
         if route == "cancel":
             return self._cancel(task_id)
@@ -108,8 +125,9 @@ class FakeDashScope(FakeServer):
         task_id = str(uuid.uuid4())
         with self._tasks_lock:
             self.bodies.append(body)
-            self.tasks[task_id] = {"body": body, "queries": 0, "status": "PENDING", "url": None}
-        return Reply(200, {"request_id": str(uuid.uuid4()),
+            self.tasks[task_id] = {"body": body, "queries": 0, "status": "PENDING", "url": None,
+                                   "created": time.time(), "request_id": str(uuid.uuid4())}
+        return Reply(200, {"request_id": self.tasks[task_id]["request_id"],
                            "output": {"task_id": task_id, "task_status": "PENDING"}})
 
     # --- query / cancel ----------------------------------------------------------------
@@ -139,6 +157,34 @@ class FakeDashScope(FakeServer):
             if status == "FAILED":
                 out.update(code=self.failure[0], message=self.failure[1])
             return Reply(200, {"request_id": str(uuid.uuid4()), "output": out})
+
+    def _list(self, req: Req) -> Reply:
+        q = req.query
+
+        def when(name: str) -> float | None:
+            if not q.get(name):
+                return None
+            try:
+                return datetime.strptime(q[name], "%Y%m%d%H%M%S").replace(tzinfo=BEIJING).timestamp()
+            except ValueError:
+                return None
+
+        try:
+            page, size = max(1, int(q.get("page_no") or 1)), max(1, min(int(q.get("page_size") or 10), 100))
+        except ValueError:
+            return error(400, "InvalidParameter", "page_no and page_size must be integers.")
+        since, until = when("start_time"), when("end_time")
+        with self._tasks_lock:
+            rows = sorted(self.tasks.items(), key=lambda kv: kv[1]["created"], reverse=True)
+        rows = [(tid, t) for tid, t in rows
+                if (since is None or t["created"] >= since) and (until is None or t["created"] < until + 1)
+                and (not q.get("model_name") or t["body"]["model"] == q["model_name"])
+                and (not q.get("status") or t["status"] == q["status"])]
+        data = [{"task_id": tid, "request_id": t["request_id"], "model_name": t["body"]["model"],
+                 "status": t["status"], "gmt_create": int(t["created"] * 1000), "region": "cn-beijing"}
+                for tid, t in rows[(page - 1) * size: page * size]]
+        return Reply(200, {"request_id": str(uuid.uuid4()), "data": data, "total": len(rows),
+                           "total_page": max(1, -(-len(rows) // size)), "page_no": page, "page_size": size})
 
     def _cancel(self, task_id: str) -> Reply:
         with self._tasks_lock:

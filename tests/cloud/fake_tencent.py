@@ -94,6 +94,11 @@ class FakeTencent(FakeServer):
             return req.headers.get("x-tc-action", "missing-action")
         return "other"
 
+    def chaos_reply(self, kind: str) -> Reply:
+        if kind == "429":  # Tencent throttles inside an HTTP 200 answer
+            return error_reply("RequestLimitExceeded", "Your request frequency has exceeded the limit.")
+        return Reply(502, "<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"})
+
     def handle(self, req: Req, route: str) -> Reply:
         if route == "other":
             return Reply(404, "not found")

@@ -1,7 +1,8 @@
 """A loopback Zhipu BigModel: ``/videos/generations`` and ``/async-result/{id}``.
 
-Each task walks through ``plan`` (one status per query; the last sticks). ``request_id`` is
-an idempotency key: a repeated one is refused with 1231 and creates nothing.
+Each task walks through ``plan`` (one status per query; the last sticks). Like the real API,
+which does not promise to deduplicate on ``request_id``, a repeated one makes a second task;
+``dedupe_request_id = True`` refuses a repeat with 1231 instead (the SDK's error shape).
 ``lose_answers = n`` makes the next n creates succeed but drop the connection unanswered
 (a crash or a network cut after Zhipu created the task).
 """
@@ -41,6 +42,7 @@ class FakeZhipu(FakeServer):
         self.fail_error: dict | None = None  # an "error" object put on FAIL answers
         self.url_ttl = 600.0
         self.lose_answers = 0
+        self.dedupe_request_id = False
         self.tasks: dict[str, dict] = {}
         self.request_ids: set[str] = set()
         self.bodies: list[dict] = []
@@ -62,6 +64,11 @@ class FakeZhipu(FakeServer):
         if req.method == "GET" and re.fullmatch(PREFIX + r"/async-result/[^/]+", req.path):
             return "poll"
         return "other"
+
+    def chaos_reply(self, kind: str) -> Reply:
+        if kind == "429":
+            return error(429, "1302", "您当前使用该API的并发数过高，请降低并发，或联系客服增加限额。")
+        return error(500, "500", "Internal Error")
 
     def handle(self, req: Req, route: str) -> Reply:
         if route == "other":
@@ -97,7 +104,7 @@ class FakeZhipu(FakeServer):
             return error(400, "1301", "系统检测到输入或生成内容可能包含不安全或敏感内容，请您避免输入易产生敏感内容的提示语，感谢您的配合。")
         request_id = body.get("request_id") or uuid.uuid4().hex
         with self._tasks_lock:
-            if request_id in self.request_ids:
+            if self.dedupe_request_id and request_id in self.request_ids:
                 return error(400, "1231", f"您当前已有请求：{request_id}")
             self.request_ids.add(request_id)
             task_id = f"{uuid.uuid4().int % 10**19}-{uuid.uuid4().hex[:8]}"

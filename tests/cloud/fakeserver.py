@@ -19,8 +19,17 @@ Stable API (vendor fakes for every cloud adapter build on it):
 ``Fault``                 status+body (answer that instead), delay (wait, then work and answer),
                           late (work at once, answer late: the client may give up first), bad_json
                           (200 with HTML), truncate (cut the real body in half, close), drop
-                          (close without answering); ``times`` how many requests it covers.
-``tiny_mp4(path) -> Path``  a real 8-frame 64x48 H.264 MP4 made with app.media.write_video.
+                          (close without answering), status_after (do the work, then answer
+                          this status instead: a gateway that lost the answer); ``times`` how
+                          many requests it covers.
+``Chaos(...)``             random faults at set rates, for a whole run: ``s.chaos = Chaos(p429=0.3,
+                          p5xx=0.2, slow=0.1, cut=0.05, truncate_download=0.2, seed=1)``. A 429 comes
+                          before any work; a 5xx comes after the work (the task exists) with
+                          probability ``p5xx_after_work``; a slow answer does the work and answers
+                          after ``slow_s`` (longer than the client waits); a cut answer does the work
+                          and sends half its body. Scripted faults (``inject``) go first. Fakes
+                          override ``chaos_reply(kind)`` to answer in their vendor's shape.
+``tiny_mp4(path) -> Path``  a real 8-frame 64x48 H.264 MP4 made with core.media.write_video.
 """
 
 from __future__ import annotations
@@ -82,7 +91,51 @@ class Fault:
     bad_json: bool = False
     truncate: bool = False
     drop: bool = False
+    status_after: int | None = None
     times: int = 1
+
+
+@dataclass
+class Chaos:
+    """Random faults at these rates (each request draws once, seeded; see the module doc)."""
+
+    p429: float = 0.0
+    p5xx: float = 0.0
+    slow: float = 0.0
+    cut: float = 0.0
+    truncate_download: float = 0.0
+    p5xx_after_work: float = 0.5
+    slow_s: float = 1.0
+    seed: int = 0
+    routes: tuple[str, ...] | None = None  # API routes it covers (None: all but "download")
+
+    def __post_init__(self):
+        import random
+
+        self.rng = random.Random(self.seed)
+        self.lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def draw(self, route: str) -> str | None:
+        with self.lock:
+            roll, after = self.rng.random(), self.rng.random()
+        if route == "download":
+            kind = "truncate" if roll < self.truncate_download else None
+        elif self.routes is not None and route not in self.routes:
+            kind = None
+        else:
+            kind = None
+            for name, p in (("429", self.p429), ("5xx", self.p5xx), ("slow", self.slow), ("cut", self.cut)):
+                if roll < p:
+                    kind = name
+                    break
+                roll -= p
+            if kind == "5xx" and after < self.p5xx_after_work:
+                kind = "5xx_after"
+        if kind:
+            with self.lock:
+                self.counts[kind] = self.counts.get(kind, 0) + 1
+        return kind
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -152,6 +205,7 @@ class FakeServer:
         self.faults: dict[str, list[Fault]] = {}
         self.files: dict[str, bytes] = {}
         self.expired_before = 0.0
+        self.chaos: Chaos | None = None
         self._lock = threading.Lock()
         self._http: _Http | None = None
         self._thread: threading.Thread | None = None
@@ -198,6 +252,21 @@ class FakeServer:
                 queue.pop(0)
             return fault
 
+    def _chaos_fault(self, route: str) -> Fault | None:
+        kind = self.chaos.draw(route)
+        if kind is None:
+            return None
+        if kind == "truncate":
+            return Fault(truncate=True)
+        if kind in ("429", "5xx"):
+            reply = self.chaos_reply(kind)
+            return Fault(status=reply.status, body=reply.body, headers=reply.headers)
+        if kind == "5xx_after":
+            return Fault(status_after=502)
+        if kind == "slow":
+            return Fault(late=self.chaos.slow_s)
+        return Fault(truncate=True)  # "cut": the work is done, half the answer arrives
+
     def count(self, route: str) -> int:
         with self._lock:
             return sum(1 for r in self.requests if self.route(r) == route)
@@ -238,11 +307,19 @@ class FakeServer:
     def handle(self, req: Req, route: str) -> Reply:
         return Reply(404, {"error": "not found"})
 
+    def chaos_reply(self, kind: str) -> Reply:
+        """The answer for a chaos "429" or "5xx" (override for the vendor's error shape)."""
+        if kind == "429":
+            return Reply(429, {"error": {"code": "RateLimit", "message": "too many requests"}})
+        return Reply(502, "<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"})
+
     def _serve(self, req: Req, handler: _Handler) -> None:
         with self._lock:
             self.requests.append(req)
         route = self.route(req)
         fault = self._take_fault(route)
+        if fault is None and self.chaos is not None:
+            fault = self._chaos_fault(route)
         if self.latency:
             time.sleep(self.latency)
         if fault and fault.delay:
@@ -258,6 +335,11 @@ class FakeServer:
                                      {"Content-Type": "text/html"}))
             return
         reply = self._download(req) if route == "download" else self.handle(req, route)
+        if fault and fault.status_after is not None:
+            default = self.chaos_reply("5xx")
+            handler.send_reply(Reply(fault.status_after, default.body if fault.body is None else fault.body,
+                                     fault.headers or default.headers))
+            return
         if fault and fault.late:
             time.sleep(fault.late)
         if reply.drop:
@@ -269,7 +351,7 @@ class FakeServer:
 def tiny_mp4(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: float = 8.0) -> Path:
     import numpy as np
 
-    from app.media import write_video
+    from core.media import write_video
 
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.db import TERMINAL
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from app.secrets import SecretStore
 from app.settings import load_settings
 from engines.base import EngineRequest, ImageInput
@@ -171,9 +171,9 @@ def test_start_twice_creates_one_task(engine, fake, tmp_path):
     req = request(tmp_path)
     first = engine.start(req)
     assert engine.start(req) == first  # the journal holds the task id
-    engine.journal.save(JOB, task_id=None)  # died after sending, before the answer was noted
+    engine.journal.save(JOB, state="sending", remote_id=None)  # died after sending, before the answer was noted
     assert engine.start(req) == first  # found by model + seed + time, not sent again
-    assert fake.creates == 1 and fake.count("create") == 1
+    assert fake.creates == 1 and fake.count("create") == 1 and fake.count("list") == 1
 
 
 def test_lost_create_answer_is_recovered_not_repeated(engine, fake, tmp_path, monkeypatch):
@@ -199,7 +199,7 @@ def test_auth_failure_is_not_retried(engine, fake, tmp_path, monkeypatch):
 
 # --- end to end ------------------------------------------------------------------------
 def test_t2v_end_to_end_with_prompt_flags(cloud_studio, fake, caplog):
-    from app.media import probe
+    from core.media import probe
 
     caplog.set_level(logging.DEBUG)
     job = cloud_studio.service.submit({"engine": "ark", "prompt": "剑仙 --duration 5 --ratio 16:9 --rs 720p --seed 1",
@@ -287,7 +287,7 @@ def test_crash_mid_create_resumes_without_a_second_task(workspace, fake):
             Job.update(status="running", attempts=1, remote_phase="creating").where(Job.id == job.id).execute()
             engine = st.engines["ark"]
             engine.start(st.runner.request_for(Job.get_by_id(job.id)))
-            engine.journal.save(job.id, task_id=None)  # killed after sending, before the answer was noted
+            engine.journal.save(job.id, state="sending", remote_id=None)  # killed after sending, before the answer
             st.start()
             job = finish(st, job.id)
     finally:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app.errors import NotAvailable, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ValidationError
+from core.media import probe
 from tests.cloud.fake_dashscope import FakeDashScope
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_remote
@@ -226,7 +226,7 @@ def test_create_timeout_is_not_resent_blindly(cloud_studio, fake, monkeypatch):
     fake.inject("create", Fault(delay=0.8))
     job = run_job(cloud_studio, t2v())
     assert job.status == "failed" and job.error_code == "uncertain_create"
-    assert "may have been created" in job.error
+    assert "may have accepted" in job.error and "任务" in job.error_zh
     assert fake.count("create") == 1
 
 
@@ -286,7 +286,9 @@ def _request(engine, job_id="a" * 32, **kw):
 
 
 def test_journal_resumes_or_refuses_after_a_crash_mid_create(workspace, fake):
-    from app.errors import ProviderError
+    import time
+
+    from core.errors import ProviderError
     from app.settings import load_settings
     from engines.cloud.dashscope import DashScopeEngine
 
@@ -294,12 +296,29 @@ def test_journal_resumes_or_refuses_after_a_crash_mid_create(workspace, fake):
     req = _request(engine, seed=1)
     engine.journal.save(req.job_id, state="created", remote_id="known-task")
     assert engine.start(req) == "known-task" and fake.requests == []  # answered, never committed
-    engine.journal.save(req.job_id, state="sending", remote_id=None)  # the studio died mid-request
-    with pytest.raises(ProviderError, match="may have been created"):
+    # the studio died mid-request a moment ago; nothing is listed yet: fail, never re-send
+    engine.journal.save(req.job_id, state="sending", remote_id=None, sent_at=time.time())
+    with pytest.raises(ProviderError, match="may have accepted") as err:
         engine.start(req)
-    assert fake.requests == []
-    task_id = engine.start(req)  # the user pressed Retry: a fresh create
+    assert err.value.vendor_code == "uncertain_create" and "Nothing was sent twice" in err.value.en
+    assert fake.count("create") == 0 and fake.count("list") == 1
+    # a Retry long after the send: the vendor still lists nothing, so it was never made; a fresh create
+    engine.journal.save(req.job_id, sent_at=time.time() - 3600)
+    task_id = engine.start(req)
     assert task_id in fake.tasks and fake.count("create") == 1
+
+
+def test_crash_after_the_vendor_made_the_task_adopts_it(workspace, fake):
+    import time
+
+    from app.settings import load_settings
+    from engines.cloud.dashscope import DashScopeEngine
+
+    engine = DashScopeEngine(load_settings(workspace))
+    req = _request(engine, seed=1)
+    first = engine.start(req)
+    engine.journal.save(req.job_id, state="sending", remote_id=None, sent_at=time.time())  # answer never noted
+    assert engine.start(req) == first and fake.count("create") == 1 and len(fake.tasks) == 1
 
 
 def test_key_never_leaks(cloud_studio, fake, caplog):

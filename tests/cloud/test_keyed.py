@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.errors import NotAvailable
+from core.errors import NotAvailable
 from app.secrets import SecretStore
 from app.settings import load_settings
 from engines.cloud.ark import ArkEngine

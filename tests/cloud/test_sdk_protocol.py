@@ -67,6 +67,7 @@ def test_zhipu_sdk_requests_are_accepted(mp4_bytes):
         done = client.videos.retrieve_videos_result(created.id)
         assert done.task_status == "SUCCESS" and done.video_result[0].url.startswith(fake.url)
 
+        fake.dedupe_request_id = True  # the real API does not promise this; the error shape is still checked
         with pytest.raises(zhipuai.APIRequestFailedError, match="1231"):
             client.videos.generations(model="cogvideox-3", prompt="竹林", request_id="sdk-rid-1")
         with pytest.raises(zhipuai.APIAuthenticationError):

@@ -74,7 +74,7 @@ def test_qwen_tts_speed_format_and_model(qwen, cloud_studio):
 
 
 def test_qwen_tts_errors_are_clear_and_keyless(qwen, cloud_studio, monkeypatch):
-    from app.errors import NotAvailable, ValidationError
+    from core.errors import NotAvailable, ValidationError
 
     banned = run_job(cloud_studio, {"engine": "dashscope-tts", "params": {"text": "[[banned]] 你好"}})
     assert banned.status == "failed" and "content check" in banned.error and "审核" in banned.error_zh
@@ -115,7 +115,7 @@ def test_tencent_tts_keeps_per_character_timings(tencent, cloud_studio):
 
 
 def test_tencent_tts_errors(tencent, cloud_studio, monkeypatch):
-    from app.errors import NotAvailable, ValidationError
+    from core.errors import NotAvailable, ValidationError
 
     with pytest.raises(ValidationError) as err:
         cloud_studio.service.submit({"engine": "tencent-tts", "params": {"text": "字" * 151}}, LOCAL)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.db import TERMINAL
-from app.errors import ProviderError, ValidationError
+from core.errors import ProviderError, ValidationError
 from app.secrets import SecretStore
 from app.settings import load_settings
 from engines.base import EngineRequest, ImageInput
@@ -190,7 +190,7 @@ def test_auth_failure_is_not_retried(engine, fake, tmp_path, monkeypatch):
 
 # --- end to end through the studio ---------------------------------------------------
 def test_t2v_end_to_end(cloud_studio, fake, caplog):
-    from app.media import probe
+    from core.media import probe
 
     caplog.set_level(logging.DEBUG)
     job = cloud_studio.service.submit({"engine": "tencent-vod", "prompt": "剑仙御剑飞行",

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from app.errors import NotAvailable, ProviderError, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ProviderError, ValidationError
+from core.media import probe
 from tests.cloud.fake_zhipu import FakeZhipu
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_job, wait_remote
@@ -161,12 +161,21 @@ def test_429_storm_is_retried(cloud_studio, fake):
     assert fake.created == 1 and fake.count("create") == 3
 
 
-def test_5xx_and_bad_json_are_retried(cloud_studio, fake):
-    fake.inject("create", Fault(status=500, body={"error": {"code": "500", "message": "Internal Error"}}))
+def test_poll_5xx_and_bad_json_are_retried(cloud_studio, fake):
     fake.inject("poll", Fault(status=503, body="busy"), Fault(bad_json=True))
     job = run_job(cloud_studio, t2v())
     assert job.status == "succeeded", job.error
     assert fake.created == 1
+
+
+def test_5xx_after_the_task_was_made_is_not_resent(cloud_studio, fake):
+    """A 500 after Zhipu read the create may come after the task was made: fail, naming the request id."""
+    fake.inject("create", Fault(status_after=500, body={"error": {"code": "500", "message": "Internal Error"}}))
+    job = run_job(cloud_studio, t2v())
+    assert job.status == "failed" and job.error_code == "uncertain_create"
+    assert f"xianying-{job.id}-1" in job.error and f"xianying-{job.id}-1" in job.error_zh
+    assert "Nothing was sent twice" in job.error and "未重复提交" in job.error_zh
+    assert fake.created == 1 and fake.count("create") == 1
 
 
 def test_slow_answers(cloud_studio, fake, monkeypatch):
@@ -177,21 +186,36 @@ def test_slow_answers(cloud_studio, fake, monkeypatch):
     assert job.status == "succeeded", job.error
 
 
-def test_create_timeout_resends_the_same_key_and_never_bills_twice(cloud_studio, fake, monkeypatch):
-    """The first create is slow (Zhipu made the task, we timed out): the retry carries the same
-    request_id, Zhipu refuses it as a duplicate, and the job fails saying so — one task only."""
+def test_lost_create_answer_is_never_resent_until_retry_anyway(cloud_studio, fake, monkeypatch):
+    """The first create is slow (Zhipu made the task, we timed out). Zhipu does not deduplicate on
+    request_id, so nothing is sent again: the job fails saying the task may exist. A plain Retry
+    does not send either; only "Retry anyway" (resend=True) sends a new create, under a new key."""
     monkeypatch.setenv("XIANYING_HTTP_TIMEOUT", "0.4")
     fake.inject("create", Fault(late=0.8))
     job = run_job(cloud_studio, t2v())
-    assert job.status == "failed" and job.error_code == "1231"
-    assert "already received" in job.error
-    assert fake.created == 1
-    ids = [r.json()["request_id"] for r in fake.requests if fake.route(r) == "create"]
-    assert len(ids) == 2 and len(set(ids)) == 1
-    retried = cloud_studio.service.retry(job.id, LOCAL)  # the user asks again: a new key, a new task
-    job = wait_job(cloud_studio, retried.id)
+    assert job.status == "failed" and job.error_code == "uncertain_create"
+    assert "may have accepted" in job.error and f"xianying-{job.id}-1" in job.error
+    assert fake.created == 1 and fake.count("create") == 1
+    job = wait_job(cloud_studio, cloud_studio.service.retry(job.id, LOCAL).id)
+    assert job.status == "failed" and job.error_code == "uncertain_create"
+    assert fake.count("create") == 1
+    job = wait_job(cloud_studio, cloud_studio.service.retry(job.id, LOCAL, resend=True).id)
     assert job.status == "succeeded", job.error
     assert fake.created == 2 and fake.bodies[-1]["request_id"] == f"xianying-{job.id}-2"
+
+
+def test_cut_answer_is_not_resent(cloud_studio, fake):
+    fake.inject("create", Fault(truncate=True))  # the task is made, half the JSON arrives
+    job = run_job(cloud_studio, t2v())
+    assert job.status == "failed" and job.error_code == "uncertain_create"
+    assert fake.created == 1 and fake.count("create") == 1
+
+
+def test_create_429_and_connection_refused_are_resent(cloud_studio, fake):
+    fake.inject("create", Fault(status=429, body={"error": {"code": "1302", "message": "并发数过高"}}))
+    job = run_job(cloud_studio, t2v())
+    assert job.status == "succeeded", job.error
+    assert fake.created == 1 and fake.count("create") == 2
 
 
 def test_truncated_download_is_retried(cloud_studio, fake):
@@ -225,22 +249,27 @@ def _request(engine, job_id="b" * 32, **kw):
                          workdir=engine.settings.staging_dir / job_id)
 
 
-def test_restart_after_a_lost_create_answer(workspace, fake):
+def test_restart_after_a_crash_mid_create_never_resends(workspace, fake):
     from app.settings import load_settings
     from engines.cloud.zhipu import ZhipuEngine
 
     engine = ZhipuEngine(load_settings(workspace))
     req = _request(engine)
     # the studio sent the create and died before the answer: the journal says "sending"
-    engine.journal.save(req.job_id, state="sending", request_id=f"xianying-{req.job_id}-1", generation=1)
-    fake.lose_answers = 1  # the re-sent create reaches Zhipu but its answer is lost again
-    with pytest.raises(ProviderError) as err:  # the retry with the same key is refused as a duplicate
+    engine.journal.save(req.job_id, state="sending", request_ref=f"xianying-{req.job_id}-1", generation=1)
+    with pytest.raises(ProviderError) as err:
         engine.start(req)
-    assert err.value.vendor_code == "1231" and fake.created == 1
-    # after a Retry: a new generation, a fresh key, exactly one more task
+    assert err.value.vendor_code == "uncertain_create" and f"xianying-{req.job_id}-1" in err.value.en
+    assert fake.requests == []
+    with pytest.raises(ProviderError):  # a plain Retry: still nothing sent
+        engine.start(req)
+    assert fake.requests == []
+    engine.allow_resend(req.job_id)  # "Retry anyway": a new generation, a fresh key, one task
     task_id = engine.start(req)
-    assert task_id in fake.tasks and fake.created == 2
+    assert task_id in fake.tasks and fake.created == 1
     assert fake.tasks[task_id]["request_id"] == f"xianying-{req.job_id}-2"
+    attempts = engine.journal.load(req.job_id)["attempts"]
+    assert [a["outcome"] for a in attempts] == ["resume", "resume", "resend_requested", "sending", "created"]
 
 
 def test_restart_with_a_journaled_task_id_sends_nothing(workspace, fake):
@@ -251,17 +280,6 @@ def test_restart_with_a_journaled_task_id_sends_nothing(workspace, fake):
     req = _request(engine)
     engine.journal.save(req.job_id, state="created", remote_id="123-abc", request_id="x", generation=1)
     assert engine.start(req) == "123-abc" and fake.requests == []
-
-
-def test_restart_mid_create_resends_the_same_key(workspace, fake):
-    from app.settings import load_settings
-    from engines.cloud.zhipu import ZhipuEngine
-
-    engine = ZhipuEngine(load_settings(workspace))
-    req = _request(engine)
-    engine.journal.save(req.job_id, state="sending", request_id=f"xianying-{req.job_id}-1", generation=1)
-    task_id = engine.start(req)  # Zhipu never got the first one: the same key creates it now
-    assert fake.tasks[task_id]["request_id"] == f"xianying-{req.job_id}-1" and fake.created == 1
 
 
 def test_key_never_leaks(cloud_studio, fake, caplog):
@@ -302,3 +320,13 @@ def test_restart_while_polling_resumes_without_a_second_create(workspace, fake, 
     assert counts["resumed"] == 1
     assert job.status == "succeeded", job.error
     assert fake.created == 1 and fake.count("create") == 1
+
+
+def test_retry_after_a_failed_task_sends_a_new_request_id(cloud_studio, fake):
+    fake.plan = ["PROCESSING", "FAIL"]
+    job = run_job(cloud_studio, t2v())
+    assert job.status == "failed" and fake.created == 1
+    fake.plan = ["PROCESSING", "SUCCESS"]
+    job = wait_job(cloud_studio, cloud_studio.service.retry(job.id, LOCAL).id)
+    assert job.status == "succeeded", job.error
+    assert [b["request_id"] for b in fake.bodies] == [f"xianying-{job.id}-1", f"xianying-{job.id}-2"]

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+# Windows has no SIGTERM to send: the studio gets Ctrl-Break, in a process group of its own
+STOP = signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM
+WINDOWS_GROUP = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else {}
 
 
 def free_port() -> int:
@@ -39,7 +42,8 @@ class StudioProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "launch.py"), "--no-browser", "--port", str(self.port),
-             "--workspace", str(self.workspace)], cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT)
+             "--workspace", str(self.workspace)], cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            **WINDOWS_GROUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -53,15 +57,18 @@ class StudioProcess:
         raise RuntimeError(f"studio did not answer within {timeout}s; log:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:] if self.log_path.exists() else ""
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        if sys.platform == "win32":
+            self.proc.kill()  # TerminateProcess: no cleanup at all, like SIGKILL
+        else:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(STOP)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app import media
+from core import media
 from tests.e2e.conftest import wait_status
 
 WAN = "wan2.1-t2v-1.3b"

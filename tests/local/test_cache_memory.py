@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import EngineError, ValidationError
+from core.errors import EngineError, ValidationError
 from engines.local import memory
 from engines.local.memory import GiB, plan_memory
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.errors import Cancelled, ValidationError
+from core.errors import Cancelled, ValidationError
 from engines.base import EngineRequest, ImageInput
 
 from .conftest import CASES, face_image, install_case, make_engine
@@ -38,7 +38,7 @@ def make_request(env, tmp_path, name: str, seed: int = 7, steps: int = 2, **para
 def pixels(output) -> np.ndarray:
     from PIL import Image
 
-    from app import media
+    from core import media
 
     if output.kind == "image":
         return np.asarray(Image.open(output.path).convert("RGB"))
@@ -61,7 +61,7 @@ def test_output_size_frames_progress_and_seed(env, tmp_path):
     assert out.thumbnail is not None and out.thumbnail.exists()
     assert (out.width, out.height) == case.size
     if case.kind == "video":
-        from app import media
+        from core import media
 
         info = media.probe(out.path)
         assert (info["width"], info["height"], info["frames"]) == (*case.size, case.frames)

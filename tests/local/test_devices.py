@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.errors import ConfigError
+from core.errors import ConfigError
 from engines.local.devices import DevicePool
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ValidationError
+from core.errors import ValidationError
 from tests.conftest import wait_for
 from tests.local.conftest import TinyFaceAnalyzer, make_engine
 from tests.local.fake_hub import FakeHub

@@ -6,7 +6,7 @@ import pytest
 
 from app.access import LOCAL
 from app.db import Job
-from app.errors import ValidationError
+from core.errors import ValidationError
 from engines.local.limits import Budget, check_budget
 from engines.local.sdxl import SdxlParams
 from engines.local.svd import SvdParams

@@ -100,7 +100,7 @@ def test_voices_pick_different_speakers_and_mp3(speech_studio, tiny_kokoro_dir, 
 
 
 def test_cancel_between_sentences_leaves_nothing(speech_studio, tiny_kokoro_dir, tmp_path):
-    from app.errors import Cancelled
+    from core.errors import Cancelled
     from engines.base import EngineRequest
 
     install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
@@ -120,7 +120,7 @@ def test_cancel_between_sentences_leaves_nothing(speech_studio, tiny_kokoro_dir,
 
 
 def test_missing_weights_say_where_in_both_languages(speech_studio):
-    from app.errors import NotAvailable
+    from core.errors import NotAvailable
 
     info = {e["id"]: e for e in speech_studio.service.engines_info()}["local-tts"]
     assert not info["available"]
@@ -147,7 +147,7 @@ def test_a_broken_model_is_an_error_not_a_dead_process(speech_studio, tiny_kokor
 
 
 def test_requests_are_checked_before_they_are_stored(speech_studio, tiny_kokoro_dir):
-    from app.errors import ValidationError
+    from core.errors import ValidationError
 
     install_weights(speech_studio.settings.workspace, "local-tts", tiny_kokoro_dir)
     bad = [({"text": "你好", "voice": "nobody"}, "narrator"), ({"text": "字" * 2001}, "at most 2000"),

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from app.errors import ValidationError
+from core.errors import ValidationError
 from engines.base import EngineRequest
 
 from .conftest import CASES, install_case, make_engine

@@ -40,7 +40,7 @@ def file_objects(value) -> list:
 
 
 def test_still_to_video_by_task_id(local_studio):
-    from app import media
+    from core import media
 
     st = local_studio
     still = finished(st, st.service.submit(SDXL, LOCAL).id)
@@ -82,7 +82,7 @@ def test_cancel_running_job_leaves_no_files(local_studio):
 
 
 def test_a_batch_still_is_picked_by_index_and_a_wrong_index_is_explained(local_studio):
-    from app.errors import ValidationError
+    from core.errors import ValidationError
 
     st = local_studio
     batch = finished(st, st.service.submit({**SDXL, "params": {**SDXL["params"], "num_images": 2}}, LOCAL).id)

@@ -7,7 +7,7 @@ import time
 
 from gradio_client import Client
 
-from app.media import probe
+from core.media import probe
 from tests.conftest import install_weights
 from tests.e2e.proc import StudioProcess
 from tests.projects.conftest import write_project

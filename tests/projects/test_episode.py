@@ -8,8 +8,8 @@ import pytest
 
 from app.db import Job
 from app.episodes import EpisodeService, render_video_request
-from app.errors import NotAvailable, ProfileError, ValidationError
-from app.media import probe
+from core.errors import NotAvailable, ProfileError, ValidationError
+from core.media import probe
 from tests.conftest import wait_for
 from tests.projects.conftest import PROJECT_YAML, SCENES_YAML, write_project
 from app.access import LOCAL, Principal  # noqa: F401
@@ -214,3 +214,28 @@ def test_plan_keyframes_faceless_characters_and_default_engine(project_studio, f
         "s1-sky": ["dashscope"], "s2-hanli": ["dashscope"], "s3-cloud": ["dashscope"]}
     assert plan["s3-cloud"].steps[0].request["params"]["model"] == "wanx2.1-i2v-turbo"  # an i2v model for i2v
     assert plan["s1-sky"].steps[0].request["params"].get("model") is None  # the engine's t2v default
+
+
+def test_an_episode_with_music_has_sound_and_the_editor_files_beside_it(project_studio, fake_dashscope):
+    """The wiring through the real job queue: the project's music reaches the stitch job, the MP4 gets an AAC
+    track as long as the picture, and the .otio and 剪映 draft land beside it, named in the sidecar."""
+    from tests.projects.synth import make_music, probe_av
+
+    st = project_studio
+    ws = st.settings.workspace
+    scenes = ("scenes:\n  - {id: a, prompt: a crane over the clouds, duration: 1, engine: dashscope}\n"
+              "  - {id: b, prompt: a sea of clouds, duration: 1.5, engine: dashscope, transition: crossfade}\n")
+    folder = write_project(st.settings.projects_dir, project=PROJECT_YAML + "music: assets/music/theme.wav\n",
+                           scenes=scenes, face=False)
+    (folder / "assets" / "music").mkdir()
+    make_music(folder / "assets" / "music" / "theme.wav", 0.7)
+    parent = finished(st, EpisodeService(st.service).render("test-ep", LOCAL).id)
+    assert parent.status == "succeeded", parent.error
+    render = ws / parent.outputs[0]["file"]
+    info = probe_av(render)
+    assert info["audio"]["codec"] == "aac" and abs(info["audio"]["seconds"] - info["video"]["frames"] / 8) <= 1 / 8
+    side = json.loads(render.with_suffix(".json").read_text(encoding="utf-8"))
+    assert side["audio"] is True and side["subtitles"]["cues"] == 0 and side["subtitles"]["srt"] is None
+    assert side["otio"] == str(render.with_suffix(".otio").relative_to(ws)) and render.with_suffix(".otio").is_file()
+    assert (ws / side["jianying"] / "draft_content.json").is_file()
+    assert [s["scene"] for s in side["timeline"]["scenes"]] == ["a", "b"]

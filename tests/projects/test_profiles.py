@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from app.errors import Conflict, NotFound, ProfileError, ValidationError
+from core.errors import Conflict, NotFound, ProfileError, ValidationError
 from profiles import ProjectStore, compose, export_zip, import_zip, load_project
 from profiles.samples import install_samples
 from profiles.styles import STYLES

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import media
+from core import media
 from app.episodes import publish
-from app.stitch import Clip, plan_timeline, stitch
+from core.stitch import Clip, plan_timeline, stitch
 
 
 def clip(path, frames, fps, width, height, value):

@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
-from app.backends import ensure_columns, make_database, make_lane, redact
-from app.errors import ConfigError
+from app.backends import ensure_columns, make_database, redact
+from app.queue import make_lane
+from core.errors import ConfigError
 from app.settings import load_settings
 
 

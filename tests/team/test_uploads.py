@@ -35,7 +35,7 @@ def api(studio):
 
 def claimed(studio):
     job = studio.service.submit({"engine": WAN, "prompt": "上传", "params": TINY}, LOCAL)
-    assert studio.runner._claim(job)
+    assert studio.runner.claim(job)
     return Job.get_by_id(job.id)
 
 
@@ -96,7 +96,7 @@ def test_bad_chunks_names_and_keys_are_refused(studio, api, tmp_path):
     for bad in ("..%2Fescape.mp4", ".hidden", "a/../../b"):
         assert client.put(f"{base}/{bad}", params={"offset": 0}, content=b"x", headers=admin).status_code in (404, 405,
                                                                                                           422)
-    from app.errors import ValidationError
+    from core.errors import ValidationError
     from app.team.incoming import check_rel
 
     for bad in ("../escape.mp4", "a/../b", "/abs", ".hidden", "a//b", ""):

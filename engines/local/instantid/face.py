@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from app.errors import ValidationError
+from core.errors import ValidationError
 from engines.base import Reason
 
 ANTELOPE_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx")  # detector + recognition model

@@ -1,7 +1,8 @@
 """Files the studio writes: atomic JSON, H.264 MP4 through PyAV, PNG, thumbnails, probing.
 
 Every writer goes to a temporary name in the target folder and renames, so a reader (or a
-crash) never sees half a file. Video is H.264 / yuv420p, which every browser plays.
+crash) never sees half a file. The rename waits out a file another program holds open (Windows);
+if it never frees up, ``FileBusy`` names where the new file was kept. Video is H.264 / yuv420p, which every browser plays.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .errors import FileBusy
+from .platform import check_path_length, replace_with_retry
+
 THUMB_SIDE = 320
 
 
+def _drop(tmp: Path, exc: BaseException) -> None:
+    if not isinstance(exc, FileBusy):  # a busy destination: the new file stays, named in the error
+        tmp.unlink(missing_ok=True)
+
+
 def _tmp_beside(path: Path, suffix: str) -> Path:
+    check_path_length(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=suffix)
     os.close(fd)
@@ -30,9 +40,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        replace_with_retry(tmp, path)
+    except BaseException as exc:
+        _drop(tmp, exc)
         raise
     return path
 
@@ -82,9 +92,9 @@ def write_video(frames, path: Path, fps: float, metadata: dict | None = None, cr
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        replace_with_retry(tmp, path)
+    except BaseException as exc:
+        _drop(tmp, exc)
         raise
     return path
 
@@ -99,9 +109,9 @@ def write_png(image, path: Path, metadata: dict | None = None) -> Path:
     tmp = _tmp_beside(path, ".png")
     try:
         image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        replace_with_retry(tmp, path)
+    except BaseException as exc:
+        _drop(tmp, exc)
         raise
     return path
 
@@ -112,9 +122,9 @@ def write_thumbnail(image, path: Path) -> Path:
     tmp = _tmp_beside(path, ".jpg")
     try:
         im.save(tmp, format="JPEG", quality=85)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        replace_with_retry(tmp, path)
+    except BaseException as exc:
+        _drop(tmp, exc)
         raise
     return path
 

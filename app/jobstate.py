@@ -1,0 +1,157 @@
+"""Every change of a job's status, in one place.
+
+A job moves ``queued → running → succeeded | failed | cancelled`` (and ``running → queued`` when
+a run is interrupted, ``failed | cancelled → queued`` on retry). Each function here is one
+transition, written as a conditional ``UPDATE`` so that it happens at most once: it names the
+states it may start from and, for a run, the fencing token the run claimed the job with. A run
+that lost its lease (team mode: another worker took the job over) therefore changes nothing.
+
+    create(**fields)                         the row (JobService.submit is the only caller)
+    claim(job_id, owner, lease_s)            queued → running; attempts + 1, fence + 1
+    progress(job_id, pct, message)           while running
+    requeue(job_id, why, fence=None, ...)    running → queued (interrupted; keeps its place)
+    succeed(job_id, fence, fields)           running → succeeded (the caller moves the files)
+    fail(job_id, exc, fence=None, status=)   not finished → failed | cancelled
+    cancel_queued(job_id, message)           queued → cancelled
+    request_cancel(job_id)                   flag a running job; its run stops at its next step
+    reset_for_retry(job)                     failed | cancelled → queued
+    interrupted(job, max_attempts, ...)      a run that died: re-queued while attempts remain, else
+                                             failed "Interrupted" (startup reconcile, lost leases)
+
+No other module writes ``Job.status``: ``grep -n "status=" app`` finds the writes here.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from core.errors import AppError
+
+from .db import TERMINAL, Job
+
+FINISHED_OR_QUEUED = (*TERMINAL, "queued")
+
+
+def create(**fields) -> Job:
+    now = time.time()
+    fields.setdefault("id", uuid.uuid4().hex)
+    fields.setdefault("created_at", now)
+    fields.setdefault("updated_at", now)
+    fields.setdefault("status", "queued")
+    return Job.create(**fields)
+
+
+def claim(job_id: str, owner: str | None, lease_s: float) -> bool:
+    now = time.time()
+    n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
+                    progress=0, message="starting", fence=Job.fence + 1, lease_owner=owner,
+                    lease_expires=now + lease_s)
+         .where(Job.id == job_id, Job.status == "queued").execute())
+    return bool(n)
+
+
+def progress(job_id: str, pct: float, message: str) -> None:
+    (Job.update(progress=min(pct, 99.9), message=message, updated_at=time.time())
+     .where(Job.id == job_id, Job.status == "running").execute())
+
+
+def requeue(job_id: str, why: str, *, fence: int | None = None, count_attempt: bool = False,
+            bump_fence: bool = False, from_status: tuple[str, ...] = ("running",),
+            lease_expired_before: float | None = None, info: dict | None = None) -> bool:
+    """Back to ``queued`` after an interruption; the attempt is given back unless ``count_attempt``.
+    ``bump_fence``: a lost lease (the old run must not publish)."""
+    update = {"status": "queued", "progress": 0, "message": why, "updated_at": time.time(),
+              "lease_owner": None, "lease_expires": None}
+    if not count_attempt:
+        update["attempts"] = Job.attempts - 1
+    if bump_fence:
+        update["fence"] = Job.fence + 1
+    if info is not None:
+        update["info"] = info
+    query = Job.update(**update).where(Job.id == job_id, Job.status.in_(from_status))
+    if fence is not None:
+        query = query.where(Job.fence == fence)
+    if lease_expired_before is not None:
+        query = query.where(Job.lease_expires < lease_expired_before)
+    return bool(query.execute())
+
+
+def requeue_running_local(why: str) -> int:
+    """Every running local job back to ``queued`` (a workspace moving to team mode: no run survives)."""
+    return (Job.update(status="queued", progress=0, lease_owner=None, lease_expires=None, updated_at=time.time(),
+                       message=why)
+            .where(Job.status == "running", Job.kind == "local").execute())
+
+
+def succeed(job_id: str, fence: int | None, fields: dict) -> bool:
+    """``running → succeeded`` with ``fields`` (outputs, info, ...), only while ``fence`` holds."""
+    now = time.time()
+    update = {"progress": 100.0, "finished_at": now, "updated_at": now, **fields, "status": "succeeded"}
+    query = Job.update(**update).where(Job.id == job_id, Job.status == "running")
+    if fence is not None:
+        query = query.where(Job.fence == fence)
+    return bool(query.execute())
+
+
+def fail(job_id: str, exc: AppError, *, fence: int | None = None, status: str = "failed",
+         bump_fence: bool = False, extra: dict | None = None, lease_expired_before: float | None = None) -> bool:
+    """A job that has not finished ends as ``failed`` (with the error) or ``cancelled``."""
+    now = time.time()
+    update = {"status": status, "error": exc.en if status == "failed" else None,
+              "error_zh": exc.zh if status == "failed" else None,
+              "error_code": getattr(exc, "vendor_code", None) or exc.code, "finished_at": now,
+              "updated_at": now, "message": exc.en, **(extra or {})}
+    if bump_fence:
+        update["fence"] = Job.fence + 1
+    query = Job.update(**update).where(Job.id == job_id, Job.status.not_in(TERMINAL))
+    if fence is not None:
+        query = query.where(Job.fence == fence)
+    if lease_expired_before is not None:
+        query = query.where(Job.lease_expires < lease_expired_before)
+    return bool(query.execute())
+
+
+def interrupted(job: Job, max_attempts: int, *, why_en: str, why_zh: str, requeue_message: str,
+                lease_expired_before: float | None = None, info: dict | None = None) -> str | None:
+    """The one rule for a run that died with its job ``running``: back to the queue (the attempt
+    counts) while ``attempts < max_attempts``, else failed ``Interrupted``. In team mode the fence
+    moves on, so the lost run can publish nothing. Returns ``"requeued"``, ``"failed"`` or None (the
+    job had already moved on)."""
+    from core.errors import Interrupted
+
+    lease = {"fence": job.fence, "lease_expired_before": lease_expired_before}
+    if job.attempts < max_attempts:
+        done = requeue(job.id, requeue_message, count_attempt=True, bump_fence=True, info=info, **lease)
+        return "requeued" if done else None
+    exc = Interrupted(f"Interrupted: {why_en} ({job.attempts} attempts).", f"已中断：{why_zh}（已尝试 {job.attempts} 次）。")
+    done = fail(job.id, exc, bump_fence=True, extra={"lease_owner": None, "lease_expires": None}, **lease)
+    return "failed" if done else None
+
+
+def cancel_queued(job_id: str, message: str) -> bool:
+    now = time.time()
+    return bool(Job.update(status="cancelled", cancel_requested=True, finished_at=now, updated_at=now,
+                           message=message)
+                .where(Job.id == job_id, Job.status == "queued").execute())
+
+
+def cancelled_now(job_id: str, message: str, info: dict | None = None) -> bool:
+    """An unfinished job ends ``cancelled`` at once (a cloud job whose polling stops; an episode)."""
+    now = time.time()
+    update = {"status": "cancelled", "finished_at": now, "updated_at": now, "message": message}
+    if info is not None:
+        update["info"] = info
+    return bool(Job.update(**update).where(Job.id == job_id, Job.status.not_in(TERMINAL)).execute())
+
+
+def request_cancel(job_id: str) -> None:
+    Job.update(cancel_requested=True, updated_at=time.time()).where(Job.id == job_id).execute()
+
+
+def reset_for_retry(job: Job) -> bool:
+    return bool(Job.update(status="queued", progress=0, error=None, error_zh=None, error_code=None,
+                           cancel_requested=False, attempts=0, remote_id=None, remote_status=None,
+                           remote_phase=None, polls=0, message="retry", started_at=None, finished_at=None,
+                           updated_at=time.time(), info={"retries": job.info.get("retries", 0) + 1})
+                .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())

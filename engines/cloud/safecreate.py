@@ -1,0 +1,414 @@
+"""A create is sent once: a lost answer is looked up, never re-sent blindly.
+
+A create whose answer was lost is ambiguous: the vendor may or may not have made (and billed)
+the task. Every create failure is classified once, here, as **not created** (re-sending is
+safe) or **maybe created** (re-sending may bill a second task):
+
+``CREATE_FAILURES``   the one table: failure kind -> outcome (per vendor overrides in
+                      ``VENDOR_OVERRIDES``). Kinds: ``connect`` (no connection, nothing was sent),
+                      ``http_429``, ``http_4xx``, ``refused`` (the vendor answered a refusal in
+                      its own body), ``timeout`` (sent, no answer in time), ``dropped`` (the
+                      connection broke after sending, e.g. a JSON answer cut in half),
+                      ``bad_body`` (2xx that is not the vendor's JSON, or has no task id),
+                      ``http_5xx`` (the request was read, the answer is an error), ``internal``
+                      (a vendor-body internal error), ``duplicate`` (the vendor refuses a repeated
+                      key: the task exists), ``unknown``.
+``RECOVERY``          per engine, what "maybe created" leads to: ``dedupe`` (the vendor refuses
+                      a repeated key, so re-sending is safe: Tencent's SessionId), ``lookup`` (list
+                      the vendor's tasks and adopt exactly one match: DashScope, Ark), ``none``
+                      (the vendor can't be asked: Zhipu; the job fails, nothing is sent again).
+``classify(engine_id, exc) -> (kind, outcome)``
+``run_create(journal, job_id, plan) -> task id``   the create loop every adapter uses. Each
+                      attempt is written to the create journal before it is sent and again with
+                      its classification, so a crash between send and answer resumes by looking
+                      up (or failing clearly), never by re-sending.
+``maybe_created(...) -> ProviderError``   the failure a person sees (English + Chinese): the
+                      create may have been accepted, the request id to look for in the vendor's
+                      console, nothing was sent twice; "Retry anyway" sends a new create.
+``allow_resend(journal, job_id)``   the explicit "Retry anyway": the next start() sends a
+                      fresh create (new key) even though an earlier one may exist.
+
+Knobs (environment): ``XIANYING_CREATE_SETTLE_S`` (3 s) wait before looking up after an
+unanswered create (the vendor may still be writing the task); ``XIANYING_LOOKUP_ATTEMPTS`` (6)
+tries of each lookup request; ``XIANYING_CREATE_QUIET_S`` (60 s)
+how long after the last send an empty lookup on a later start (Retry, restart) counts as "not
+created"; ``XIANYING_LOOKUP_SLACK_S`` (30 s) clock slack around an attempt's send window.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from core.errors import AppError, ProviderError
+from engines.cloud.journal import CreateJournal
+
+log = logging.getLogger(__name__)
+
+NOT_CREATED, MAYBE_CREATED = "not_created", "maybe_created"
+MAYBE_CODE = "uncertain_create"  # the job's error_code when a create may exist
+
+CREATE_FAILURES: dict[str, str] = {
+    "connect": NOT_CREATED,      # connection refused / DNS / connect timeout: the body never left
+    "http_429": NOT_CREATED,     # throttled before the work
+    "http_4xx": NOT_CREATED,     # refused (parameters, key, moderation, arrears)
+    "refused": NOT_CREATED,      # a refusal in the vendor's own error body (Tencent: HTTP 200 + Error)
+    "timeout": MAYBE_CREATED,    # sent, no answer in time: the vendor may be making it now
+    "dropped": MAYBE_CREATED,    # connection broke after sending (answer cut in half, reset)
+    "bad_body": MAYBE_CREATED,   # a 2xx answer we cannot read: the task may well exist
+    "http_5xx": MAYBE_CREATED,   # the request was read; the error may come after the task was made
+    "internal": MAYBE_CREATED,   # a vendor-body internal error (Tencent InternalError)
+    "duplicate": MAYBE_CREATED,  # the vendor says it already has this request (Zhipu 1231): it exists
+    "unknown": MAYBE_CREATED,
+}
+VENDOR_OVERRIDES: dict[str, dict[str, str]] = {}  # engine id -> {kind: outcome}, when a vendor promises more
+RECOVERY = {"tencent-vod": "dedupe", "dashscope": "lookup", "ark": "lookup", "zhipu": "none"}
+ANSWERED = frozenset({"http_5xx", "bad_body", "internal"})  # the vendor finished with the request
+DUPLICATE_CODES = frozenset({"1231", "InvalidParameterValue.SessionId"})
+INTERNAL_CODES = ("InternalError", "ResourceUnavailable", "FailedOperation")
+
+_claim_locks: dict[str, threading.Lock] = {}
+_claim_guard = threading.Lock()
+
+
+def _env(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
+def settle_s() -> float:
+    return _env("XIANYING_CREATE_SETTLE_S", 3.0)
+
+
+def quiet_s() -> float:
+    return _env("XIANYING_CREATE_QUIET_S", 60.0)
+
+
+def lookup_slack_s() -> float:
+    return _env("XIANYING_LOOKUP_SLACK_S", 30.0)
+
+
+def lookup_attempts() -> int:
+    """A lookup only reads, so it may try harder than a create: ``XIANYING_LOOKUP_ATTEMPTS`` (6)."""
+    return max(1, int(_env("XIANYING_LOOKUP_ATTEMPTS", 6)))
+
+
+# --- classification -----------------------------------------------------------------
+def failure_kind(exc: BaseException) -> str:
+    cause = exc if isinstance(exc, httpx.HTTPError) else exc.__cause__
+    if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)):
+        return "connect"
+    if isinstance(cause, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(cause, httpx.HTTPError):
+        return "dropped"
+    if isinstance(exc, ProviderError):
+        status = exc.http_status
+        code = str(getattr(exc, "vendor_code", "") or "")
+        if code in DUPLICATE_CODES:
+            return "duplicate"
+        if code in ("bad_json", "no_id", "no_task_id"):
+            return "bad_body"
+        if status == 429:
+            return "http_429"
+        if status is not None and 400 <= int(status) < 500:
+            return "http_4xx"
+        if status is not None and int(status) >= 500:
+            return "http_5xx"
+        if code.startswith(INTERNAL_CODES):
+            return "internal"
+        if code:
+            return "refused"
+    return "unknown"
+
+
+def classify(engine_id: str, exc: BaseException) -> tuple[str, str]:
+    kind = failure_kind(exc)
+    outcome = VENDOR_OVERRIDES.get(engine_id, {}).get(kind) or CREATE_FAILURES[kind]
+    return kind, outcome
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ProviderError):
+        return bool(getattr(exc, "retryable", False))
+    return isinstance(exc, httpx.TransportError)
+
+
+def backoff_s(attempt: int, exc: BaseException | None = None) -> float:
+    max_wait = _env("XIANYING_RETRY_MAX_WAIT", 8.0)
+    initial = min(_env("XIANYING_RETRY_INITIAL", 0.5), max_wait)
+    hinted = getattr(exc, "fields", {}).get("retry_after") if exc is not None else None
+    if hinted is not None:
+        return min(float(hinted), max_wait)
+    return min(initial * 2 ** (attempt - 1) + random.uniform(0, initial), max_wait)
+
+
+# --- the error a person sees ----------------------------------------------------------
+def maybe_created(vendor: str, request_ref: str | None, why_en: str = "", why_zh: str = "", *,
+                  can_look: bool = True) -> ProviderError:
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    ref_en = f" Request id: {request_ref}; failed at {when}." if request_ref else f" Failed at {when}."
+    ref_zh = f"请求 ID：{request_ref}；失败时间 {when}。" if request_ref else f"失败时间 {when}。"
+    retry_en = "Retry looks for it again, and" if can_look else f"Retry will not send it again ({vendor} cannot " \
+        "be asked for it);"
+    retry_zh = "“重试”会再次查找，" if can_look else f"“重试”不会重新提交（无法向 {vendor} 查询该任务）；"
+    return ProviderError(
+        f"{vendor} may have accepted this job: its answer to the create was lost{why_en}. Nothing was sent twice."
+        f"{ref_en} Check the {vendor} console for the task; {retry_en} \"Retry anyway\" sends a new create "
+        "(a second task may be billed).",
+        f"{vendor} 可能已接受该任务：创建请求的响应丢失{why_zh}。未重复提交。{ref_zh}请在 {vendor} 控制台查看该任务；"
+        f"{retry_zh}“仍然重试”会重新提交（可能再次计费）。",
+        retryable=False, vendor_code=MAYBE_CODE, request_ref=request_ref, create_final=True)
+
+
+# --- the create loop ------------------------------------------------------------------
+@dataclass
+class CreatePlan:
+    engine_id: str
+    vendor: str
+    send: Callable[[int], str]                      # send(generation) -> task id; raises on failure
+    request_ref: Callable[[int], str | None]        # the id a person can look for (per generation)
+    lookup: Callable[[dict], list] | None = None  # lookup(note) -> unclaimed candidates: ids or (id, created_at)
+    identifies: bool = False  # a lookup match is this job's task for sure (Ark: its own random seed)
+
+    @property
+    def recovery(self) -> str:
+        return RECOVERY.get(self.engine_id, "none")
+
+
+def allow_resend(journal: CreateJournal, job_id: str) -> None:
+    journal.save(job_id, resend=True)
+
+
+def log_attempt(journal: CreateJournal, job_id: str, **entry) -> dict:
+    note = journal.load(job_id)
+    attempts = list(note.get("attempts") or [])[-19:]
+    attempts.append({"at": round(time.time(), 3), **entry})
+    return journal.save(job_id, attempts=attempts)
+
+
+def claim_lock(journal: CreateJournal) -> threading.Lock:
+    """One lookup-and-claim at a time per engine, so two jobs never adopt the same task."""
+    with _claim_guard:
+        return _claim_locks.setdefault(str(journal.root), threading.Lock())
+
+
+def claimed_ids(journal: CreateJournal, exclude_job: str) -> set[str]:
+    ids: set[str] = set()
+    if not journal.root.is_dir():
+        return ids
+    for path in journal.root.glob("*.json"):
+        if path.stem != exclude_job:
+            note = journal.load(path.stem)
+            for key in ("remote_id", "task_id"):
+                if note.get(key):
+                    ids.add(str(note[key]))
+    return ids
+
+
+def send_windows(note: dict) -> list[tuple[float, float]]:
+    """When this job's creates were on the wire, from its attempt log, widened by the lookup slack: a
+    task of this job was made inside one of them (a send with no logged end is open until now)."""
+    slack, now, out = lookup_slack_s(), time.time(), []
+    log_ = list(note.get("attempts") or [])
+    for i, entry in enumerate(log_):
+        if entry.get("outcome") != "sending":
+            continue
+        end = next((float(e["at"]) for e in log_[i + 1:] if e.get("at")), now)
+        out.append((float(entry.get("at") or 0) - slack, end + slack))
+    if not out and note.get("sent_at"):
+        out.append((float(note["sent_at"]) - slack, now + slack))
+    return out
+
+
+def _windows(journal: CreateJournal, job_id: str) -> list[tuple[float, float, bool]]:
+    """Send windows ``(from, to, in_flight)`` of other jobs whose create is unresolved (sending, or maybe
+    created): a task made inside one of them could be theirs."""
+    if not journal.root.is_dir():
+        return []
+    now, slack, out = time.time(), lookup_slack_s(), []
+    for path in journal.root.glob("*.json"):
+        if path.stem == job_id:
+            continue
+        other = journal.load(path.stem)
+        state = other.get("state")
+        start = float(other.get("first_sent_at") or other.get("sent_at") or 0)
+        if state == MAYBE_CREATED:
+            out.append((start - slack, float(other.get("failed_at") or other.get("updated_at") or 0) + slack, False))
+        elif state == "sending" and now - float(other.get("updated_at") or 0) < max(quiet_s(), 120.0):
+            out.append((start - slack, now + slack, True))  # in flight (not a note a dead process left long ago)
+    return out
+
+
+def _lookup_once(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str], bool]:
+    """(adopted id or None, candidates, worth waiting). Adopting writes the id under the claim lock.
+    ``plan.lookup`` gives ids, or ``(id, created_at)`` pairs (epoch seconds, None when unknown)."""
+    with claim_lock(journal):
+        note = journal.load(job_id)
+        rows = [r if isinstance(r, tuple) else (r, None) for r in (plan.lookup(note) if plan.lookup else [])]
+        found = sorted({tid for tid, _ in rows})
+        if len(found) != 1:
+            return None, found, False
+        created = next(c for tid, c in rows if tid == found[0])
+        blocking = [w for w in ([] if plan.identifies else _windows(journal, job_id))
+                    if created is None or w[0] <= created <= w[1]]
+        if not blocking:
+            journal.save(job_id, state="created", remote_id=found[0], adopted=True)
+            log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
+            return found[0], found, False
+        return None, found, all(in_flight for _, _, in_flight in blocking)
+
+
+def _lookup(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str]]:
+    """Look up; while the one candidate could also be a task of another job still waiting for its answer,
+    wait for that job to resolve (it claims its task, or fails) and look again."""
+    deadline = time.monotonic() + _env("XIANYING_HTTP_TIMEOUT", 60.0) + settle_s() + 1.0
+    while True:
+        adopted, found, waiting = _lookup_once(journal, job_id, plan)
+        if adopted is not None or not waiting or time.monotonic() > deadline:
+            return adopted, found
+        time.sleep(0.05 + random.uniform(0, 0.05))
+
+
+def _undecided(found: list[str]) -> tuple[str, str]:
+    ids = ", ".join(found)
+    return (f", and {len(found)} task(s) could be this job's ({ids}) but cannot be told apart from other jobs'",
+            f"，且有 {len(found)} 个任务可能属于本作业（{ids}），但无法与其他作业的任务区分")
+
+
+def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
+    note = journal.load(job_id)
+    generation = int(note.get("generation") or 0)
+    pending = note.get("state") in ("sending", MAYBE_CREATED)
+    if note.get("resend"):  # "Retry anyway": the user accepts a possible second task
+        journal.save(job_id, resend=False, state="not_created")
+        log_attempt(journal, job_id, generation=generation, outcome="resend_requested")
+        pending = False
+    elif pending:
+        recovered = _resume(journal, job_id, plan, note)
+        if recovered is not None:
+            return recovered
+        note = journal.load(job_id)
+        pending = note.get("state") == "sending" and plan.recovery == "dedupe"
+    if not pending:
+        generation += 1
+        journal.save(job_id, first_sent_at=time.time())
+    attempts = max(1, int(_env("XIANYING_RETRY_ATTEMPTS", 3)))
+    if plan.recovery == "dedupe":  # a re-send under the same key is safe: it may try as hard as a lookup
+        attempts = max(attempts, lookup_attempts())
+    uncertain = pending  # an earlier send under this key may have made the task
+    for n in range(1, attempts + 1):
+        ref = plan.request_ref(generation)
+        journal.save(job_id, state="sending", generation=generation, request_ref=ref, sent_at=time.time())
+        log_attempt(journal, job_id, generation=generation, n=n, outcome="sending", request_ref=ref)
+        try:
+            task_id = plan.send(generation)
+        except Exception as exc:  # classified below; anything else is re-raised unchanged
+            if not isinstance(exc, (ProviderError, httpx.HTTPError)):
+                # a local refusal (bad parameters, missing key) never reached the vendor; a bug might have
+                local = isinstance(exc, AppError)
+                journal.save(job_id, state=NOT_CREATED if local else MAYBE_CREATED, failed_at=time.time())
+                raise
+            if getattr(exc, "fields", {}).get("create_final"):  # the adapter already decided
+                journal.save(job_id, state=MAYBE_CREATED, failed_at=time.time())
+                log_attempt(journal, job_id, generation=generation, n=n, outcome=MAYBE_CREATED, kind="adapter")
+                raise
+            kind, outcome = classify(plan.engine_id, exc)
+            code = getattr(exc, "vendor_code", None) or type(exc).__name__
+            log_attempt(journal, job_id, generation=generation, n=n, outcome=outcome, kind=kind, code=code)
+            log.info("%s create attempt %d for job %s: %s (%s)", plan.vendor, n, job_id, outcome, kind)
+            journal.save(job_id, state=MAYBE_CREATED if uncertain else outcome, failed_at=time.time())
+            if outcome == NOT_CREATED:
+                if _retryable(exc) and n < attempts:
+                    time.sleep(backoff_s(n, exc))
+                    continue
+                if uncertain:  # this send made nothing, but an earlier one under the same key may have
+                    raise maybe_created(plan.vendor, ref) from exc
+                raise
+            uncertain = True
+            # maybe created
+            if plan.recovery == "dedupe":
+                if n < attempts:
+                    time.sleep(backoff_s(n, exc))
+                    continue
+                raise maybe_created(plan.vendor, ref) from exc
+            if plan.recovery == "lookup":
+                adopted = _settled_lookup(journal, job_id, plan, kind, ref, exc)
+                if adopted is not None:
+                    return adopted
+                # the vendor answered and lists nothing: it was not created; send again
+                journal.save(job_id, state=NOT_CREATED)
+                uncertain = False
+                if n < attempts:
+                    time.sleep(backoff_s(n, exc))
+                    generation += 1
+                    continue
+                raise
+            raise maybe_created(plan.vendor, ref, can_look=False) from exc
+        with claim_lock(journal):  # not while another job's lookup is deciding whose task this is
+            journal.save(job_id, state="created", remote_id=task_id)
+        log_attempt(journal, job_id, generation=generation, n=n, outcome="created", task_id=task_id)
+        return task_id
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _settled_lookup(journal: CreateJournal, job_id: str, plan: CreatePlan, kind: str, ref: str | None,
+                    exc: BaseException) -> str | None:
+    """After a maybe-created attempt: adopt the one match, or raise; None only when the vendor answered
+    (5xx, unreadable body) and lists nothing, i.e. it did not create the task."""
+    if kind not in ANSWERED:
+        time.sleep(settle_s())
+    try:
+        adopted, found = _lookup(journal, job_id, plan)
+    except ProviderError as lookup_exc:
+        journal.save(job_id, state=MAYBE_CREATED)
+        raise maybe_created(plan.vendor, ref, " and looking it up failed too",
+                            "，且查询任务也失败了") from lookup_exc
+    if adopted is not None:
+        return adopted
+    if found:
+        journal.save(job_id, state=MAYBE_CREATED)
+        raise maybe_created(plan.vendor, ref, *_undecided(found)) from exc
+    if kind not in ANSWERED:
+        journal.save(job_id, state=MAYBE_CREATED)
+        raise maybe_created(plan.vendor, ref, " and the task is not listed yet", "，且暂未查到该任务") from exc
+    return None
+
+
+def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -> str | None:
+    """A start() after a create that may have reached the vendor (crash mid-send, or a Retry)."""
+    ref = note.get("request_ref")
+    log_attempt(journal, job_id, generation=note.get("generation"), outcome="resume", state=note.get("state"))
+    if plan.recovery == "dedupe":
+        journal.save(job_id, state="sending")
+        return None  # the same key again: the vendor refuses a duplicate and we find the task
+    if plan.recovery == "lookup":
+        try:
+            adopted, found = _lookup(journal, job_id, plan)
+        except ProviderError as exc:
+            journal.save(job_id, state=MAYBE_CREATED)
+            raise maybe_created(plan.vendor, ref, " and looking it up failed", "，且查询任务失败") from exc
+        if adopted is not None:
+            return adopted
+        if found:
+            journal.save(job_id, state=MAYBE_CREATED)
+            raise maybe_created(plan.vendor, ref, *_undecided(found))
+        last = float(note.get("sent_at") or 0)
+        if time.time() - last >= quiet_s():  # long enough: an unlisted task was never made
+            journal.save(job_id, state=NOT_CREATED)
+            log_attempt(journal, job_id, generation=note.get("generation"), outcome=NOT_CREATED, kind="lookup_empty")
+            return None
+        journal.save(job_id, state=MAYBE_CREATED)
+        raise maybe_created(plan.vendor, ref, " and the task is not listed yet (try again in a minute)",
+                            "，且暂未查到该任务（请一分钟后再试）")
+    journal.save(job_id, state=MAYBE_CREATED)
+    raise maybe_created(plan.vendor, ref, can_look=False)
