@@ -156,10 +156,11 @@ class JobService:
         self.enqueue(job)
         return job
 
-    def enqueue(self, job: Job, delay: float | None = None, token: int | None = None) -> None:
+    def enqueue(self, job: Job, delay: float | None = None, token: int | None = None,
+                priority: int | None = None) -> None:
         if self.queue is None:
             return
-        huey_id = self.queue.enqueue(job.lane, job.id, delay=delay, token=token)
+        huey_id = self.queue.enqueue(job.lane, job.id, delay=delay, token=token, priority=priority)
         Job.update(huey_id=huey_id).where(Job.id == job.id).execute()
 
     # --- read -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .backends import POSTGRES_SCHEMES, REDIS_SCHEMES, need_module, redact, sche
 log = logging.getLogger(__name__)
 
 LANES = ("gpu", "io")
+RESUMED = 10  # priority of a job whose run was interrupted: it keeps its place before later jobs
 
 
 class Waker:
@@ -117,8 +118,13 @@ class JobQueue:
             self.hueys[lane] = huey
             self.tasks[lane] = huey.task(name=f"{lane}.step", retries=0)(_as_runner_task(execute))
 
-    def enqueue(self, lane: str, job_id: str, delay: float | None = None, token: int | None = None) -> str | None:
+    def enqueue(self, lane: str, job_id: str, delay: float | None = None, token: int | None = None,
+                priority: int | None = None) -> str | None:
+        """``priority``: higher runs first (``RESUMED`` for an interrupted run); a lane whose
+        storage has no priorities (plain Redis) keeps plain FIFO order."""
         task = self.tasks[lane].s(job_id, token)
+        if priority and getattr(self.hueys[lane].storage, "priority", False):
+            task.priority = priority
         if delay:
             task.eta = normalize_time(delay=delay, utc=self.hueys[lane].utc)
         try:

@@ -24,6 +24,7 @@ from core.platform import move_dir, remove_tree
 from . import jobstate
 from .db import TERMINAL, Job, connection, db
 from .jobs import JobService, iso
+from .queue import RESUMED
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class JobRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_s = self.settings.team.lease_s
         self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
+        self.isolation = None  # gpu_pool.isolation "process": app.isolation runs gpu-lane local jobs
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
@@ -59,7 +61,9 @@ class JobRunner:
                 self.fail(job, AppError(f"Engine '{job.engine}' is no longer installed.",
                                          f"引擎“{job.engine}”已不存在。"))
                 return
-            if job.kind == "local":
+            if job.kind == "local" and self.isolation is not None and job.lane == "gpu":
+                self.isolation.run(job.id, token)  # in a worker process that a cancel can end
+            elif job.kind == "local":
                 self._run_local(job, engine)
             else:
                 self._cloud_step(job, engine, token)
@@ -268,7 +272,7 @@ class JobRunner:
         queue = self.service.queue
         pending = {lane: queue.pending_job_ids(lane) for lane in ("gpu", "io")} if queue else {}
         with connection():
-            for job in Job.select().where(Job.status == "running"):
+            for job in Job.select().where(Job.status == "running").order_by(Job.created_at):
                 if self.settings.database_url and (job.lease_expires or 0) > time.time():
                     continue  # team mode: a live worker holds it; app.team's monitor acts if it goes silent
                 if job.kind in ("cloud", "episode"):  # an episode parent resumes like a poll, never re-runs
@@ -282,12 +286,14 @@ class JobRunner:
                         job, self.settings.queue.max_attempts, why_en="the studio stopped while this job ran",
                         why_zh="任务运行时工作室被关闭", requeue_message="re-queued after the studio was interrupted")
                     if outcome == "requeued":
-                        self.service.enqueue(job)
+                        self.service.enqueue(job, priority=RESUMED)  # before the jobs queued behind it
                     if outcome:
                         counts[outcome] += 1
-            for job in Job.select().where(Job.status == "queued"):
+            for job in Job.select().where(Job.status == "queued").order_by(Job.created_at):
                 if job.id not in pending.get(job.lane, set()):
-                    self.service.enqueue(job)
+                    # its task was taken off the queue (a stop put it back before or during its run,
+                    # see _requeue): it keeps its place before the jobs still waiting there
+                    self.service.enqueue(job, priority=RESUMED)
                     counts["enqueued"] += 1
         staging = self.settings.staging_dir
         if staging.exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,13 @@ class GpuPool(_Strict):
     enabled: bool = True
     max_concurrent: int = Field(1, ge=1, le=16)
     gpu_ids: list[int] = Field(default_factory=list)
+    isolation: Literal["process", "thread"] = Field(
+        "process", description="process: local jobs run in a worker process the studio can end at once "
+                               "(Cancel, stop); thread: inside the studio (a step already running cannot be "
+                               "interrupted)")
+    kill_after_s: float = Field(2.0, ge=0, le=600, description="process isolation: a cancelled or stopped local "
+                                                               "job still running after this long has its worker "
+                                                               "process ended (its warm models are lost)")
 
 
 class ModelCache(_Strict):
@@ -174,6 +182,8 @@ def load_settings(workspace: Path | str | None = None, **overrides) -> Settings:
         data.update(loaded)
     if os.environ.get("XIANYING_GPU_MAX_CONCURRENT"):
         data.setdefault("gpu_pool", {})["max_concurrent"] = int(os.environ["XIANYING_GPU_MAX_CONCURRENT"])
+    if os.environ.get("XIANYING_GPU_ISOLATION"):
+        data.setdefault("gpu_pool", {})["isolation"] = os.environ["XIANYING_GPU_ISOLATION"]
     if os.environ.get("XIANYING_SECRETS"):
         data["secrets_file"] = os.environ["XIANYING_SECRETS"]
     for key in ("queue_url", "database_url"):  # team mode (app.backends)

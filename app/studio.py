@@ -55,7 +55,8 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
     secrets = SecretStore(settings.secrets_file)
     cache = PipelineCache(int(settings.model_cache.max_size_gb * 2**30))
     database = open_db(settings)  # SQLite in the workspace, or the team's database_url (app.backends)
-    engines = engines if engines is not None else build_engines(settings, secrets, cache)
+    engines_injected = engines is not None
+    engines = engines if engines_injected else build_engines(settings, secrets, cache)
     runner = None  # the queue calls the runner, which needs the service, which enqueues on the queue
     workers = lane_workers(settings, lanes)
     queue = JobQueue(settings.queue_dir, lambda *args: runner.execute(*args), gpu_workers=workers["gpu"],
@@ -63,6 +64,10 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
     admission = admission_factory(engines) if admission_factory is not None else None
     service = JobService(settings, engines, queue=queue, admission=admission)
     runner = runner_factory(service)
+    if engines_injected is False and settings.gpu_pool.isolation == "process":
+        from .isolation import ProcessIsolation  # injected engines (tests) cannot cross a process
+
+        runner.isolation = ProcessIsolation(runner)  # gpu-lane local jobs in a process a cancel can end
     return Core(settings, secrets, cache, database, engines, service, runner, queue)
 
 
@@ -106,13 +111,17 @@ class Studio:
         return counts
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Running local jobs stop at their next step and go back to queued; polls resume later."""
+        """Running local jobs stop at their next step and go back to queued, first in line; polls
+        resume later. With process isolation a step that does not end within
+        ``gpu_pool.kill_after_s`` has its worker process killed."""
         if not self.started:
             return
         self.ops.stop()
         self.downloads.stop()  # parts stay on disk; the next Download resumes them
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
+        if self.runner.isolation is not None:
+            self.runner.isolation.close()
         if self.team:
             self.team.stop()
         self.queue.close()

@@ -12,6 +12,9 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# local jobs run inside the test's studio (fast, and cache counters are visible); the process
+# isolation that launch.py uses by default has its own tests (tests/local/test_isolation.py)
+os.environ.setdefault("XIANYING_GPU_ISOLATION", "thread")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -25,6 +25,7 @@ import time
 
 from app import jobstate
 from app.db import Job, connection
+from app.queue import RESUMED
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class LeaseMonitor:
             if outcome == "requeued":
                 log.warning("job %s: lease of %s expired; re-queued (attempt %s of %s done)", job.id, owner,
                             job.attempts, max_attempts)
-                self.service.enqueue(job)
+                self.service.enqueue(job, priority=RESUMED)  # before the jobs submitted after it
                 counts["requeued"] += 1
             elif outcome == "failed":
                 counts["failed"] += 1
@@ -101,7 +102,7 @@ class LeaseMonitor:
         for jid in missing & self._unqueued:  # missing twice in a row: not a task in flight
             job = Job.get_or_none(Job.id == jid)
             if job is not None and job.status == "queued":
-                self.service.enqueue(job)
+                self.service.enqueue(job, priority=RESUMED if job.started_at else None)
                 counts["resent"] += 1
         self._unqueued = missing
         self._clean_incoming(now)

@@ -18,6 +18,7 @@ import threading
 import time
 
 from app.db import Job, connection
+from app.queue import RESUMED
 from app.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class WorkerRunner(JobRunner):
         with connection():
             row = Job.get_or_none(Job.id == job.id)
             if row is not None and row.status == "queued":
-                self.service.enqueue(row)
+                self.service.enqueue(row, priority=RESUMED)  # ahead of jobs submitted after it
 
     def publish(self, job: Job, fence: int, work, final, fields: dict) -> bool:
         fields = {**fields, "info": {**fields.get("info", {}), "worker": {"id": self.owner,

@@ -59,6 +59,12 @@ class DevicePool:
                 self._slots[ident] = len(self._slots)
             return self._slots[ident]
 
+    def claim(self, slot: int) -> None:
+        """Give the calling thread ``slot`` (a gpu-lane worker process: its one thread is the
+        studio's worker ``slot``)."""
+        with self._lock:
+            self._slots[threading.get_ident()] = slot
+
     def current(self) -> int | None:
         """The CUDA index the calling worker owns, or ``None`` without CUDA."""
         cards = self.cards()

@@ -13,6 +13,7 @@ from engines.base import Engine, Reason, reason_text
 
 from . import memory
 from .devices import DevicePool
+from .limits import Budget, check_budget
 from .weights import (
     PipelineCache,
     find_weights,
@@ -27,6 +28,7 @@ class DiffusersEngine(Engine):
     hub_id: ClassVar[str | None] = None
     packages: ClassVar[tuple[str, ...]] = ("torch", "diffusers", "transformers")
     transformer_based: ClassVar[bool] = False  # a DiT denoiser: attention backends apply to it
+    budget: ClassVar[Budget | None] = None  # most pixels × frames (or images) one run may ask for
 
     def __init__(self, settings, secrets=None, cache: PipelineCache | None = None,
                  devices: DevicePool | None = None):
@@ -67,6 +69,10 @@ class DiffusersEngine(Engine):
                                  f"找不到权重。请把模型文件夹{hub_zh}（含 model_index.json）放到 {info.expected}，"
                                  f"或在 config.yaml 中设置 models.{self.id}，或在“设置 → 模型”中下载。")
         return True, Reason(f"weights: {info.path} ({info.source})", f"权重：{info.path}（{info.source}）")
+
+    def check(self, request) -> None:
+        """The run-size budget (``limits.py``); engines with more rules call this first."""
+        check_budget(self.id, self.budget, request.params)
 
     # --- loading --------------------------------------------------------------------
     def load(self, path, device, dtype):

@@ -16,6 +16,7 @@ from core.errors import Cancelled, NotAvailable, ValidationError
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine
+from .limits import Budget
 from .memory import LowVramParams
 from .weights import missing_packages
 
@@ -160,6 +161,7 @@ class SdxlEngine(DiffusersEngine):
     needs = ("weights",)
     hub_id = "stabilityai/stable-diffusion-xl-base-1.0"
     Params = SdxlParams
+    budget = Budget(2048, 2048, 2, "images")  # = 8 images at 1024×1024
 
     def extra_models(self) -> list[tuple[str, Path, bool]]:
         return [(f"LoRA {name}", lora_dir(self.settings) / f"{name}.safetensors", True)
@@ -169,6 +171,7 @@ class SdxlEngine(DiffusersEngine):
         return lora_choices(self.settings) if name == "loras" else None
 
     def check(self, request) -> None:
+        super().check(request)
         check_loras(self.settings, request.params.loras)
 
     def load(self, path, device, dtype):

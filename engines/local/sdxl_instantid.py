@@ -18,6 +18,7 @@ from engines.base import Reason
 
 from . import memory
 from .diffusers_engine import DiffusersEngine
+from .limits import Budget
 from .instantid.face import (
     ANTELOPE_FILES,
     FaceAnalyzer,
@@ -96,6 +97,7 @@ class SdxlInstantIdEngine(DiffusersEngine):
     needs = ("weights",)
     hub_id = "stabilityai/stable-diffusion-xl-base-1.0"
     Params = InstantIdParams
+    budget = Budget(2048, 2048, 2, "images")  # = 8 images at 1024×1024, as plain SDXL
 
     def __init__(self, settings, secrets=None, cache=None, devices=None, face_analyzer: FaceAnalyzer | None = None):
         super().__init__(settings, secrets, cache=cache, devices=devices)
@@ -154,6 +156,7 @@ class SdxlInstantIdEngine(DiffusersEngine):
         return True, Reason(f"base: {base.path}; InstantID: {folder}", f"基础模型：{base.path}；InstantID：{folder}")
 
     def check(self, request) -> None:
+        super().check(request)
         if self.reference(request) is None:
             raise ValidationError("sdxl-instantid needs a reference face image (reference_images or image).",
                                   "sdxl-instantid 需要一张参考人脸图片（reference_images 或 image）。")

@@ -15,6 +15,7 @@ from core.errors import Cancelled, ValidationError
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine
+from .limits import Budget
 from .memory import LowVramParams
 
 
@@ -70,8 +71,10 @@ class SvdEngine(DiffusersEngine):
     needs = ("weights",)
     hub_id = "stabilityai/stable-video-diffusion-img2vid-xt"
     Params = SvdParams
+    budget = Budget(1024, 576, 64)  # SVD-XT's size (1024×576), at the most frames Params allow
 
     def check(self, request) -> None:
+        super().check(request)
         need_image(request, self.id)
         p = request.params
         if p.min_guidance_scale > p.max_guidance_scale:

@@ -12,6 +12,7 @@ from pydantic import Field
 from core.errors import Cancelled
 
 from .diffusers_engine import DiffusersEngine
+from .limits import Budget
 from .svd import fit_image, need_image, write_clip
 from .wan_t2v import WanT2VParams
 
@@ -36,8 +37,10 @@ class WanI2VEngine(DiffusersEngine):
     packages = ("torch", "diffusers", "transformers", "ftfy")
     transformer_based = True
     Params = WanI2VParams
+    budget = Budget(1280, 720, 81)  # Wan2.1's largest trained size: 720P, 5 s at 16 fps
 
     def check(self, request) -> None:
+        super().check(request)
         need_image(request, self.id)
 
     def load(self, path, device, dtype):

@@ -11,6 +11,7 @@ from core.errors import Cancelled
 from engines.base import Output, output_name
 
 from .diffusers_engine import DiffusersEngine
+from .limits import Budget
 from .memory import LowVramParams
 
 
@@ -39,6 +40,7 @@ class WanT2VEngine(DiffusersEngine):
     hub_id = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     transformer_based = True
     Params = WanT2VParams
+    budget = Budget(1280, 720, 81)  # Wan2.1's largest trained size: 720P, 5 s at 16 fps
 
     def load(self, path, device, dtype):
         import torch
