@@ -44,10 +44,11 @@ def lane_workers(settings: Settings, lanes=("gpu", "io")) -> dict[str, int]:
 
 
 def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu", "io"), immediate: bool = False,
-               runner_factory=JobRunner, admission_factory=None) -> Core:
+               runner_factory=JobRunner, admission_factory=None, isolate: bool = True) -> Core:
     """The parts every process that runs jobs has. ``runner_factory(service)`` makes the runner (a
     team worker's delivers remotely); ``admission_factory(engines)`` the quota check run inside
-    each submit (the studio's; a worker submits nothing)."""
+    each submit (the studio's; a worker submits nothing); ``isolate``: gpu-lane local jobs in a
+    worker process (``gpu_pool.isolation``; a team worker delivers from its own process instead)."""
     from engines.local.weights import PipelineCache
     from engines.registry import build_engines
 
@@ -64,7 +65,7 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
     admission = admission_factory(engines) if admission_factory is not None else None
     service = JobService(settings, engines, queue=queue, admission=admission)
     runner = runner_factory(service)
-    if engines_injected is False and settings.gpu_pool.isolation == "process":
+    if isolate and not engines_injected and settings.gpu_pool.isolation == "process":
         from .isolation import ProcessIsolation  # injected engines (tests) cannot cross a process
 
         runner.isolation = ProcessIsolation(runner)  # gpu-lane local jobs in a process a cancel can end

@@ -124,7 +124,8 @@ class WorkerProcess:
         self.settings = settings
         from app.studio import build_core  # the same construction as the studio's (the composition root)
 
-        core = build_core(settings, lanes=lanes, runner_factory=lambda service: WorkerRunner(service, uploader))
+        core = build_core(settings, lanes=lanes, runner_factory=lambda service: WorkerRunner(service, uploader),
+                          isolate=False)
         self.secrets, self.cache, self.database = core.secrets, core.cache, core.database
         self.engines, self.service, self.runner, self.queue = core.engines, core.service, core.runner, core.queue
         slots = self.queue.workers["gpu"]
