@@ -119,7 +119,8 @@ class JobRunner:
         records = [{"file": rel(o.path), "kind": o.kind, "thumbnail": rel(o.thumbnail), "width": o.width,
                     "height": o.height, "frames": o.frames, "fps": o.fps, "meta": o.meta,
                     **({"duration": round(o.duration, 3)} if o.duration is not None else {}),
-                    **({"timings": o.timings} if o.timings is not None else {})} for o in outputs]
+                    **({"timings": o.timings} if o.timings is not None else {}),
+                    **({"has_audio": o.has_audio} if o.has_audio is not None else {})} for o in outputs]
         merged_info = {**job.info, **(info or {})}
         atomic_write_json(work / "job.json", {
             "task_id": job.id, "engine": job.engine, "task": job.task, "prompt": job.prompt,

@@ -78,6 +78,8 @@ class Settings(_Strict):
     database_url: str | None = Field(None, description="team mode: postgresql://user:password@host/db for the job "
                                                        "tables; empty = SQLite in the workspace")
     team: TeamSettings = Field(default_factory=TeamSettings)
+    allow_unknown_models: bool = Field(False, description="cloud engines: send a model id missing from the model "
+                                                          "table (engines/cloud/models/*.yaml) with only basic checks")
 
     # --- derived paths -------------------------------------------------------------
     @property

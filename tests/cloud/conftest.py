@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cloud.fakeserver import tiny_mp4
+from tests.cloud.fakeserver import tiny_mp4, tiny_mp4_with_audio
 
 
 @pytest.fixture(scope="session")
 def mp4_bytes(tmp_path_factory) -> bytes:
     return tiny_mp4(tmp_path_factory.mktemp("video") / "tiny.mp4").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def mp4_sound_bytes(tmp_path_factory) -> bytes:
+    """A tiny MP4 with an AAC track: what a vendor returns for a video made with sound."""
+    return tiny_mp4_with_audio(tmp_path_factory.mktemp("video") / "sound.mp4").read_bytes()
 
 
 @pytest.fixture(autouse=True)

@@ -356,3 +356,47 @@ def tiny_mp4(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)
     return write_video(video, path, fps)
+
+
+def tiny_mp4_with_audio(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: int = 8) -> Path:
+    """Like ``tiny_mp4`` but with an AAC sound track (a 440 Hz tone) muxed beside the video: what a
+    vendor returns when it generated sound."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rate, seconds = 16000, frames / fps
+    with av.open(str(path), mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for _ in range(frames):
+            image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        t = np.arange(int(rate * seconds)) / rate
+        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        step, pts = 1024, 0
+        for start in range(0, len(tone), step):
+            chunk = tone[start:start + step]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            pts += len(chunk)
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    return path
+
+
+def tiny_png(color=(30, 120, 200), size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
