@@ -43,3 +43,40 @@ def cloud_studio(workspace):
     with db.connection_context():
         yield st
     st.stop()
+
+
+@pytest.fixture
+def studio_for(workspace, monkeypatch, mp4_bytes):
+    """``make(vendor, config=None, extra=None) -> (studio, fake)``: a started Studio whose workspace has
+    ``config.yaml`` = ``config`` and an extra model table ``extra`` for that vendor, and its fake."""
+    import yaml
+
+    from engines.cloud import modeltable
+    from tests.cloud.vendors import VENDORS
+
+    made = []
+
+    def make(vendor: str, config: dict | None = None, extra: dict | None = None):
+        from app.db import db
+        from app.settings import load_settings
+        from app.studio import Studio
+
+        if config:
+            (workspace / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        if extra:
+            folder = workspace / modeltable.WORKSPACE_DIR
+            folder.mkdir(exist_ok=True)
+            (folder / f"{vendor}.yaml").write_text(yaml.safe_dump({"models": extra}), encoding="utf-8")
+        fake = VENDORS[vendor].serve(mp4_bytes, monkeypatch)
+        studio = Studio(load_settings(workspace))
+        studio.start()
+        ctx = db.connection_context()
+        ctx.__enter__()
+        made.append((studio, fake, ctx))
+        return studio, fake
+
+    yield make
+    for studio, fake, ctx in made:
+        ctx.__exit__(None, None, None)
+        studio.stop()
+        fake.stop()
