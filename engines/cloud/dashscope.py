@@ -112,7 +112,7 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
                       default_base=DEFAULT_BASE, content_type="application/json"):
     id = "dashscope"
     title = "DashScope Wan (Alibaba Model Studio)"
-    tasks = ("t2v", "i2v", "kf2v")
+    tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = DashScopeParams
     can_cancel = True
 
