@@ -22,6 +22,7 @@ from core.errors import AppError, Cancelled, Interrupted, ProviderError
 from .jobs import JobService, iso
 from core.media import atomic_write_json
 from core.platform import move_dir, remove_tree
+from engines.cloud import aio as cloud_aio
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +229,34 @@ class JobRunner:
 
     def _cloud_poll(self, job: Job, engine) -> None:
         request = self.request_for(job)
+        if cloud_aio.enabled(self.settings) and hasattr(engine, "apoll"):
+            # the poll runs on the cloud loop: this io worker is free at once (engines/cloud/aio.py)
+            future = cloud_aio.submit(engine.apoll(job.remote_id, request), vendor=engine.id)
+            future.add_done_callback(lambda f: cloud_aio.after(self._cloud_polled_later, job.id, engine, request, f))
+            return
         try:
             state = engine.poll(job.remote_id, request)
-        except ProviderError as exc:
+        except AppError as exc:
+            self._cloud_polled(job, engine, request, None, exc)
+            return
+        self._cloud_polled(job, engine, request, state, None)
+
+    def _cloud_polled_later(self, job_id: str, engine, request, future) -> None:
+        """A poll answered on the cloud loop: carry on from a completion thread."""
+        if future.cancelled():  # the studio is stopping: reconcile sends the poll again at the next start
+            return
+        exc = future.exception()
+        with connection():
+            job = Job.get_or_none(Job.id == job_id)
+            if job is None or job.status in TERMINAL or job.cancel_requested:
+                return
+            if exc is not None and not isinstance(exc, AppError):
+                log.error("poll of job %s failed", job_id, exc_info=exc)
+                exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
+            self._cloud_polled(job, engine, request, None if exc is not None else future.result(), exc)
+
+    def _cloud_polled(self, job: Job, engine, request, state, exc) -> None:
+        if isinstance(exc, ProviderError):
             errors = job.info.get("_poll_errors", 0) + 1
             if exc.retryable and errors < MAX_POLL_ERRORS:
                 Job.update(info={**job.info, "_poll_errors": errors}, message=f"provider busy: {exc.en}",
@@ -239,7 +265,7 @@ class JobRunner:
                 return
             self._fail(job, exc)
             return
-        except AppError as exc:
+        if exc is not None:
             self._fail(job, exc)
             return
         info = {**job.info, **state.info, "_poll_errors": 0}

@@ -42,6 +42,8 @@ class QueueSettings(_Strict):
     io_workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(2, ge=1, le=10, description="runs of a local job before an interruption fails it")
     poll_max_interval_s: float = Field(30.0, ge=0.1)
+    async_cloud: bool = Field(True, description="cloud polls run on one event loop (engines/cloud/aio.py): a vendor "
+                                                "slow to answer holds no io worker")
 
 
 class TeamSettings(_Strict):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from engines.cloud import aio as cloud_aio
+
 from .db import open_db
 from .jobs import JobService
 from .queue import JobQueue
@@ -68,6 +70,7 @@ class Studio:
         self.downloads.stop()  # parts stay on disk; the next Download resumes them
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
+        cloud_aio.shutdown()  # polls in flight are cancelled; reconcile sends them again at the next start
         if self.team:
             self.team.stop()
         self.queue.close()

@@ -16,7 +16,7 @@ import httpx
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, RemoteState
-from engines.cloud import http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.ark_params import ENDPOINT_ID, ArkParams, parse_prompt_flags, resolve_fields
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
@@ -181,7 +181,21 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             raise
 
     def poll(self, remote_id: str, request: EngineRequest | None = None) -> RemoteState:
-        task = self._get_or_none(remote_id)
+        return self._polled(remote_id, self._get_or_none(remote_id))
+
+    async def apoll(self, remote_id: str, request: EngineRequest | None = None) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        key = self.require_key()
+        try:
+            task = await aio.send_json("GET", f"{self.base_url()}/contents/generations/tasks/{remote_id}",
+                                       vendor=VENDOR, headers=self.auth_headers(), error_of=lambda r: error_of(r, key))
+        except ProviderError as exc:
+            if exc.http_status != 404:
+                raise
+            task = None
+        return self._polled(remote_id, task)
+
+    def _polled(self, remote_id: str, task: dict | None) -> RemoteState:
         if task is None:
             err = ProviderError(f"{VENDOR} no longer knows task {remote_id} (expired or deleted). Run the job again.",
                                 f"{VENDOR} 已找不到任务 {remote_id}（已过期或被删除）。请重新运行。",

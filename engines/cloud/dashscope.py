@@ -21,7 +21,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
 
@@ -322,6 +322,17 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``): no thread waits for the answer."""
+        key = self.key()
+        answer = await aio.with_retries(lambda: aio.send_json(
+            "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
+            error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):
             self.journal.clear(request.job_id)

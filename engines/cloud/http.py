@@ -209,6 +209,12 @@ def send_json(method: str, url: str, *, vendor: str, headers: dict | None = None
     except httpx.HTTPError as exc:
         log.info("%s %s%s: %s", method, parts.netloc, parts.path, type(exc).__name__)
         raise transport_error(vendor, exc, idempotent=idempotent) from exc
+    return decode_json(response, vendor=vendor, error_of=error_of)
+
+
+def decode_json(response: httpx.Response, *, vendor: str,
+                error_of: Callable[[httpx.Response], ProviderError] | None = None) -> dict:
+    """An answer's JSON object, or the mapped error (shared by ``send_json`` and ``aio.send_json``)."""
     if response.status_code >= 400:
         if error_of is not None:
             raise error_of(response)

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
 
@@ -132,8 +132,7 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
                                   "TENCENTCLOUD_VOD_SUBAPPID 必须是数字（点播应用 ID）。") from exc
 
     # --- transport ------------------------------------------------------------------
-    def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
-        """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
+    def _signed(self, action: str, payload: dict) -> tuple[str, bytes, dict, tuple]:
         sid, key = self.require_keys()
         url = self.endpoint()
         host = urlsplit(url).netloc
@@ -142,22 +141,25 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         headers = {"Content-Type": "application/json", "Host": host, "X-TC-Action": action,
                    "X-TC-Timestamp": str(ts), "X-TC-Version": API_VERSION,
                    "Authorization": tc3_authorization(sid, key, host=host, body=body, timestamp=ts)}
+        return url, body, headers, (sid, key)
+
+    def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
+        """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
+        url, body, headers, secrets = self._signed(action, payload)
         try:
             response = http.get_client().post(url, content=body, headers=headers, timeout=timeout or http.timeouts())
         except httpx.HTTPError as exc:
             raise http.transport_error(VENDOR, exc) from exc
-        if response.status_code >= 400:
-            raise _http_status_error(response)
-        data = http.error_body(response)
-        resp = data.get("Response")
-        if not isinstance(resp, dict):
-            raise ProviderError(f"{VENDOR} answered {action} with something that is not its JSON; try again later.",
-                                f"{VENDOR} 对 {action} 的响应不是有效 JSON，请稍后再试。", retryable=True,
-                                vendor_code="bad_json")
-        err = resp.get("Error")
-        if isinstance(err, dict):
-            raise api_error(str(err.get("Code") or "UnknownError"), str(err.get("Message") or ""), (sid, key))
-        return resp
+        return _answer(response, action, secrets)
+
+    async def acall(self, action: str, payload: dict) -> dict:
+        """``call`` on the cloud loop (``engines.cloud.aio``)."""
+        url, body, headers, secrets = self._signed(action, payload)
+        try:
+            response = await aio.client().post(url, content=body, headers=headers, timeout=http.timeouts())
+        except httpx.HTTPError as exc:
+            raise http.transport_error(VENDOR, exc) from exc
+        return _answer(response, action, secrets)
 
     # --- checks and body ------------------------------------------------------------
     def model_spec(self, model: str) -> ModelSpec | None:
@@ -335,13 +337,21 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         return None
 
     # --- poll / collect -------------------------------------------------------------
-    def poll(self, remote_id: str, request: EngineRequest | None, *, params: TencentVodParams | None = None) -> RemoteState:
+    def _detail_query(self, remote_id: str, params: TencentVodParams | None) -> dict:
         query: dict = {"TaskId": remote_id}
-        sub = self._sub_app_id(params or (request.params if request is not None else None))
+        sub = self._sub_app_id(params)
         if sub:
             query["SubAppId"] = sub
-        resp = self.call("DescribeTaskDetail", query)
-        return task_state(resp)
+        return query
+
+    def poll(self, remote_id: str, request: EngineRequest | None, *, params: TencentVodParams | None = None) -> RemoteState:
+        query = self._detail_query(remote_id, params or (request.params if request is not None else None))
+        return task_state(self.call("DescribeTaskDetail", query))
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        query = self._detail_query(remote_id, request.params)
+        return task_state(await self.acall("DescribeTaskDetail", query))
 
     def collect(self, state: RemoteState, request: EngineRequest) -> list:
         outputs = []
@@ -356,6 +366,22 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
     def poll_delay(self, polls: int) -> float:
         """Tencent asks for a query every 5-10 s (``XIANYING_POLL_SCALE`` scales it for tests)."""
         return min(5.0 + 1.0 * polls, 10.0) * http.poll_scale()
+
+
+def _answer(response: httpx.Response, action: str, secrets: tuple) -> dict:
+    """``Response`` of a Tencent Cloud answer, or its error mapped once."""
+    if response.status_code >= 400:
+        raise _http_status_error(response)
+    data = http.error_body(response)
+    resp = data.get("Response")
+    if not isinstance(resp, dict):
+        raise ProviderError(f"{VENDOR} answered {action} with something that is not its JSON; try again later.",
+                            f"{VENDOR} 对 {action} 的响应不是有效 JSON，请稍后再试。", retryable=True,
+                            vendor_code="bad_json")
+    err = resp.get("Error")
+    if isinstance(err, dict):
+        raise api_error(str(err.get("Code") or "UnknownError"), str(err.get("Message") or ""), secrets)
+    return resp
 
 
 def task_state(resp: dict) -> RemoteState:

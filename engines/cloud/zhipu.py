@@ -17,7 +17,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
 
@@ -217,9 +217,7 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         safecreate.allow_resend(self.journal, job_id)
 
     # --- poll / collect -------------------------------------------------------------
-    def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
-        key = self.key()
-
+    def _poll_errors(self, remote_id: str, key: str | None):
         def errors(response) -> ProviderError:
             if response.status_code == 404:
                 return ProviderError(f"{VENDOR} no longer knows this task ({remote_id}); run the job again.",
@@ -227,9 +225,24 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
                                      http_status=404)
             return error_of(response, key)
 
+        return errors
+
+    def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        key = self.key()
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
-            error_of=errors), what=f"{VENDOR} query")
+            error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        key = self.key()
+        answer = await aio.with_retries(lambda: aio.send_json(
+            "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
+            error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):  # keep the generation: a Retry sends a new request_id
             self.journal.save(request.job_id, state="finished", remote_id=None)
