@@ -57,6 +57,7 @@ class Studio:
             log.info("startup reconcile: %s", counts)
         if self.team:
             self.team.start()
+        cloud_aio.retain()  # cloud polls run on one event loop (engines/cloud/aio.py)
         self.queue.start()
         self.ops.start()
         self.started = True
@@ -70,7 +71,7 @@ class Studio:
         self.downloads.stop()  # parts stay on disk; the next Download resumes them
         self.runner.stopping.set()
         self.queue.stop(timeout=timeout)
-        cloud_aio.shutdown()  # polls in flight are cancelled; reconcile sends them again at the next start
+        cloud_aio.release()  # the last studio out cancels polls in flight; reconcile re-sends them at its next start
         if self.team:
             self.team.stop()
         self.queue.close()

@@ -12,6 +12,7 @@ pool of completion threads (``after``), never on the loop.
 ``send_json(...)``  (async)   ``http.send_json`` on the loop: same errors, same answer checks
 ``with_retries(afn, what, attempts)``  (async)  ``http.with_retries`` for coroutines: same policy
 ``enabled(settings) -> bool``  the ``queue.async_cloud`` setting (default on)
+``retain()`` / ``release()``  a studio starts / stops using the loop; the last release shuts it down
 ``shutdown(timeout)``         cancel what is in flight (a poll lost this way is re-sent by the
                               runner's reconcile at the next start) and stop the loop
 """
@@ -40,6 +41,7 @@ _thread: threading.Thread | None = None
 _client: httpx.AsyncClient | None = None
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
+_users = 0  # studios in this process that use the loop (retain/release)
 
 
 def enabled(settings) -> bool:
@@ -116,6 +118,23 @@ def after(fn: Callable[..., Any], *args: Any) -> None:
         _completions().submit(run)
     except RuntimeError:  # shutting down: reconcile re-sends the step at the next start
         log.info("cloud completion dropped at shutdown")
+
+
+def retain() -> None:
+    """A studio starts using the loop (it starts lazily on the first request)."""
+    global _users
+    with _lock:
+        _users += 1
+
+
+def release(timeout: float = 5.0) -> None:
+    """A studio stops: the last one out shuts the loop down."""
+    global _users
+    with _lock:
+        _users = max(0, _users - 1)
+        last = _users == 0
+    if last:
+        shutdown(timeout)
 
 
 def shutdown(timeout: float = 5.0) -> None:

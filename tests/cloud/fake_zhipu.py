@@ -102,7 +102,7 @@ class FakeZhipu(FakeServer):
             return error(400, "1214", "image_url 需要 1 到 3 张参考图")
         cog3 = {"quality": ("speed", "quality"), "fps": (30, 60), "duration": (5, 10), "with_audio": (True, False)}
         for key, allowed in cog3.items():
-            if str(model).startswith("cogvideox") and key in body and body[key] not in allowed:
+            if str(model).startswith("cogvideox") and body.get(key) is not None and body[key] not in allowed:
                 return error(400, "1214", f"{key} 参数错误")
         size = body.get("size")
         if size is not None:
