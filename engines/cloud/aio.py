@@ -24,7 +24,8 @@ import concurrent.futures
 import logging
 import os
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -138,7 +139,7 @@ def release(timeout: float = 5.0) -> None:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    global _loop, _thread, _client, _done
+    global _loop, _thread, _done
     with _lock:
         lp, th, done = _loop, _thread, _done
         _loop = _thread = _done = None

@@ -9,8 +9,6 @@ or creating a second one. There is no cancel API.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,6 +22,7 @@ from engines.base import EngineRequest, Params, RemoteState
 from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
+from engines.cloud.tencent_sign import tc3_authorization
 
 VENDOR = "Tencent Cloud VOD"
 API_VERSION = "2018-07-17"
@@ -52,25 +51,6 @@ class TencentVodParams(Params):
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed; empty for a random one")
     audio_generation: bool | None = Field(None, description="Make sound with the video (OutputConfig.AudioGeneration)")
     sub_app_id: int | None = Field(None, ge=1, description="VOD SubAppId; empty to use TENCENTCLOUD_VOD_SUBAPPID")
-
-
-# --- signing ------------------------------------------------------------------------
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-def tc3_authorization(secret_id: str, secret_key: str, *, host: str, body: bytes, timestamp: int,
-                      service: str = "vod", content_type: str = "application/json") -> str:
-    """The ``Authorization`` header of a TC3-HMAC-SHA256 signed POST to ``/``."""
-    date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
-    canonical = (f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n"
-                 + hashlib.sha256(body).hexdigest())
-    scope = f"{date}/{service}/tc3_request"
-    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode("utf-8"), date), service), "tc3_request")
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    return (f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
-            f"Signature={signature}")
 
 
 # --- errors -------------------------------------------------------------------------
