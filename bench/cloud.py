@@ -350,12 +350,12 @@ def table(r: dict, args) -> str:
         ("  same, while submitting", lat(r["while_submitting"]["client"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["client"]), ""),
         ("/status via Gradio HTTP call API", lat(r["during"]["http"]), ""),
+        ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
         ("  bare Gradio app's /status at rest", lat(r["bare_rest"]), "same run, same call path"),
         ("  p99 under load / bare p99 at rest", f"{pct(r['during']['http'], 99) / pct(r['bare_rest'], 99):.2f}x",
          "goal <= 1.5x"),
         ("one job alone (vendor time) / wall for all", f"{r['vendor_s']:.1f} s / {r['wall_s']:.1f} s = "
          f"{r['wall_s'] / r['vendor_s']:.2f}x", "goal <= 1.2x"),
-        ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
         ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
         ("studio RSS idle / peak (VmHWM)", f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f} MB", ""),
