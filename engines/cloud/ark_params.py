@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticError
 
 from core.errors import ValidationError, pydantic_message
 from engines.base import Params
+from engines.cloud import modeltable
 
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")
 ENDPOINT_ID = re.compile(r"^ep-[0-9A-Za-z][0-9A-Za-z-]{2,62}$")
@@ -30,7 +31,8 @@ _FLAG = re.compile(r"(?<!\S)--([A-Za-z_]+)\s+(\S+)")
 
 class ArkParams(Params):
     model: str = Field("doubao-seedance-1-0-pro-250528", max_length=64,
-                       description="Seedance model id (doubao-seedance-...) or your endpoint id (ep-...)")
+                       description="Seedance model id (engines/cloud/models/ark.yaml) or your endpoint id (ep-...)",
+                       json_schema_extra={"choices": modeltable.model_choices("ark")})
     resolution: str | None = Field(None, description="480p, 720p or 1080p")
     ratio: str | None = Field(None, description="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive")
     duration: int | None = Field(None, ge=-1, le=15, description="Seconds of video (by model; -1 lets 2.0 choose)")
