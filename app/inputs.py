@@ -36,7 +36,7 @@ class SubmitRequest(BaseModel):
     negative_prompt: str = Field("", max_length=5000)
     image: Any = None
     last_image: Any = None
-    reference_images: list[Any] = Field(default_factory=list, max_length=8)
+    reference_images: list[Any] = Field(default_factory=list, max_length=9)  # Seedance 2.0 takes 9
     params: dict = Field(default_factory=dict)
     project: str | None = Field(None, max_length=64, pattern=PROJECT_ID.pattern)
 

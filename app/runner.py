@@ -20,6 +20,7 @@ from pathlib import Path
 from core.errors import AppError, Cancelled, ProviderError
 from core.media import atomic_write_json
 from core.platform import move_dir, remove_tree
+from engines.cloud import aio as cloud_aio
 
 from . import jobstate
 from .db import TERMINAL, Job, connection, db
@@ -119,7 +120,8 @@ class JobRunner:
         records = [{"file": rel(o.path), "kind": o.kind, "thumbnail": rel(o.thumbnail), "width": o.width,
                     "height": o.height, "frames": o.frames, "fps": o.fps, "meta": o.meta,
                     **({"duration": round(o.duration, 3)} if o.duration is not None else {}),
-                    **({"timings": o.timings} if o.timings is not None else {})} for o in outputs]
+                    **({"timings": o.timings} if o.timings is not None else {}),
+                    **({"has_audio": o.has_audio} if o.has_audio is not None else {})} for o in outputs]
         merged_info = {**job.info, **(info or {})}
         atomic_write_json(work / "job.json", {
             "task_id": job.id, "engine": job.engine, "task": job.task, "prompt": job.prompt,
@@ -220,9 +222,34 @@ class JobRunner:
 
     def _cloud_poll(self, job: Job, engine) -> None:
         request = self.request_for(job)
+        if cloud_aio.enabled(self.settings) and hasattr(engine, "apoll"):
+            # the poll runs on the cloud loop: this io worker is free at once (engines/cloud/aio.py)
+            future = cloud_aio.submit(engine.apoll(job.remote_id, request), vendor=engine.id)
+            future.add_done_callback(lambda f: cloud_aio.after(self._cloud_polled_later, job.id, engine, request, f))
+            return
         try:
             state = engine.poll(job.remote_id, request)
-        except ProviderError as exc:
+        except AppError as exc:
+            self._cloud_polled(job, engine, request, None, exc)
+            return
+        self._cloud_polled(job, engine, request, state, None)
+
+    def _cloud_polled_later(self, job_id: str, engine, request, future) -> None:
+        """A poll answered on the cloud loop: carry on from a completion thread."""
+        if future.cancelled():  # the studio is stopping: reconcile sends the poll again at the next start
+            return
+        exc = future.exception()
+        with connection():
+            job = Job.get_or_none(Job.id == job_id)
+            if job is None or job.status in TERMINAL or job.cancel_requested:
+                return
+            if exc is not None and not isinstance(exc, AppError):
+                log.error("poll of job %s failed", job_id, exc_info=exc)
+                exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
+            self._cloud_polled(job, engine, request, None if exc is not None else future.result(), exc)
+
+    def _cloud_polled(self, job: Job, engine, request, state, exc) -> None:
+        if isinstance(exc, ProviderError):
             errors = job.info.get("_poll_errors", 0) + 1
             if exc.retryable and errors < MAX_POLL_ERRORS:
                 Job.update(info={**job.info, "_poll_errors": errors}, message=f"provider busy: {exc.en}",
@@ -231,7 +258,7 @@ class JobRunner:
                 return
             self.fail(job, exc)
             return
-        except AppError as exc:
+        if exc is not None:
             self.fail(job, exc)
             return
         info = {**job.info, **state.info, "_poll_errors": 0}

@@ -50,6 +50,8 @@ class QueueSettings(_Strict):
     io_workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(2, ge=1, le=10, description="runs of a local job before an interruption fails it")
     poll_max_interval_s: float = Field(30.0, ge=0.1)
+    async_cloud: bool = Field(True, description="cloud polls run on one event loop (engines/cloud/aio.py): a vendor "
+                                                "slow to answer holds no io worker")
 
 
 class TeamSettings(_Strict):
@@ -100,6 +102,8 @@ class Settings(_Strict):
                                                        "tables; empty = SQLite in the workspace")
     team: TeamSettings = Field(default_factory=TeamSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    allow_unknown_models: bool = Field(False, description="cloud engines: send a model id missing from the model "
+                                                          "table (engines/cloud/models/*.yaml) with only basic checks")
 
     # --- derived paths -------------------------------------------------------------
     @property

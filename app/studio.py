@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from engines.cloud import aio as cloud_aio
+
 from .backends import is_team
 from .db import open_db
 from .jobs import JobService
@@ -106,6 +108,7 @@ class Studio:
             log.info("startup reconcile: %s", counts)
         if self.team:
             self.team.start()
+        cloud_aio.retain()  # cloud polls run on one event loop (engines/cloud/aio.py)
         self.queue.start()
         self.ops.start()
         self.started = True
@@ -123,6 +126,7 @@ class Studio:
         self.queue.stop(timeout=timeout)
         if self.runner.isolation is not None:
             self.runner.isolation.close()
+        cloud_aio.release()  # the last studio out cancels polls in flight; reconcile re-sends them at its next start
         if self.team:
             self.team.stop()
         self.queue.close()

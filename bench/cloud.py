@@ -18,7 +18,12 @@ threads (idle before the run and peak during it), configured io workers and the 
 vendor requests the fake ever saw in flight at once (what really talked to the vendor),
 ``/status`` p50/p99/max, peak RSS, and the fake's request counts (exactly one create per job).
 
+Issue 18 adds: a bare Gradio app's ``/status`` p99 at rest (same run, same call path) beside the
+studio's under load, the time one job alone takes (the vendor time) beside the wall time, and
+``--async-cloud on|off`` (polls on the cloud event loop, or on the io workers).
+
     python bench/cloud.py [--jobs 500] [--finish 2] [--latency 0.05] [--io-workers 4] [--poll-scale 1]
+    python bench/cloud.py --jobs 500 --finish 0 --latency 2 --async-cloud on   # issue 18's slow vendor
 """
 
 from __future__ import annotations
@@ -94,6 +99,45 @@ def serve_fake(conn, finish_s: float, latency: float) -> None:
     conn.send({"create": fake.count("create"), "poll": fake.count("poll"), "download": fake.count("download"),
                "other": fake.count("other"), "max_inflight": fake.max_inflight})
     fake.stop()
+
+
+def serve_bare(conn) -> None:
+    """Child process: a bare Gradio app with one ``/status`` endpoint answering a constant, the floor
+    the studio's ``/status`` is compared with (issue 18: studio p99 under load <= 1.5x bare at rest)."""
+    import socket
+
+    import gradio as gr
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with gr.Blocks() as demo:
+        box, out = gr.Textbox(), gr.JSON()
+        gr.Button("status").click(lambda task_id: {"task_id": task_id, "status": "running"}, box, out,
+                                  api_name="status")
+    demo.queue(default_concurrency_limit=None)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    conn.send(f"http://127.0.0.1:{port}")
+    conn.recv()  # "stop"
+    demo.close()
+
+
+def bare_status_ms(url: str, samples: int = 60) -> list[float]:
+    """``/status`` of the bare app through Gradio's HTTP call API (the studio's "http" kind)."""
+    import httpx
+
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            event = http.post("/gradio_api/call/status", json={"data": ["x"]})
+            event.raise_for_status()
+            answer = http.get(f"/gradio_api/call/status/{event.json()['event_id']}")
+            if "event: complete" not in answer.text:
+                raise RuntimeError(answer.text[:200])
+            out.append(1000 * (time.perf_counter() - t0))
+            time.sleep(0.05)
+    return out
 
 
 # --- measuring the studio ------------------------------------------------------------------
@@ -189,11 +233,20 @@ def run(args) -> dict:
     if not parent.poll(60):
         raise RuntimeError(f"the fake vendor process did not start (exit code {vendor.exitcode})")
     base_url = parent.recv()
+    bare_parent, bare_child = ctx.Pipe()
+    bare = ctx.Process(target=serve_bare, args=(bare_child,), daemon=True)
+    bare.start()
+    if not bare_parent.poll(120):
+        raise RuntimeError("the bare Gradio app did not start")
+    bare_rest = bare_status_ms(bare_parent.recv())
+    bare_parent.send("stop")
+    bare.join(10)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ws = tmp / "ws"
         ws.mkdir()
-        (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n", encoding="utf-8")
+        (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n  async_cloud: "
+                                        f"{'true' if args.async_cloud == 'on' else 'false'}\n", encoding="utf-8")
         env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
                "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml")}
         studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
@@ -205,8 +258,10 @@ def run(args) -> dict:
             time.sleep(2.0)  # let start-up settle before reading the idle thread count
             idle = proc_status(pid)
             warm = client.predict(request, api_name="/submit")["task_id"]  # one job, then /status at rest
+            t_warm = time.perf_counter()
             while client.predict(warm, api_name="/status")["status"] in ACTIVE:
                 time.sleep(0.2)
+            vendor_s = time.perf_counter() - t_warm  # one job alone: what the vendor's answers cost
             monitor = Monitor(pid)
             ids: list[str] = [warm]
             sampler = StatusSampler(studio.url, ids)
@@ -270,7 +325,8 @@ def run(args) -> dict:
             "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
             "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
             "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
-            "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake}
+            "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake,
+            "bare_rest": bare_rest, "vendor_s": vendor_s}
 
 
 def table(r: dict, args) -> str:
@@ -295,6 +351,11 @@ def table(r: dict, args) -> str:
         ("  same, at rest before the run", lat(r["rest"]["client"]), ""),
         ("/status via Gradio HTTP call API", lat(r["during"]["http"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
+        ("  bare Gradio app's /status at rest", lat(r["bare_rest"]), "same run, same call path"),
+        ("  p99 under load / bare p99 at rest", f"{pct(r['during']['http'], 99) / pct(r['bare_rest'], 99):.2f}x",
+         "goal <= 1.5x"),
+        ("one job alone (vendor time) / wall for all", f"{r['vendor_s']:.1f} s / {r['wall_s']:.1f} s = "
+         f"{r['wall_s'] / r['vendor_s']:.2f}x", "goal <= 1.2x"),
         ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
         ("studio RSS idle / peak (VmHWM)", f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f} MB", ""),
@@ -316,6 +377,8 @@ def main() -> None:
     parser.add_argument("--io-workers", type=int, default=4)
     parser.add_argument("--poll-scale", type=float, default=1.0, help="XIANYING_POLL_SCALE for the studio")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--async-cloud", choices=("on", "off"), default="on",
+                        help="queue.async_cloud: cloud polls on the event loop (on) or on io workers (off)")
     args = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -138,6 +138,7 @@ class Output:
     meta: dict = field(default_factory=dict)  # original URL, actual prompt, cover...
     duration: float | None = None  # seconds (audio; video when known)
     timings: list | None = None  # speech: [[start_s, end_s, text], ...] when the engine knows them
+    has_audio: bool | None = None  # a video: whether the file has a sound track (None: not probed)
 
 
 @dataclass

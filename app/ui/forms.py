@@ -47,6 +47,11 @@ def component_for(name: str, field) -> gr.components.Component:
     info = field.description or None
     default = None if field.is_required() else field.get_default(call_default_factory=True)
     ann = _unwrap_optional(field.annotation)
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if extra.get("choices"):  # a model table's ids: pick one, or type a newer id
+        choices = list(extra["choices"])
+        return gr.Dropdown(choices=choices, value=default if default is not None else choices[0], label=label,
+                           info=info, allow_custom_value=True, interactive=True)
     if typing.get_origin(ann) is typing.Literal:
         choices = list(typing.get_args(ann))
         if default is None and not field.is_required():  # the provider decides unless a choice is made

@@ -16,11 +16,12 @@ import httpx
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, RemoteState
-from engines.cloud import http, safecreate
-from engines.cloud.ark_params import MODELS, ArkParams, parse_prompt_flags, resolve_fields
+from engines.cloud import aio, http, modeltable, safecreate
+from engines.cloud.ark_params import ENDPOINT_ID, ArkParams, parse_prompt_flags, resolve_fields
 from engines.cloud.keyed import KeyedCloudEngine
+from engines.cloud.modeltable import ModelSpec
 
-__all__ = ["ArkEngine", "ArkParams", "MODELS", "parse_prompt_flags", "resolve_fields", "task_state"]
+__all__ = ["ArkEngine", "ArkParams", "check_against", "parse_prompt_flags", "resolve_fields", "task_state"]
 
 VENDOR = "Volcengine Ark"
 DEFAULT_BASE = "https://ark.cn-beijing.volces.com/api/v3"
@@ -83,29 +84,20 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
                               error_of=lambda r: error_of(r, key))
 
     # --- checks and body ------------------------------------------------------------
+    def model_spec(self, model: str) -> ModelSpec | None:
+        """The model's table entry; None for an endpoint id (ep-...) or an allowed unknown model."""
+        if ENDPOINT_ID.match(model):
+            return None
+        return modeltable.for_settings(self.id, self.settings).spec(model, modeltable.allow_unknown(self.settings))
+
     def check(self, request: EngineRequest) -> None:
         p: ArkParams = request.params
         text, fields = resolve_fields(request.prompt, p)
         if not text and not request.images:
             raise ValidationError("Write a prompt (the --flags alone are not a prompt).", "请填写提示词（仅有 --参数 不算）。")
-        spec = MODELS.get(p.model)
+        spec = self.model_spec(p.model)
         if spec is not None:
-            kind = task_kind(request)
-            if kind not in spec["tasks"]:
-                raise ValidationError(f"{p.model} cannot do {kind}; it does {', '.join(spec['tasks'])}.",
-                                      f"{p.model} 不支持 {kind}；支持：{', '.join(spec['tasks'])}。")
-            refs = sum(1 for im in request.images if im.role == "reference")
-            if refs > spec.get("refs", 0):
-                raise ValidationError(f"{p.model} takes at most {spec.get('refs', 0)} reference images.",
-                                      f"{p.model} 最多支持 {spec.get('refs', 0)} 张参考图。")
-            lo, hi = spec["dur"]
-            duration = fields.get("duration")
-            if duration is not None and not (lo <= duration <= hi or (duration == -1 and hi >= 15)):
-                raise ValidationError(f"{p.model}: duration {duration} is not allowed; use {lo}-{hi} seconds.",
-                                      f"{p.model}：时长 {duration} 不支持；可选 {lo}-{hi} 秒。")
-            if fields.get("resolution") and fields["resolution"] not in spec["res"]:
-                raise ValidationError(f"{p.model}: resolution {fields['resolution']} is not allowed; use "
-                                      f"{', '.join(spec['res'])}.", f"{p.model}：不支持分辨率 {fields['resolution']}。")
+            check_against(p.model, spec, task_kind(request), request, fields)
         for im in request.images:
             size = im.path.stat().st_size if im.path is not None and im.path.exists() else 0
             if size > MAX_IMAGE_BYTES:
@@ -119,6 +111,10 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
         for im in request.images:
             url = http.image_payload(im, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
             content.append({"type": "image_url", "image_url": {"url": url}, "role": ROLES.get(im.role, "reference_image")})
+        for url in p.reference_videos:
+            content.append({"type": "video_url", "video_url": {"url": url}, "role": "reference_video"})
+        for url in p.reference_audios:
+            content.append({"type": "audio_url", "audio_url": {"url": url}, "role": "reference_audio"})
         return {"model": p.model, "content": content, **fields}
 
     # --- create (made safe by the journal and a lookup) ------------------------------
@@ -185,7 +181,21 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             raise
 
     def poll(self, remote_id: str, request: EngineRequest | None = None) -> RemoteState:
-        task = self._get_or_none(remote_id)
+        return self._polled(remote_id, self._get_or_none(remote_id))
+
+    async def apoll(self, remote_id: str, request: EngineRequest | None = None) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        key = self.require_key()
+        try:
+            task = await aio.send_json("GET", f"{self.base_url()}/contents/generations/tasks/{remote_id}",
+                                       vendor=VENDOR, headers=self.auth_headers(), error_of=lambda r: error_of(r, key))
+        except ProviderError as exc:
+            if exc.http_status != 404:
+                raise
+            task = None
+        return self._polled(remote_id, task)
+
+    def _polled(self, remote_id: str, task: dict | None) -> RemoteState:
         if task is None:
             err = ProviderError(f"{VENDOR} no longer knows task {remote_id} (expired or deleted). Run the job again.",
                                 f"{VENDOR} 已找不到任务 {remote_id}（已过期或被删除）。请重新运行。",
@@ -200,6 +210,11 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             meta = {"url": url, "provider": self.id, "model": state.info.get("model"),
                     "last_frame_url": state.info.get("last_frame_url")}
             outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v}))
+        last = state.info.get("last_frame_url")
+        if last and outputs:  # return_last_frame: the frame a storyboard's next shot starts from
+            image = http.download_image(last, request.workdir, f"{self.id}-last", 0)
+            outputs.append(http.image_output(image, meta={"url": last, "provider": self.id, "role": "last_frame",
+                                                          "model": state.info.get("model")}))
         self.journal.clear(request.job_id)
         self.journal.sweep()
         return outputs
@@ -258,3 +273,38 @@ def task_state(task: dict) -> RemoteState:
         error = ProviderError(f"{VENDOR} could not make the video ({code}: {message}).",
                               f"{VENDOR} 生成视频失败（{code}：{message}）。", vendor_code=code)
     return RemoteState("failed", raw or "unknown", error=error, info=info)
+
+
+def check_against(model: str, spec: ModelSpec, kind: str, request: EngineRequest, fields: dict) -> None:
+    """The table's rules for one Seedance model (``engines/cloud/models/ark.yaml``)."""
+    p: ArkParams = request.params
+
+    def bad(en: str, zh: str) -> ValidationError:
+        return ValidationError(f"{model}: {en}", f"{model}：{zh}")
+
+    if kind not in spec.tasks:
+        raise bad(f"cannot do {kind}; it does {', '.join(spec.tasks)}.", f"不支持 {kind}；支持：{', '.join(spec.tasks)}。")
+    refs = sum(1 for im in request.images if im.role == "reference")
+    for count, limit, en, zh in ((refs, spec.max_refs, "reference images", "张参考图"),
+                                 (len(p.reference_videos), spec.max_ref_videos, "reference videos", "段参考视频"),
+                                 (len(p.reference_audios), spec.max_ref_audios, "reference audio clips", "段参考音频")):
+        if count > limit:
+            raise bad(f"takes at most {limit} {en}.", f"最多支持 {limit} {zh}。")
+    asked = set(fields) | {name for name in ("reference_videos", "reference_audios") if getattr(p, name)}
+    for name in sorted(asked - set(spec.fields) - {"seed"}):
+        raise bad(f"has no '{name}' setting; leave it empty.", f"不支持参数“{name}”，请留空。")
+    duration = fields.get("duration")
+    if duration is not None and spec.durations:
+        if duration == -1 and not spec.duration_auto:
+            raise bad("cannot choose its own duration (-1); give seconds.", "不支持自动时长（-1），请填写秒数。")
+        if duration != -1 and duration not in spec.durations:
+            lo, hi = min(spec.durations), max(spec.durations)
+            auto = " or -1 (the model chooses)" if spec.duration_auto else ""
+            raise bad(f"duration {duration} is not allowed; use {lo}-{hi} seconds{auto}.",
+                      f"时长 {duration} 不支持；可选 {lo}-{hi} 秒。")
+    if fields.get("resolution") and spec.resolutions and fields["resolution"] not in spec.resolutions:
+        raise bad(f"resolution {fields['resolution']} is not allowed; use {', '.join(spec.resolutions)}.",
+                  f"不支持分辨率 {fields['resolution']}；可选：{', '.join(spec.resolutions)}。")
+    if fields.get("ratio") and spec.ratios and fields["ratio"] not in spec.ratios:
+        raise bad(f"ratio {fields['ratio']} is not allowed; use {', '.join(spec.ratios)}.",
+                  f"不支持宽高比 {fields['ratio']}；可选：{', '.join(spec.ratios)}。")

@@ -1,4 +1,5 @@
-"""What an Ark (Seedance) request may ask for: models, parameters and seed 003's prompt flags.
+"""What an Ark (Seedance) request may ask for: parameters and seed 003's prompt flags (the models and
+their limits are data: ``engines/cloud/models/ark.yaml``).
 
 ``parse_prompt_flags`` is pure: ``"仙鹤 --duration 5 --rs 720p"`` → ``("仙鹤", {"duration": 5,
 "resolution": "720p"})``. ``resolve_fields`` merges those flags with explicit parameters; a
@@ -14,43 +15,52 @@ from pydantic import ValidationError as PydanticError
 
 from core.errors import ValidationError, pydantic_message
 from engines.base import Params
+from engines.cloud import modeltable
 
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")
 ENDPOINT_ID = re.compile(r"^ep-[0-9A-Za-z][0-9A-Za-z-]{2,62}$")
+MODEL_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{1,63}$")
 
-# model -> tasks, resolutions, durations (Seedance docs, late 2026); reference images: max count.
 _ALL_RES = ("480p", "720p", "1080p")
-MODELS: dict[str, dict] = {
-    "doubao-seedance-1-0-pro-250528": {"tasks": ("t2v", "i2v", "kf2v"), "res": _ALL_RES, "dur": (2, 12)},
-    "doubao-seedance-1-0-pro-fast-251015": {"tasks": ("t2v", "i2v"), "res": _ALL_RES, "dur": (2, 12)},
-    "doubao-seedance-1-0-lite-t2v-250428": {"tasks": ("t2v",), "res": _ALL_RES, "dur": (2, 12)},
-    "doubao-seedance-1-0-lite-i2v-250428": {"tasks": ("i2v", "kf2v", "ref2v"), "res": _ALL_RES, "dur": (2, 12),
-                                            "refs": 4},
-    "doubao-seedance-1-5-pro-251215": {"tasks": ("t2v", "i2v", "kf2v"), "res": _ALL_RES, "dur": (4, 12)},
-    "doubao-seedance-2-0-260128": {"tasks": ("t2v", "i2v", "kf2v", "ref2v"), "res": _ALL_RES, "dur": (4, 15),
-                                   "refs": 9},
-}
 FLAG_NAMES = {"duration": "duration", "dur": "duration", "ratio": "ratio", "rt": "ratio", "resolution": "resolution",
               "rs": "resolution", "seed": "seed", "watermark": "watermark", "wm": "watermark",
               "camerafixed": "camera_fixed", "camera_fixed": "camera_fixed", "cf": "camera_fixed"}
+FIELDS = ("resolution", "ratio", "duration", "watermark", "camera_fixed", "generate_audio", "return_last_frame")
 _FLAG = re.compile(r"(?<!\S)--([A-Za-z_]+)\s+(\S+)")
 
 
 class ArkParams(Params):
     model: str = Field("doubao-seedance-1-0-pro-250528", max_length=64,
-                       description="Seedance model id (doubao-seedance-...) or your endpoint id (ep-...)")
+                       description="Seedance model id (engines/cloud/models/ark.yaml) or your endpoint id (ep-...)",
+                       json_schema_extra={"choices": modeltable.model_choices("ark")})
     resolution: str | None = Field(None, description="480p, 720p or 1080p")
     ratio: str | None = Field(None, description="16:9, 4:3, 1:1, 3:4, 9:16, 21:9 or adaptive")
     duration: int | None = Field(None, ge=-1, le=15, description="Seconds of video (by model; -1 lets 2.0 choose)")
     seed: int = Field(-1, ge=-1, le=2**32 - 1, description="Seed; -1 for a random one (the one used is recorded)")
     watermark: bool | None = Field(None, description="Add Ark's AI-generated watermark")
     camera_fixed: bool | None = Field(None, description="Keep the camera still")
+    generate_audio: bool | None = Field(None, description="Make sound with the video (Seedance 1.5 / 2.0; on by "
+                                                          "default there)")
+    return_last_frame: bool | None = Field(None, description="Also return the video's last frame as an image (to "
+                                                             "start the next shot from)")
+    reference_videos: list[str] = Field(default_factory=list, max_length=3,
+                                        description="Seedance 2.0: reference video URLs (at most 3)")
+    reference_audios: list[str] = Field(default_factory=list, max_length=3,
+                                        description="Seedance 2.0: reference audio URLs (at most 3)")
 
     @field_validator("model")
     @classmethod
-    def _known_model(cls, v: str) -> str:
-        if v not in MODELS and not ENDPOINT_ID.match(v):
-            raise ValueError(f"unknown Seedance model; use one of {', '.join(MODELS)} or an endpoint id ep-...")
+    def _model_id(cls, v: str) -> str:
+        if not MODEL_ID.match(v):
+            raise ValueError("a Seedance model id (doubao-seedance-...) or an endpoint id ep-...")
+        return v
+
+    @field_validator("reference_videos", "reference_audios")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://", "asset://")):
+                raise ValueError("reference videos and audio are public URLs (http:// or https://)")
         return v
 
     @field_validator("resolution")
@@ -119,8 +129,7 @@ def resolve_fields(prompt: str, params: ArkParams) -> tuple[str, dict]:
     A flag that disagrees with an explicit parameter is an error (nothing is silently dropped).
     """
     text, flags = parse_prompt_flags(prompt)
-    fields = {k: getattr(params, k) for k in ("resolution", "ratio", "duration", "watermark", "camera_fixed")
-              if getattr(params, k) is not None}
+    fields = {k: getattr(params, k) for k in FIELDS if getattr(params, k) is not None}
     if params.seed != -1:
         fields["seed"] = params.seed
     if flags.get("seed") == -1:  # "--seed -1" means random, like the default

@@ -12,8 +12,8 @@ or fails saying the task may exist (``engines.cloud.safecreate``).
 from __future__ import annotations
 
 import os
+import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -21,11 +21,11 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
+from engines.cloud.dashscope_errors import KEY, VENDOR, _remember_request_id, error_of, moderation_error
+from engines.cloud.modeltable import ModelSpec
 
-VENDOR = "DashScope"
-KEY = "DASHSCOPE_API_KEY"
 DEFAULT_BASE = "https://dashscope.aliyuncs.com/api/v1"
 MAX_PROMPT, MAX_NEGATIVE = 800, 500
 MAX_IMAGE_BYTES = 10 * 2**20
@@ -39,93 +39,45 @@ SIZES = {
 }
 
 
-@dataclass(frozen=True)
-class WanModel:
-    task: str  # t2v | i2v | kf2v
-    resolutions: tuple[str, ...]
-    durations: tuple[int, ...] = (5,)
-
-
-MODELS = {
-    "wanx2.1-t2v-turbo": WanModel("t2v", ("480P", "720P")),
-    "wanx2.1-t2v-plus": WanModel("t2v", ("720P",)),
-    "wanx2.1-i2v-turbo": WanModel("i2v", ("480P", "720P"), (3, 4, 5)),
-    "wanx2.1-i2v-plus": WanModel("i2v", ("720P",)),
-    "wanx2.1-kf2v-plus": WanModel("kf2v", ("720P",)),
-    "wan2.2-t2v-plus": WanModel("t2v", ("480P", "1080P")),
-    "wan2.2-i2v-plus": WanModel("i2v", ("480P", "1080P")),
-    "wan2.2-i2v-flash": WanModel("i2v", ("480P", "720P", "1080P")),
-    "wan2.2-kf2v-flash": WanModel("kf2v", ("480P", "720P", "1080P")),
-    "wan2.5-t2v-preview": WanModel("t2v", ("480P", "720P", "1080P"), (5, 10)),
-    "wan2.5-i2v-preview": WanModel("i2v", ("480P", "720P", "1080P"), (5, 10)),
-}
-ModelId = Literal[
-    "wanx2.1-t2v-turbo", "wanx2.1-t2v-plus", "wanx2.1-i2v-turbo", "wanx2.1-i2v-plus", "wanx2.1-kf2v-plus",
-    "wan2.2-t2v-plus", "wan2.2-i2v-plus", "wan2.2-i2v-flash", "wan2.2-kf2v-flash",
-    "wan2.5-t2v-preview", "wan2.5-i2v-preview",
-]
 TASK_WORDS = {"t2v": ("text-to-video", "文生视频"), "i2v": ("image-to-video", "图生视频"),
-              "kf2v": ("first-and-last-frame", "首尾帧生视频")}
+              "kf2v": ("first-and-last-frame", "首尾帧生视频"), "ref2v": ("reference-to-video", "参考生视频")}
+AUDIO_URL = re.compile(r"^https?://\S+$")
 STATUS = {"PENDING": "queued", "SUSPENDED": "queued", "RUNNING": "running", "SUCCEEDED": "succeeded",
           "FAILED": "failed", "CANCELED": "cancelled", "UNKNOWN": "failed"}
 
 
 class DashScopeParams(Params):
-    model: ModelId = Field("wanx2.1-t2v-turbo", description="Wan model; t2v models take text only, i2v a first "
-                           "frame, kf2v a first and a last frame")
+    model: str = Field("wanx2.1-t2v-turbo", pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{1,63}$",
+                       description="Wan model (engines/cloud/models/dashscope.yaml); t2v models take text only, i2v "
+                       "a first frame, kf2v a first and a last frame, r2v reference images / videos",
+                       json_schema_extra={"choices": modeltable.model_choices("dashscope")})
     size: str | None = Field(None, pattern=r"^\d{3,4}\*\d{3,4}$",
                              description="Text-to-video frame size 'W*H' (e.g. 1280*720); empty for the default")
     resolution: Literal["480P", "720P", "1080P"] | None = Field(
         None, description="Resolution tier; image models use it instead of size")
-    duration: int | None = Field(None, ge=3, le=10, description="Seconds (most models: 5; wan2.5: 5 or 10)")
+    duration: int | None = Field(None, ge=2, le=15, description="Seconds (by model: wan2.1/2.2 5; wan2.5 5 or 10; "
+                                                                "wan2.6 up to 15)")
     seed: int | None = Field(None, ge=0, le=2147483647, description="Seed; empty for a random one")
     prompt_extend: bool = Field(True, description="Let DashScope rewrite the prompt for better results")
     watermark: bool = Field(False, description="Add the 'AI generated' watermark")
+    audio: bool | None = Field(None, description="wan2.5/2.6: make sound with the video (on by default)")
+    audio_url: str | None = Field(None, max_length=2048, description="wan2.5+: a public MP3/WAV URL the video "
+                                  "follows (wan2.7: the driving audio)")
+    first_clip_url: str | None = Field(None, max_length=2048, description="wan2.7-i2v: a video URL the new video "
+                                       "continues from")
+    reference_video_urls: list[str] = Field(default_factory=list, max_length=3,
+                                            description="wan2.7-r2v: reference video URLs")
 
 
 def _invalid(en: str, zh: str) -> ValidationError:
     return ValidationError(en, zh)
 
 
-def moderation_error(code: str | None, message: str | None) -> ProviderError:
-    return ProviderError(
-        f"{VENDOR}'s content check refused this prompt or image ({code}). Change the prompt or the image and "
-        "try again." + (f" ({message})" if message else ""),
-        f"{VENDOR} 内容安全审核未通过（{code}）。请修改提示词或图片后重试。",
-        retryable=False, vendor_code=code or "DataInspectionFailed")
-
-
-def error_of(response, key: str | None = None) -> ProviderError:
-    """DashScope's error body ``{"request_id", "code", "message"}`` → ProviderError."""
-    body = http.error_body(response)
-    code = str(body.get("code") or "") or None
-    message = http.scrub(body.get("message"), key) or None
-    status = response.status_code
-    if code and code.startswith("DataInspection"):
-        return moderation_error(code, message)
-    hint_en = hint_zh = ""
-    retryable = None
-    if status == 401 or code == "InvalidApiKey":
-        hint_en = f"Check {KEY} in Settings → Provider keys (or the environment variable of that name)."
-        hint_zh = f"请在“设置 → 服务商密钥”或环境变量中检查 {KEY}。"
-        retryable = False
-    elif code == "Arrearage":
-        hint_en, hint_zh, retryable = "The account is overdue; top it up in the DashScope console.", \
-            "账户已欠费，请在百炼控制台充值。", False
-    elif status == 403:
-        hint_en, hint_zh = "This key may not have access to the model; enable it in the console.", \
-            "该密钥可能无权使用此模型，请在控制台开通。"
-    elif code and code.startswith("Throttling"):
-        retryable = True
-    return http.http_error(VENDOR, status, code, message, retryable=retryable, hint_en=hint_en, hint_zh=hint_zh,
-                           retry_after=http.retry_after_of(response))
-
-
 class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DASHSCOPE_HTTP_BASE_URL",
                       default_base=DEFAULT_BASE, content_type="application/json"):
     id = "dashscope"
     title = "DashScope Wan (Alibaba Model Studio)"
-    tasks = ("t2v", "i2v", "kf2v")
+    tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = DashScopeParams
     can_cancel = True
 
@@ -133,24 +85,23 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         return self.auth_headers({"X-DashScope-Async": "enable"} if create else None)
 
     # --- validation -----------------------------------------------------------------
+    def model_spec(self, model: str) -> ModelSpec | None:
+        return modeltable.for_settings(self.id, self.settings).spec(model, modeltable.allow_unknown(self.settings))
+
+    @staticmethod
+    def task_of(request: EngineRequest) -> str:
+        if request.image("reference") or request.params.reference_video_urls:
+            return "ref2v"
+        first, last = request.image("first_frame"), request.image("last_frame")
+        return "kf2v" if first and last else "i2v" if first or last else "t2v"
+
     def check(self, request: EngineRequest) -> None:
         p: DashScopeParams = request.params
-        spec = MODELS[p.model]
-        first, last = request.image("first_frame"), request.image("last_frame")
-        if request.image("reference"):
-            raise _invalid(f"{p.model} does not take reference images.", f"{p.model} 不支持参考图。")
-        en, zh = TASK_WORDS[spec.task]
-        if spec.task == "t2v" and (first or last):
-            raise _invalid(f"{p.model} is a {en} model and takes no image; choose an i2v or kf2v model.",
-                           f"{p.model} 是{zh}模型，不接受图片；请选择 i2v 或 kf2v 模型。")
-        if spec.task == "i2v" and (not first or last):
-            raise _invalid(f"{p.model} is an {en} model: give exactly one first-frame image "
-                           "(for first and last frames choose a kf2v model).",
-                           f"{p.model} 是{zh}模型：需要且仅需要一张首帧图片（首尾帧请选 kf2v 模型）。")
-        if spec.task == "kf2v" and not (first and last):
-            raise _invalid(f"{p.model} needs a first frame and a last frame image.",
-                           f"{p.model} 需要首帧和尾帧两张图片。")
-        if spec.task == "t2v" and not request.prompt.strip():
+        spec = self.model_spec(p.model)
+        task = self.task_of(request)
+        if spec is not None:
+            self._check_task(p.model, spec, task, request)
+        if task == "t2v" and not request.prompt.strip():
             raise _invalid("Write a prompt first.", "请先填写提示词。")
         if len(request.prompt) > MAX_PROMPT:
             raise _invalid(f"The prompt is {len(request.prompt)} characters; {VENDOR} accepts at most {MAX_PROMPT}.",
@@ -158,25 +109,63 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         if len(request.negative_prompt) > MAX_NEGATIVE:
             raise _invalid(f"The negative prompt is {len(request.negative_prompt)} characters; at most "
                            f"{MAX_NEGATIVE}.", f"反向提示词 {len(request.negative_prompt)} 字，最多 {MAX_NEGATIVE} 字。")
+        for url in [p.audio_url, p.first_clip_url, *p.reference_video_urls]:
+            if url is not None and not AUDIO_URL.match(url):
+                raise _invalid(f"{url[:60]}: audio and video inputs are public http(s) URLs.",
+                               f"{url[:60]}：音频和视频输入须为公开的 http(s) 链接。")
+        if spec is not None:
+            self._check_settings(p, spec, task)
+        for image in request.images:
+            http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+
+    def _check_task(self, model: str, spec: ModelSpec, task: str, request: EngineRequest) -> None:
+        first, last = request.image("first_frame"), request.image("last_frame")
+        if task in spec.tasks:
+            if task == "ref2v":
+                refs = sum(1 for im in request.images if im.role == "reference")
+                if refs > spec.max_refs or len(request.params.reference_video_urls) > spec.max_ref_videos:
+                    raise _invalid(f"{model} takes at most {spec.max_refs} reference images and "
+                                   f"{spec.max_ref_videos} reference videos.",
+                                   f"{model} 最多 {spec.max_refs} 张参考图、{spec.max_ref_videos} 段参考视频。")
+            return
+        main = spec.tasks[0]
+        en, zh = TASK_WORDS[main]
+        if task == "ref2v":
+            raise _invalid(f"{model} does not take reference images.", f"{model} 不支持参考图。")
+        if main == "t2v":
+            raise _invalid(f"{model} is a {en} model and takes no image; choose an i2v or kf2v model.",
+                           f"{model} 是{zh}模型，不接受图片；请选择 i2v 或 kf2v 模型。")
+        if main == "i2v" and (not first or last):
+            raise _invalid(f"{model} is an {en} model: give exactly one first-frame image "
+                           "(for first and last frames choose a kf2v model).",
+                           f"{model} 是{zh}模型：需要且仅需要一张首帧图片（首尾帧请选 kf2v 模型）。")
+        if main == "kf2v":
+            raise _invalid(f"{model} needs a first frame and a last frame image.", f"{model} 需要首帧和尾帧两张图片。")
+        raise _invalid(f"{model} is a {en} model; this request is {TASK_WORDS[task][0]}.",
+                       f"{model} 是{zh}模型；当前请求为{TASK_WORDS[task][1]}。")
+
+    def _check_settings(self, p: DashScopeParams, spec: ModelSpec, task: str) -> None:
         tiers = ", ".join(spec.resolutions)
-        if p.resolution and p.resolution not in spec.resolutions:
+        if p.resolution and spec.resolutions and p.resolution not in spec.resolutions:
             raise _invalid(f"{p.model} supports resolution {tiers}, not {p.resolution}.",
                            f"{p.model} 支持的分辨率为 {tiers}，不支持 {p.resolution}。")
         if p.size:
-            if spec.task != "t2v":
+            if task != "t2v":
                 raise _invalid(f"{p.model} takes a resolution ({tiers}), not a size.",
                                f"{p.model} 使用分辨率（{tiers}）而不是尺寸。")
-            allowed = [s for r in spec.resolutions for s in SIZES[r] if not p.resolution or r == p.resolution]
+            allowed = [s for r in spec.resolutions for s in SIZES.get(r, ()) if not p.resolution or r == p.resolution]
             if p.size not in allowed:
                 raise _invalid(f"{p.model} does not make {p.size}; sizes: {', '.join(allowed)}.",
                                f"{p.model} 不支持尺寸 {p.size}；可选：{', '.join(allowed)}。")
-        if p.duration is not None and p.duration not in spec.durations:
+        if p.duration is not None and spec.durations and p.duration not in spec.durations:
             allowed_d = ", ".join(str(d) for d in spec.durations)
             raise _invalid(f"{p.model} makes videos of {allowed_d} s, not {p.duration} s.",
                            f"{p.model} 支持的时长为 {allowed_d} 秒，不支持 {p.duration} 秒。")
-        for image in (first, last):
-            if image is not None:
-                http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+        asked = {"audio": p.audio is not None, "audio_url": p.audio_url is not None,
+                 "first_clip_url": p.first_clip_url is not None, "reference_video_urls": bool(p.reference_video_urls)}
+        for name in sorted(k for k, v in asked.items() if v and k not in spec.fields):
+            raise _invalid(f"{p.model} has no '{name}' setting; leave it empty.",
+                           f"{p.model} 不支持参数“{name}”，请留空。")
 
     # --- create ---------------------------------------------------------------------
     def shape_seed_request(self, model: str, params: dict) -> dict:
@@ -187,27 +176,38 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
 
     def create_body(self, request: EngineRequest) -> tuple[str, dict]:
         p: DashScopeParams = request.params
-        spec = MODELS[p.model]
+        spec = self.model_spec(p.model)
+        task = self.task_of(request)
         inputs: dict = {"prompt": request.prompt}
         if request.negative_prompt:
             inputs["negative_prompt"] = request.negative_prompt
         params: dict = {"prompt_extend": p.prompt_extend, "watermark": p.watermark}
-        if spec.task == "t2v":
+        path = "services/aigc/video-generation/video-synthesis"
+
+        def image(im) -> str:
+            return http.image_payload(im, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+
+        if spec is not None and spec.shape == "media":  # wan2.7: input.media[] of {type, url}
+            inputs["media"] = media_list(request, image)
+            if p.resolution:
+                params["resolution"] = p.resolution
+        elif task == "t2v":
             size = p.size or (SIZES[p.resolution][0] if p.resolution else None)
             if size:
                 params["size"] = size
-            path = "services/aigc/video-generation/video-synthesis"
         else:
-            image = lambda role: http.image_payload(request.image(role), vendor=VENDOR,  # noqa: E731
-                                                    max_bytes=MAX_IMAGE_BYTES)
-            if spec.task == "i2v":
-                inputs["img_url"] = image("first_frame")
-                path = "services/aigc/video-generation/video-synthesis"
-            else:
-                inputs["first_frame_url"], inputs["last_frame_url"] = image("first_frame"), image("last_frame")
+            if task == "kf2v":
+                inputs["first_frame_url"], inputs["last_frame_url"] = (image(request.image("first_frame")),
+                                                                       image(request.image("last_frame")))
                 path = "services/aigc/image2video/video-synthesis"
+            else:
+                inputs["img_url"] = image(request.image("first_frame") or request.images[0])
             if p.resolution:
                 params["resolution"] = p.resolution
+        if p.audio_url and not (spec is not None and spec.shape == "media"):
+            inputs["audio_url"] = p.audio_url
+        if p.audio is not None:
+            params["audio"] = p.audio
         if p.duration is not None:
             params["duration"] = p.duration
         if p.seed is not None:
@@ -287,6 +287,17 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``): no thread waits for the answer."""
+        key = self.key()
+        answer = await aio.with_retries(lambda: aio.send_json(
+            "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
+            error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):
             self.journal.clear(request.job_id)
@@ -316,12 +327,21 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         return min(2.0 ** ((polls + 1) // 3), ceiling) * http.poll_scale()
 
 
-def _remember_request_id(response, refs: dict[int, str], generation: int, key: str | None) -> ProviderError:
-    """Map an error answer, keeping DashScope's request_id so a person can quote it to support."""
-    rid = http.error_body(response).get("request_id")
-    if rid:
-        refs[generation] = str(rid)
-    return error_of(response, key)
+def media_list(request: EngineRequest, image) -> list[dict]:
+    """wan2.7's ``input.media``: first_frame, last_frame, driving_audio, first_clip (i2v) or
+    reference_image / reference_video (r2v), each ``{"type", "url"}``, in that order."""
+    p: DashScopeParams = request.params
+    media = []
+    for role, kind in (("first_frame", "first_frame"), ("last_frame", "last_frame")):
+        if request.image(role):
+            media.append({"type": kind, "url": image(request.image(role))})
+    if p.audio_url:
+        media.append({"type": "driving_audio", "url": p.audio_url})
+    if p.first_clip_url:
+        media.append({"type": "first_clip", "url": p.first_clip_url})
+    media += [{"type": "reference_image", "url": image(im)} for im in request.images if im.role == "reference"]
+    media += [{"type": "reference_video", "url": url} for url in p.reference_video_urls]
+    return media
 
 
 def _bj_time(ts: float) -> str:

@@ -39,6 +39,9 @@ Stable API (other adapters import these names; keep their signatures):
 ``video_output(path, *, meta=None, thumb_name=None) -> Output``
     An ``Output`` for a downloaded video: size / frames / fps read from the container
     (no full decode) and a JPEG thumbnail beside it.
+``download_image(url, dest_dir, prefix, index) -> Path``   the same for a PNG / JPEG / WebP result.
+``image_output(path, *, meta=None) -> Output``   an image ``Output`` (size, thumbnail).
+    ``video_output`` also says whether the file has an audio track (``has_audio``, PyAV).
 ``poll_scale() -> float``   ``XIANYING_POLL_SCALE`` (default 1.0): multiply poll delays by it.
 """
 
@@ -56,7 +59,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from core.errors import ProviderError, ValidationError
-from core.media import is_mp4, video_thumbnail
+from core.media import is_mp4, video_thumbnail, write_thumbnail
 from core.platform import replace_with_retry
 from engines.base import ImageInput, Output, output_name
 
@@ -206,6 +209,12 @@ def send_json(method: str, url: str, *, vendor: str, headers: dict | None = None
     except httpx.HTTPError as exc:
         log.info("%s %s%s: %s", method, parts.netloc, parts.path, type(exc).__name__)
         raise transport_error(vendor, exc, idempotent=idempotent) from exc
+    return decode_json(response, vendor=vendor, error_of=error_of)
+
+
+def decode_json(response: httpx.Response, *, vendor: str,
+                error_of: Callable[[httpx.Response], ProviderError] | None = None) -> dict:
+    """An answer's JSON object, or the mapped error (shared by ``send_json`` and ``aio.send_json``)."""
     if response.status_code >= 400:
         if error_of is not None:
             raise error_of(response)
@@ -325,11 +334,67 @@ def _container_info(path: Path) -> dict:
         if not frames and fps and stream.duration and stream.time_base:
             frames = round(float(stream.duration * stream.time_base) * fps)
         return {"width": stream.codec_context.width, "height": stream.codec_context.height,
-                "frames": frames, "fps": fps}
+                "frames": frames, "fps": fps, "has_audio": bool(container.streams.audio)}
 
 
 def video_output(path: Path, *, meta: dict | None = None, thumb_name: str | None = None) -> Output:
     info = _container_info(path)
     thumb = video_thumbnail(path, path.parent / (thumb_name or f"{path.stem}.jpg"))
     return Output(path=path, kind="video", width=info["width"], height=info["height"], frames=info["frames"],
-                  fps=info["fps"], thumbnail=thumb, meta=dict(meta or {}))
+                  fps=info["fps"], thumbnail=thumb, meta={**(meta or {}), "has_audio": info["has_audio"]},
+                  has_audio=info["has_audio"])
+
+
+IMAGE_SIGNATURES = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
+
+
+def _image_ext(head: bytes) -> str | None:
+    return next((ext for sig, ext in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
+
+
+def download_image(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
+    """A result image (Seedance's ``last_frame_url``): same checks as ``download_video`` but for a
+    PNG / JPEG / WebP; named ``output_name(prefix, index, ext)``."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".{prefix}-{index}.img.part"
+    parts = urlsplit(url)
+    found: dict = {}
+
+    def once() -> None:
+        tmp.unlink(missing_ok=True)
+        try:
+            with get_client().stream("GET", url, timeout=timeouts(_env_float("XIANYING_DOWNLOAD_TIMEOUT", 120.0))) as r:
+                if r.status_code in EXPIRED_STATUS:
+                    raise _expired(r.status_code)
+                if r.status_code >= 400:
+                    raise http_error("The result storage", r.status_code)
+                data = b"".join(r.iter_bytes(1 << 16))
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"The download was interrupted ({type(exc).__name__}).",
+                                f"下载中断（{type(exc).__name__}）。", retryable=True, vendor_code="download") from exc
+        ext = _image_ext(data[:12])
+        if ext is None:
+            raise ProviderError("The downloaded file is not a PNG, JPEG or WebP image.", "下载的文件不是图片。",
+                                retryable=True, vendor_code="not_image")
+        tmp.write_bytes(data)
+        found["ext"] = ext
+
+    try:
+        with_retries(once, what=f"download from {parts.netloc}",
+                     attempts=attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3))
+        final = dest_dir / output_name(prefix, index, found["ext"])
+        replace_with_retry(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def image_output(path: Path, *, meta: dict | None = None) -> Output:
+    """An ``Output`` of kind image for a downloaded picture, with a JPEG thumbnail beside it."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        width, height = im.size
+        thumb = write_thumbnail(im.convert("RGB"), path.with_name(f"{path.stem}_thumb.jpg"))
+    return Output(path=path, kind="image", width=width, height=height, thumbnail=thumb, meta=dict(meta or {}))

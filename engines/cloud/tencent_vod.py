@@ -9,12 +9,9 @@ or creating a second one. There is no cancel API.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,8 +19,10 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
+from engines.cloud.modeltable import ModelSpec
+from engines.cloud.tencent_sign import tc3_authorization
 
 VENDOR = "Tencent Cloud VOD"
 API_VERSION = "2018-07-17"
@@ -33,22 +32,7 @@ MAX_IMAGE_BYTES = 10 * 2**20  # per image
 MAX_BASE64_TOTAL = 7 * 2**20  # all inline images together (the API's 10 MB packet limit)
 LOOKUP_PAGES = 10
 
-# ModelName -> versions (first = default), durations, resolutions, aspect ratios (None = not settable).
-# From the API reference of CreateAigcVideoTask (late 2026); Hunyuan's limits are unconfirmed.
-MODELS: dict[str, dict] = {
-    "Hailuo": {"versions": ("2.3", "02", "2.3-fast"), "durations": (6, 10),
-               "resolutions": ("768P", "1080P"), "ratios": None},
-    "Kling": {"versions": ("2.1", "1.6", "2.0", "2.5", "2.6", "O1"), "durations": tuple(range(3, 16)),
-              "resolutions": ("720P", "1080P"), "ratios": ("16:9", "9:16", "1:1")},
-    "Vidu": {"versions": ("q2", "q2-pro", "q2-turbo", "q3", "q3-pro", "q3-turbo"),
-             "durations": tuple(range(1, 11)), "resolutions": ("720P", "1080P"),
-             "ratios": ("16:9", "9:16", "4:3", "3:4", "1:1")},
-    "OS": {"versions": ("2.0",), "durations": (4, 8, 12), "resolutions": ("720P",), "ratios": ("16:9", "9:16")},
-    "GV": {"versions": ("3.1", "3.1-fast"), "durations": (8,), "resolutions": ("720P", "1080P"),
-           "ratios": ("16:9", "9:16")},
-    "Hunyuan": {"versions": ("1.5",), "durations": tuple(range(1, 16)), "resolutions": ("720P", "1080P"),
-                "ratios": ("16:9", "9:16", "1:1")},
-}
+MAX_FILES = 3  # FileInfos: at most three images
 USAGE = {"first_frame": "FirstFrame", "last_frame": "LastFrame", "reference": "Reference"}
 RETRYABLE = ("RequestLimitExceeded", "LimitExceeded", "InternalError", "ResourceUnavailable",
              "ResourceInsufficient", "FailedOperation.TaskPile")
@@ -56,34 +40,17 @@ MODERATION = ("InvalidParameter.ViolationContent", "InvalidParameter.VoilationCo
 
 
 class TencentVodParams(Params):
-    model: Literal["Hailuo", "Kling", "Vidu", "OS", "GV", "Hunyuan"] = Field(
-        "Hailuo", description="ModelName: the video model Tencent VOD runs")
+    model: str = Field("Hailuo", pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,31}$",
+                       description="ModelName: the video model Tencent VOD runs (engines/cloud/models/tencent-vod.yaml)",
+                       json_schema_extra={"choices": modeltable.model_choices("tencent-vod")})
     model_version: str | None = Field(None, max_length=32, description="ModelVersion; empty for the model's default")
     duration: int | None = Field(None, ge=1, le=15, description="Seconds of video (allowed values depend on the model)")
     resolution: str | None = Field(None, max_length=8, description="720P / 768P / 1080P, by model")
     aspect_ratio: str | None = Field(None, max_length=8, description="16:9, 9:16, 1:1... (text-to-video)")
     enhance_prompt: bool | None = Field(None, description="Let Tencent rewrite the prompt (EnhancePrompt)")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed; empty for a random one")
+    audio_generation: bool | None = Field(None, description="Make sound with the video (OutputConfig.AudioGeneration)")
     sub_app_id: int | None = Field(None, ge=1, description="VOD SubAppId; empty to use TENCENTCLOUD_VOD_SUBAPPID")
-
-
-# --- signing ------------------------------------------------------------------------
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-def tc3_authorization(secret_id: str, secret_key: str, *, host: str, body: bytes, timestamp: int,
-                      service: str = "vod", content_type: str = "application/json") -> str:
-    """The ``Authorization`` header of a TC3-HMAC-SHA256 signed POST to ``/``."""
-    date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
-    canonical = (f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n"
-                 + hashlib.sha256(body).hexdigest())
-    scope = f"{date}/{service}/tc3_request"
-    to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    key = _hmac(_hmac(_hmac(("TC3" + secret_key).encode("utf-8"), date), service), "tc3_request")
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    return (f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
-            f"Signature={signature}")
 
 
 # --- errors -------------------------------------------------------------------------
@@ -125,7 +92,7 @@ def _http_status_error(response: httpx.Response) -> ProviderError:
 class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_VOD_ENDPOINT",
                        keys=("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), default_base=DEFAULT_ENDPOINT):
     id = "tencent-vod"
-    title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Vidu, OS, GV, Hunyuan)"
+    title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Jimeng, Vidu, OS, GV, Hunyuan)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = TencentVodParams
     can_cancel = False
@@ -145,8 +112,7 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
                                   "TENCENTCLOUD_VOD_SUBAPPID 必须是数字（点播应用 ID）。") from exc
 
     # --- transport ------------------------------------------------------------------
-    def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
-        """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
+    def _signed(self, action: str, payload: dict) -> tuple[str, bytes, dict, tuple]:
         sid, key = self.require_keys()
         url = self.endpoint()
         host = urlsplit(url).netloc
@@ -155,41 +121,67 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         headers = {"Content-Type": "application/json", "Host": host, "X-TC-Action": action,
                    "X-TC-Timestamp": str(ts), "X-TC-Version": API_VERSION,
                    "Authorization": tc3_authorization(sid, key, host=host, body=body, timestamp=ts)}
+        return url, body, headers, (sid, key)
+
+    def call(self, action: str, payload: dict, *, timeout: httpx.Timeout | None = None) -> dict:
+        """One signed API call; returns ``Response`` or raises the mapped ProviderError."""
+        url, body, headers, secrets = self._signed(action, payload)
         try:
             response = http.get_client().post(url, content=body, headers=headers, timeout=timeout or http.timeouts())
         except httpx.HTTPError as exc:
             raise http.transport_error(VENDOR, exc) from exc
-        if response.status_code >= 400:
-            raise _http_status_error(response)
-        data = http.error_body(response)
-        resp = data.get("Response")
-        if not isinstance(resp, dict):
-            raise ProviderError(f"{VENDOR} answered {action} with something that is not its JSON; try again later.",
-                                f"{VENDOR} 对 {action} 的响应不是有效 JSON，请稍后再试。", retryable=True,
-                                vendor_code="bad_json")
-        err = resp.get("Error")
-        if isinstance(err, dict):
-            raise api_error(str(err.get("Code") or "UnknownError"), str(err.get("Message") or ""), (sid, key))
-        return resp
+        return _answer(response, action, secrets)
+
+    async def acall(self, action: str, payload: dict) -> dict:
+        """``call`` on the cloud loop (``engines.cloud.aio``)."""
+        url, body, headers, secrets = self._signed(action, payload)
+        try:
+            response = await aio.client().post(url, content=body, headers=headers, timeout=http.timeouts())
+        except httpx.HTTPError as exc:
+            raise http.transport_error(VENDOR, exc) from exc
+        return _answer(response, action, secrets)
 
     # --- checks and body ------------------------------------------------------------
+    def model_spec(self, model: str) -> ModelSpec | None:
+        return modeltable.for_settings(self.id, self.settings).spec(model, modeltable.allow_unknown(self.settings))
+
+    @staticmethod
+    def version_of(p: TencentVodParams, spec: ModelSpec | None) -> str | None:
+        """The ModelVersion to send: the table's spelling of the one asked for (``3.1-fast`` → ``3.1-Fast``),
+        else the model's default (the first listed)."""
+        if spec is None or not spec.versions:
+            return p.model_version
+        if p.model_version is None:
+            return spec.versions[0]
+        return next((v for v in spec.versions if v.lower() == p.model_version.lower()), p.model_version)
+
     def check(self, request: EngineRequest) -> None:
         p: TencentVodParams = request.params
-        spec = MODELS[p.model]
+        spec = self.model_spec(p.model)
 
         def bad(field: str, value, allowed) -> ValidationError:
             shown = ", ".join(str(a) for a in allowed) if allowed else "none (not settable for this model)"
             return ValidationError(f"{p.model}: {field} {value} is not allowed; use one of: {shown}.",
                                    f"{p.model}：{field} 不支持 {value}；可选：{shown}。")
 
-        if p.model_version is not None and p.model_version not in spec["versions"]:
-            raise bad("model_version", p.model_version, spec["versions"])
-        if p.duration is not None and p.duration not in spec["durations"]:
-            raise bad("duration", p.duration, spec["durations"])
-        if p.resolution is not None and p.resolution.upper() not in spec["resolutions"]:
-            raise bad("resolution", p.resolution, spec["resolutions"])
-        if p.aspect_ratio is not None and p.aspect_ratio not in (spec["ratios"] or ()):
-            raise bad("aspect_ratio", p.aspect_ratio, spec["ratios"])
+        if spec is not None:
+            if p.model_version is not None and self.version_of(p, spec) not in spec.versions:
+                raise bad("model_version", p.model_version, spec.versions)
+            if p.duration is not None and spec.durations and p.duration not in spec.durations:
+                raise bad("duration", p.duration, spec.durations)
+            if p.resolution is not None and p.resolution.upper() not in spec.resolutions:
+                raise bad("resolution", p.resolution, spec.resolutions)
+            if p.aspect_ratio is not None and p.aspect_ratio not in spec.ratios:
+                raise bad("aspect_ratio", p.aspect_ratio, spec.ratios)
+            if p.audio_generation is not None and "audio_generation" not in spec.fields:
+                raise ValidationError(f"{p.model} has no 'audio_generation' setting; leave it empty.",
+                                      f"{p.model} 不支持参数“audio_generation”，请留空。")
+        files = [im for im in request.images if not (im.role == "last_frame" and im.url)]
+        limit = (spec.max_files if spec is not None else None) or MAX_FILES
+        if len(files) > limit:
+            raise ValidationError(f"{p.model} takes at most {limit} image{'s' if limit > 1 else ''} "
+                                  "(a last frame given as a URL does not count).",
+                                  f"{p.model} 最多 {limit} 张图片（以 URL 提供的尾帧不计）。")
         if len(request.prompt) > MAX_PROMPT:
             raise ValidationError(f"The prompt is {len(request.prompt)} characters; Tencent VOD accepts {MAX_PROMPT}.",
                                   f"提示词 {len(request.prompt)} 字，腾讯云点播上限 {MAX_PROMPT} 字。")
@@ -212,9 +204,10 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
 
     def create_payload(self, request: EngineRequest, session_id: str) -> dict:
         p: TencentVodParams = request.params
-        spec = MODELS[p.model]
-        body: dict = {"ModelName": p.model, "ModelVersion": p.model_version or spec["versions"][0],
-                      "SessionId": session_id, "SessionContext": f"xianying:{request.job_id}"}
+        version = self.version_of(p, self.model_spec(p.model))
+        body: dict = {"ModelName": p.model, "SessionId": session_id, "SessionContext": f"xianying:{request.job_id}"}
+        if version:
+            body["ModelVersion"] = version
         sub = self._sub_app_id(p)
         if sub:
             body["SubAppId"] = sub
@@ -228,6 +221,9 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
             body["Seed"] = p.seed
         files = []
         for im in request.images:
+            if im.role == "last_frame" and im.url:  # a last frame by URL has its own field
+                body["LastFrameUrl"] = im.url
+                continue
             item = {"Category": "Image", "Usage": USAGE.get(im.role, "Reference")}
             if im.url:
                 item.update(Type="Url", Url=im.url)
@@ -244,6 +240,8 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
             out["Resolution"] = p.resolution.upper()
         if p.aspect_ratio is not None:
             out["AspectRatio"] = p.aspect_ratio
+        if p.audio_generation is not None:
+            out["AudioGeneration"] = "Enabled" if p.audio_generation else "Disabled"
         body["OutputConfig"] = out
         return body
 
@@ -319,13 +317,21 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         return None
 
     # --- poll / collect -------------------------------------------------------------
-    def poll(self, remote_id: str, request: EngineRequest | None, *, params: TencentVodParams | None = None) -> RemoteState:
+    def _detail_query(self, remote_id: str, params: TencentVodParams | None) -> dict:
         query: dict = {"TaskId": remote_id}
-        sub = self._sub_app_id(params or (request.params if request is not None else None))
+        sub = self._sub_app_id(params)
         if sub:
             query["SubAppId"] = sub
-        resp = self.call("DescribeTaskDetail", query)
-        return task_state(resp)
+        return query
+
+    def poll(self, remote_id: str, request: EngineRequest | None, *, params: TencentVodParams | None = None) -> RemoteState:
+        query = self._detail_query(remote_id, params or (request.params if request is not None else None))
+        return task_state(self.call("DescribeTaskDetail", query))
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        query = self._detail_query(remote_id, request.params)
+        return task_state(await self.acall("DescribeTaskDetail", query))
 
     def collect(self, state: RemoteState, request: EngineRequest) -> list:
         outputs = []
@@ -340,6 +346,22 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
     def poll_delay(self, polls: int) -> float:
         """Tencent asks for a query every 5-10 s (``XIANYING_POLL_SCALE`` scales it for tests)."""
         return min(5.0 + 1.0 * polls, 10.0) * http.poll_scale()
+
+
+def _answer(response: httpx.Response, action: str, secrets: tuple) -> dict:
+    """``Response`` of a Tencent Cloud answer, or its error mapped once."""
+    if response.status_code >= 400:
+        raise _http_status_error(response)
+    data = http.error_body(response)
+    resp = data.get("Response")
+    if not isinstance(resp, dict):
+        raise ProviderError(f"{VENDOR} answered {action} with something that is not its JSON; try again later.",
+                            f"{VENDOR} 对 {action} 的响应不是有效 JSON，请稍后再试。", retryable=True,
+                            vendor_code="bad_json")
+    err = resp.get("Error")
+    if isinstance(err, dict):
+        raise api_error(str(err.get("Code") or "UnknownError"), str(err.get("Message") or ""), secrets)
+    return resp
 
 
 def task_state(resp: dict) -> RemoteState:

@@ -11,56 +11,34 @@ showing the request_id; only an explicit "Retry anyway" sends a new create under
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import http, safecreate
+from engines.cloud import aio, http, modeltable, safecreate
 from engines.cloud.keyed import KeyedCloudEngine
+from engines.cloud.modeltable import ModelSpec
 
 VENDOR = "Zhipu"
 KEY = "ZHIPUAI_API_KEY"
 DEFAULT_BASE = "https://open.bigmodel.cn/api/paas/v4"
 MAX_PROMPT = 512
 MAX_IMAGE_BYTES = 5 * 2**20
-COG_SIZES = ("720x480", "1024x1024", "1280x960", "960x1280", "1920x1080", "1080x1920", "2048x1080", "3840x2160")
 STATUS = {"PROCESSING": "running", "SUCCESS": "succeeded", "FAIL": "failed"}
 
 
-@dataclass(frozen=True)
-class ZhipuModel:
-    task: str  # t2v | i2v (a cogvideox model does both) | kf2v | ref2v
-    fields: frozenset[str]
-    sizes: tuple[str, ...]
-    durations: tuple[int, ...]
-
-
-_COG = frozenset({"quality", "size", "fps", "duration", "with_audio"})
-_VIDU = frozenset({"size", "duration", "movement_amplitude", "with_audio"})
-MODELS = {
-    "cogvideox-3": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
-    "cogvideox-2": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
-    "cogvideox-flash": ZhipuModel("t2v+i2v", _COG, COG_SIZES, (5, 10)),
-    "viduq1-text": ZhipuModel("t2v", _VIDU | {"style", "aspect_ratio"}, ("1920x1080",), (5,)),
-    "viduq1-image": ZhipuModel("i2v", _VIDU, ("1920x1080",), (5,)),
-    "viduq1-start-end": ZhipuModel("kf2v", _VIDU, ("1920x1080",), (5,)),
-    "vidu2-image": ZhipuModel("i2v", _VIDU, ("1280x720",), (4,)),
-    "vidu2-start-end": ZhipuModel("kf2v", _VIDU, ("1280x720",), (4,)),
-    "vidu2-reference": ZhipuModel("ref2v", _VIDU | {"aspect_ratio"}, ("1280x720",), (4,)),
-}
-ModelId = Literal["cogvideox-3", "cogvideox-2", "cogvideox-flash", "viduq1-text", "viduq1-image",
-                  "viduq1-start-end", "vidu2-image", "vidu2-start-end", "vidu2-reference"]
 NEEDS = {"t2v": ("text only", "仅文本"), "i2v": ("one first-frame image", "一张首帧图片"),
          "kf2v": ("a first and a last frame image", "首帧和尾帧两张图片"),
          "ref2v": ("1 to 3 reference images", "1 到 3 张参考图")}
 
 
 class ZhipuParams(Params):
-    model: ModelId = Field("cogvideox-3", description="CogVideoX (text or first frame) or Vidu model "
-                           "(-text, -image, -start-end, -reference)")
+    model: str = Field("cogvideox-3", pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{1,63}$",
+                       description="CogVideoX (text or first frame) or Vidu model (-text, -image, -start-end, "
+                       "-reference); engines/cloud/models/zhipu.yaml",
+                       json_schema_extra={"choices": modeltable.model_choices("zhipu")})
     quality: Literal["speed", "quality"] | None = Field(None, description="CogVideoX: speed or quality first")
     size: str | None = Field(None, pattern=r"^\d{3,4}x\d{3,4}$", description="Frame size 'WxH' (e.g. 1920x1080)")
     fps: Literal[30, 60] | None = Field(None, description="CogVideoX frames per second")
@@ -126,18 +104,22 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         first, last = request.image("first_frame"), request.image("last_frame")
         return "kf2v" if first and last else "i2v" if first else "t2v"
 
+    def model_spec(self, model: str) -> ModelSpec | None:
+        return modeltable.for_settings(self.id, self.settings).spec(model, modeltable.allow_unknown(self.settings))
+
     def check(self, request: EngineRequest) -> None:
         p: ZhipuParams = request.params
-        spec = MODELS[p.model]
+        spec = self.model_spec(p.model)
         task = self.task_of(request)
-        if task not in spec.task.split("+"):
-            wanted = " or ".join(NEEDS[t][0] for t in spec.task.split("+"))
-            wanted_zh = "或".join(NEEDS[t][1] for t in spec.task.split("+"))
+        if spec is not None and task not in spec.tasks:
+            wanted = " or ".join(NEEDS[t][0] for t in spec.tasks)
+            wanted_zh = "或".join(NEEDS[t][1] for t in spec.tasks)
             raise _invalid(f"{p.model} takes {wanted}; this request has {NEEDS[task][0]}.",
                            f"{p.model} 需要{wanted_zh}；当前请求为{NEEDS[task][1]}。")
         refs = [im for im in request.images if im.role == "reference"]
-        if len(refs) > 3:
-            raise _invalid(f"{p.model} takes at most 3 reference images.", f"{p.model} 最多 3 张参考图。")
+        limit = spec.max_refs if spec is not None else 3
+        if len(refs) > limit:
+            raise _invalid(f"{p.model} takes at most {limit} reference images.", f"{p.model} 最多 {limit} 张参考图。")
         if task == "t2v" and not request.prompt.strip():
             raise _invalid("Write a prompt first.", "请先填写提示词。")
         if len(request.prompt) > MAX_PROMPT:
@@ -146,28 +128,33 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         if request.negative_prompt.strip():
             raise _invalid(f"{VENDOR} models take no negative prompt; leave it empty.",
                            f"{VENDOR} 模型不支持反向提示词，请留空。")
+        for image in request.images:
+            http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
+        if spec is None:  # allow_unknown_models: only the checks above
+            return
         for name in ("quality", "size", "fps", "duration", "style", "aspect_ratio", "movement_amplitude",
                      "with_audio"):
             if getattr(p, name) is not None and name not in spec.fields:
                 raise _invalid(f"{p.model} has no '{name}' setting; leave it empty.",
                                f"{p.model} 不支持参数“{name}”，请留空。")
-        if p.size and p.size not in spec.sizes:
+        if p.aspect_ratio and spec.ratios and p.aspect_ratio not in spec.ratios:
+            raise _invalid(f"{p.model} does not take aspect ratio {p.aspect_ratio}; use {', '.join(spec.ratios)}.",
+                           f"{p.model} 不支持宽高比 {p.aspect_ratio}。")
+        if p.size and spec.sizes and p.size not in spec.sizes:
             extra = " (use aspect_ratio for portrait or square)" if "aspect_ratio" in spec.fields else ""
             raise _invalid(f"{p.model} does not make {p.size}; sizes: {', '.join(spec.sizes)}{extra}.",
                            f"{p.model} 不支持尺寸 {p.size}；可选：{', '.join(spec.sizes)}。")
-        if p.duration is not None and p.duration not in spec.durations:
+        if p.duration is not None and spec.durations and p.duration not in spec.durations:
             allowed = ", ".join(str(d) for d in spec.durations)
             raise _invalid(f"{p.model} makes videos of {allowed} s, not {p.duration} s.",
                            f"{p.model} 支持的时长为 {allowed} 秒，不支持 {p.duration} 秒。")
-        for image in request.images:
-            http.check_image_size(image, vendor=VENDOR, max_bytes=MAX_IMAGE_BYTES)
 
     # --- create ---------------------------------------------------------------------
     def shape_seed_request(self, model: str, params: dict) -> dict:
         """Vidu models make exactly one size; seed scripts still send ``size`` (often portrait).
         A size the model cannot make becomes the model's, and a portrait or square request
         becomes ``aspect_ratio`` where the model has one."""
-        spec = MODELS.get(model)
+        spec = modeltable.for_settings(self.id, self.settings).models.get(model)
         if not isinstance(params.get("size"), str) or spec is None or params["size"] in spec.sizes \
                 or len(spec.sizes) != 1:
             return {}
@@ -230,9 +217,7 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         safecreate.allow_resend(self.journal, job_id)
 
     # --- poll / collect -------------------------------------------------------------
-    def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
-        key = self.key()
-
+    def _poll_errors(self, remote_id: str, key: str | None):
         def errors(response) -> ProviderError:
             if response.status_code == 404:
                 return ProviderError(f"{VENDOR} no longer knows this task ({remote_id}); run the job again.",
@@ -240,9 +225,24 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
                                      http_status=404)
             return error_of(response, key)
 
+        return errors
+
+    def poll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        key = self.key()
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
-            error_of=errors), what=f"{VENDOR} query")
+            error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
+        """``poll`` on the cloud loop (``engines.cloud.aio``)."""
+        key = self.key()
+        answer = await aio.with_retries(lambda: aio.send_json(
+            "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
+            error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
+        return self._polled(answer, request, key)
+
+    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):  # keep the generation: a Retry sends a new request_id
             self.journal.save(request.job_id, state="finished", remote_id=None)

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cloud.fakeserver import tiny_mp4
+from tests.cloud.fakeserver import tiny_mp4, tiny_mp4_with_audio
 
 
 @pytest.fixture(scope="session")
 def mp4_bytes(tmp_path_factory) -> bytes:
     return tiny_mp4(tmp_path_factory.mktemp("video") / "tiny.mp4").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def mp4_sound_bytes(tmp_path_factory) -> bytes:
+    """A tiny MP4 with an AAC track: what a vendor returns for a video made with sound."""
+    return tiny_mp4_with_audio(tmp_path_factory.mktemp("video") / "sound.mp4").read_bytes()
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +43,40 @@ def cloud_studio(workspace):
     with db.connection_context():
         yield st
     st.stop()
+
+
+@pytest.fixture
+def studio_for(workspace, monkeypatch, mp4_bytes):
+    """``make(vendor, config=None, extra=None) -> (studio, fake)``: a started Studio whose workspace has
+    ``config.yaml`` = ``config`` and an extra model table ``extra`` for that vendor, and its fake."""
+    import yaml
+
+    from engines.cloud import modeltable
+    from tests.cloud.vendors import VENDORS
+
+    made = []
+
+    def make(vendor: str, config: dict | None = None, extra: dict | None = None):
+        from app.db import db
+        from app.settings import load_settings
+        from app.studio import Studio
+
+        if config:
+            (workspace / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        if extra:
+            folder = workspace / modeltable.WORKSPACE_DIR
+            folder.mkdir(exist_ok=True)
+            (folder / f"{vendor}.yaml").write_text(yaml.safe_dump({"models": extra}), encoding="utf-8")
+        fake = VENDORS[vendor].serve(mp4_bytes, monkeypatch)
+        studio = Studio(load_settings(workspace))
+        studio.start()
+        ctx = db.connection_context()
+        ctx.__enter__()
+        made.append((studio, fake, ctx))
+        return studio, fake
+
+    yield make
+    for studio, fake, ctx in made:
+        ctx.__exit__(None, None, None)
+        studio.stop()
+        fake.stop()

@@ -24,11 +24,14 @@ API_KEY = "ark-fake-key-0123456789abcdef"
 PREFIX = "/api/v3/contents/generations/tasks"
 MODELS = {"doubao-seedance-1-0-pro-250528", "doubao-seedance-1-0-pro-fast-251015",
           "doubao-seedance-1-0-lite-t2v-250428", "doubao-seedance-1-0-lite-i2v-250428",
-          "doubao-seedance-1-5-pro-251215", "doubao-seedance-2-0-260128"}
+          "doubao-seedance-1-5-pro-251215", "doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128",
+          "doubao-seedance-2-0-mini-260615"}
+SOUND_BY_DEFAULT = ("doubao-seedance-1-5-", "doubao-seedance-2-0")  # generate_audio defaults to true there
 FIELDS = {"model", "content", "resolution", "ratio", "duration", "frames", "seed", "watermark", "camera_fixed",
           "generate_audio", "return_last_frame", "callback_url", "service_tier", "execution_expires_after",
           "safety_identifier", "priority", "draft", "tools", "output_format", "omni_reference_task_type"}
 ROLES = {"first_frame", "last_frame", "reference_image"}
+MEDIA = {"video_url": "reference_video", "audio_url": "reference_audio"}  # Seedance 2.0 references
 _DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|bmp|gif|tiff|heic);base64,[A-Za-z0-9+/=]+$")
 
 
@@ -47,6 +50,8 @@ class FakeArk(FakeServer):
         self.tasks: dict[str, dict] = {}
         self.creates = 0
         self._video: bytes | None = None
+        self._video_sound: bytes | None = None
+        self.models = set(MODELS)  # a test may teach the fake a new model
         self._state_lock = threading.Lock()
 
     @property
@@ -60,6 +65,16 @@ class FakeArk(FakeServer):
             with tempfile.TemporaryDirectory() as tmp:
                 self._video = tiny_mp4(Path(tmp) / "v.mp4").read_bytes()
         return self._video
+
+    def video_with_sound(self) -> bytes:
+        if self._video_sound is None:
+            import tempfile
+
+            from tests.cloud.fakeserver import tiny_mp4_with_audio
+
+            with tempfile.TemporaryDirectory() as tmp:
+                self._video_sound = tiny_mp4_with_audio(Path(tmp) / "a.mp4").read_bytes()
+        return self._video_sound
 
     def route(self, req: Req) -> str:
         if req.path.startswith("/files/"):
@@ -92,7 +107,7 @@ class FakeArk(FakeServer):
         if extra:
             return ark_error(400, "InvalidParameter", f"Unknown parameter {sorted(extra)[0]}.", sorted(extra)[0])
         model = body.get("model")
-        if model not in MODELS and not re.match(r"^ep-[0-9A-Za-z-]+$", str(model)):
+        if model not in self.models and not re.match(r"^ep-[0-9A-Za-z-]+$", str(model)):
             return ark_error(404, "InvalidEndpointOrModel.NotFound", f"The model {model} does not exist.", "model",
                              "NotFound")
         content = body.get("content")
@@ -110,13 +125,27 @@ class FakeArk(FakeServer):
                                      "content.image_url")
                 if item.get("role", "first_frame") not in ROLES:
                     return ark_error(400, "InvalidParameter", "role is not valid.", "content.role")
+            elif kind in MEDIA:
+                url = str((item.get(kind) or {}).get("url") or "")
+                if not url.startswith(("http://", "https://", "asset://")):
+                    return ark_error(400, "InvalidParameter", f"{kind}.url must be a URL.", f"content.{kind}")
+                if item.get("role") != MEDIA[kind]:
+                    return ark_error(400, "InvalidParameter", "role is not valid.", "content.role")
+                if not str(model).startswith("doubao-seedance-2-0"):
+                    return ark_error(400, "InvalidParameter", f"{model} does not take {kind}.", "content.type")
             else:
                 return ark_error(400, "InvalidParameter", f"content type {kind} is not valid.", "content.type")
+        for kind in MEDIA:
+            if sum(1 for item in content if item.get("type") == kind) > 3:
+                return ark_error(400, "InvalidParameter", f"at most 3 {kind} items.", "content")
+        if sum(1 for item in content if item.get("role") == "reference_image") > 9:
+            return ark_error(400, "InvalidParameter", "at most 9 reference images.", "content")
         checks = {"resolution": lambda v: v in ("480p", "720p", "1080p"),
                   "ratio": lambda v: v in ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"),
                   "duration": lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == -1 or 2 <= v <= 15),
                   "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and -1 <= v <= 2**32 - 1,
-                  "watermark": lambda v: isinstance(v, bool), "camera_fixed": lambda v: isinstance(v, bool)}
+                  "watermark": lambda v: isinstance(v, bool), "camera_fixed": lambda v: isinstance(v, bool),
+                  "generate_audio": lambda v: isinstance(v, bool), "return_last_frame": lambda v: isinstance(v, bool)}
         for key, ok in checks.items():
             if key in body and not ok(body[key]):
                 return ark_error(400, "InvalidParameter", f"{key} is not valid.", key)
@@ -161,8 +190,14 @@ class FakeArk(FakeServer):
             elif "[[expire]]" in text:
                 task.update(status="expired", error={"code": "TaskExpired", "message": "execution expired"})
             else:
-                task.update(status="succeeded",
-                            video_url=self.publish(self.video(), f"{task_id}.mp4", ttl=self.url_ttl))
+                body = task["body"]
+                sound = body.get("generate_audio", str(body["model"]).startswith(SOUND_BY_DEFAULT))
+                data = self.video_with_sound() if sound else self.video()
+                task.update(status="succeeded", video_url=self.publish(data, f"{task_id}.mp4", ttl=self.url_ttl))
+                if body.get("return_last_frame"):
+                    from tests.cloud.fakeserver import tiny_png
+
+                    task["last_frame_url"] = self.publish(tiny_png(), f"{task_id}-last.png", ttl=self.url_ttl)
 
     def view(self, task_id: str, task: dict) -> dict:
         body = task["body"]
@@ -172,6 +207,8 @@ class FakeArk(FakeServer):
                "updated_at": int(time.time())}
         if task["status"] == "succeeded":
             out["content"] = {"video_url": task["video_url"]}
+            if task.get("last_frame_url"):
+                out["content"]["last_frame_url"] = task["last_frame_url"]
             out["usage"] = {"completion_tokens": 108900, "total_tokens": 108900}
         if task.get("error"):
             out["error"] = task["error"]

@@ -28,7 +28,11 @@ MODELS = {
     "wanx2.1-t2v-turbo": "t2v", "wanx2.1-t2v-plus": "t2v", "wan2.2-t2v-plus": "t2v", "wan2.5-t2v-preview": "t2v",
     "wanx2.1-i2v-turbo": "i2v", "wanx2.1-i2v-plus": "i2v", "wan2.2-i2v-plus": "i2v", "wan2.2-i2v-flash": "i2v",
     "wan2.5-i2v-preview": "i2v", "wanx2.1-kf2v-plus": "kf2v", "wan2.2-kf2v-flash": "kf2v",
+    "wan2.6-t2v": "t2v", "wan2.6-i2v": "i2v", "wan2.7-i2v": "media", "wan2.7-r2v": "media",
 }
+MEDIA_TYPES = {"wan2.7-i2v": {"first_frame", "last_frame", "driving_audio", "first_clip"},
+               "wan2.7-r2v": {"reference_image", "reference_video"}}
+SOUND = ("wan2.5", "wan2.6", "wan2.7")  # these make video with sound unless parameters.audio is false
 BEIJING = timezone(timedelta(hours=8))
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.I)
 
@@ -42,6 +46,8 @@ class FakeDashScope(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.video = video
+        self.video_sound: bytes | None = None  # served when the model makes sound (set by the test fixture)
+        self.models = dict(MODELS)  # a test may teach the fake a new model
         self.plan = ["RUNNING", "SUCCEEDED"]
         self.hold = False
         self.failure = ("InternalError.Algo", "An internal error occurred during generation.")
@@ -95,7 +101,7 @@ class FakeDashScope(FakeServer):
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             return error(400, "InvalidParameter", "input is required")
         model = body.get("model")
-        kind = MODELS.get(model)
+        kind = self.models.get(model)
         if kind is None:
             return error(400, "InvalidParameter", "Model not exist.")
         if (kind == "kf2v") != req.path.endswith(KF2V):
@@ -103,6 +109,20 @@ class FakeDashScope(FakeServer):
         inp, params = body["input"], body.get("parameters") or {}
         if kind == "t2v" and not inp.get("prompt"):
             return error(400, "InvalidParameter", "Field required: input.prompt")
+        if kind == "media":
+            media = inp.get("media")
+            if not isinstance(media, list) or not media or any(
+                    not isinstance(m, dict) or m.get("type") not in MEDIA_TYPES[model] or not isinstance(m.get("url"), str)
+                    for m in media):
+                return error(400, "InvalidParameter", f"input.media is not valid for {model}.")
+            if model == "wan2.7-i2v" and not any(m["type"] in ("first_frame", "first_clip") for m in media):
+                return error(400, "InvalidParameter", "input.media needs a first_frame or a first_clip.")
+            if any(k in inp for k in ("img_url", "first_frame_url", "last_frame_url")):
+                return error(400, "InvalidParameter", f"{model} takes input.media, not img_url.")
+        if "audio_url" in inp and not str(model).startswith(SOUND[:2]):
+            return error(400, "InvalidParameter", f"{model} does not take input.audio_url.")
+        if "audio" in params and not isinstance(params["audio"], bool):
+            return error(400, "InvalidParameter", "parameters.audio must be a boolean.")
         need = {"i2v": ("img_url",), "kf2v": ("first_frame_url", "last_frame_url")}.get(kind, ())
         for name in need:
             value = inp.get(name)
@@ -147,7 +167,9 @@ class FakeDashScope(FakeServer):
             body = task["body"]
             if status == "SUCCEEDED":
                 if task["url"] is None:
-                    task["url"] = self.publish(self.video, f"{task_id}.mp4", ttl=self.url_ttl)
+                    sound = str(body["model"]).startswith(SOUND) and (body.get("parameters") or {}).get("audio", True)
+                    data = self.video_sound if sound and self.video_sound else self.video
+                    task["url"] = self.publish(data, f"{task_id}.mp4", ttl=self.url_ttl)
                 prompt = body["input"].get("prompt") or ""
                 out.update(end_time="2026-11-22 10:01:00.000", video_url=task["url"], orig_prompt=prompt,
                            actual_prompt=prompt + "，画面细腻，光影柔和。")

@@ -31,7 +31,7 @@ SECRET_KEY = "fakeTencentSecretKey0000000000001"
 SUB_APP_ID = 1500000001
 VERSIONS = {"Hailuo": {"02", "2.3", "2.3-fast"}, "Kling": {"1.6", "2.0", "2.1", "2.5", "2.6", "O1"},
             "Vidu": {"q2", "q2-pro", "q2-turbo", "q3", "q3-pro", "q3-turbo"}, "OS": {"2.0"},
-            "GV": {"3.1", "3.1-fast"}, "Hunyuan": {"1.5"}}
+            "GV": {"3.1", "3.1-Fast"}, "Hunyuan": {"1.5"}, "Jimeng": {"3.0pro"}}
 ACTIONS = {"CreateAigcVideoTask", "DescribeTaskDetail", "DescribeTasks"}
 
 
@@ -85,6 +85,16 @@ class FakeTencent(FakeServer):
             with tempfile.TemporaryDirectory() as tmp:
                 self._video = tiny_mp4(Path(tmp) / "v.mp4").read_bytes()
         return self._video
+
+    def video_with_sound(self) -> bytes:
+        if getattr(self, "_video_sound", None) is None:
+            import tempfile
+
+            from tests.cloud.fakeserver import tiny_mp4_with_audio
+
+            with tempfile.TemporaryDirectory() as tmp:
+                self._video_sound = tiny_mp4_with_audio(Path(tmp) / "a.mp4").read_bytes()
+        return self._video_sound
 
     # --- dispatch ---------------------------------------------------------------------
     def route(self, req: Req) -> str:
@@ -153,7 +163,19 @@ class FakeTencent(FakeServer):
             return error_reply("InvalidParameterValue.ModelName", f"Unknown ModelName {model}.")
         if version is not None and version not in VERSIONS[model]:
             return error_reply("InvalidParameterValue.ModelVersion", f"{model} has no version {version}.")
-        for info in body.get("FileInfos") or []:
+        files = body.get("FileInfos") or []
+        if len(files) > 3:
+            return error_reply("InvalidParameterValue.FileInfos", "FileInfos holds at most 3 files.")
+        if "LastFrameUrl" in body:
+            if not str(body["LastFrameUrl"]).startswith(("http://", "https://")):
+                return error_reply("InvalidParameterValue.LastFrameUrl", "LastFrameUrl is not valid.")
+            if len(files) != 1:
+                return error_reply("InvalidParameterValue.FileInfos",
+                                   "With LastFrameUrl, FileInfos holds exactly the first frame.")
+        audio = (body.get("OutputConfig") or {}).get("AudioGeneration")
+        if audio is not None and audio not in ("Enabled", "Disabled"):
+            return error_reply("InvalidParameterValue.AudioGeneration", "AudioGeneration is Enabled or Disabled.")
+        for info in files:
             if info.get("Type") == "Base64":
                 data = str(info.get("Base64") or "")
                 if data.startswith("data:"):
@@ -211,7 +233,9 @@ class FakeTencent(FakeServer):
                         Message="The output did not pass moderation.")
         else:
             status = "FINISH"
-            url = self.publish(self.video(), f"{body['TaskId']}.mp4", ttl=self.url_ttl)
+            sound = (req.get("OutputConfig") or {}).get("AudioGeneration") == "Enabled" or req.get("ModelName") == "OS"
+            url = self.publish(self.video_with_sound() if sound else self.video(), f"{body['TaskId']}.mp4",
+                               ttl=self.url_ttl)
             seconds = (req.get("OutputConfig") or {}).get("Duration") or 6
             aigc.update(Status="FINISH", Progress=100,
                         Output={"FileInfos": [{"FileUrl": url, "FileType": "mp4", "StorageMode": "Temporary"}],

@@ -38,6 +38,8 @@ class FakeZhipu(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.video = video
+        self.video_sound: bytes | None = None  # served for with_audio: true (set by the test fixture)
+        self.models = set(MODELS)  # a test may teach the fake a new model
         self.plan = ["PROCESSING", "SUCCESS"]
         self.fail_error: dict | None = None  # an "error" object put on FAIL answers
         self.url_ttl = 600.0
@@ -85,7 +87,7 @@ class FakeZhipu(FakeServer):
         if not isinstance(body, dict):
             return error(400, "1210", "API 调用参数有误，请检查文档。")
         model = body.get("model")
-        if model not in MODELS:
+        if model not in self.models:
             return error(400, "1211", "模型不存在，请检查模型代码。")
         prompt, image = body.get("prompt"), body.get("image_url")
         if not prompt and not image:
@@ -98,6 +100,15 @@ class FakeZhipu(FakeServer):
             return error(400, "1214", "image_url 需要首帧和尾帧两张图片")
         if model == "vidu2-reference" and not 1 <= len(images) <= 3:
             return error(400, "1214", "image_url 需要 1 到 3 张参考图")
+        cog3 = {"quality": ("speed", "quality"), "fps": (30, 60), "duration": (5, 10), "with_audio": (True, False)}
+        for key, allowed in cog3.items():
+            if str(model).startswith("cogvideox") and body.get(key) is not None and body[key] not in allowed:
+                return error(400, "1214", f"{key} 参数错误")
+        size = body.get("size")
+        if size is not None:
+            w, _, h = str(size).partition("x")
+            if not (w.isdigit() and h.isdigit()) or int(w) * int(h) > 3840 * 2160:
+                return error(400, "1214", "size 参数错误")
         if any(not _image_ok(im, vidu) for im in images):
             return error(400, "1214", "image_url 格式错误")
         if "blocked" in (prompt or ""):
@@ -128,7 +139,8 @@ class FakeZhipu(FakeServer):
             answer = {"model": body["model"], "task_status": task["status"], "request_id": task["request_id"]}
             if task["status"] == "SUCCESS":
                 if task["url"] is None:
-                    task["url"] = self.publish(self.video, f"{task_id}.mp4", ttl=self.url_ttl)
+                    data = self.video_sound if body.get("with_audio") and self.video_sound else self.video
+                    task["url"] = self.publish(data, f"{task_id}.mp4", ttl=self.url_ttl)
                 answer["video_result"] = [{"url": task["url"], "cover_image_url": self.url + f"/covers/{task_id}.png"}]
             elif task["status"] == "FAIL" and self.fail_error:
                 answer["error"] = self.fail_error

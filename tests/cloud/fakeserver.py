@@ -8,6 +8,8 @@ Stable API (vendor fakes for every cloud adapter build on it):
     ``s.requests``        every ``Req`` received, in order (thread-safe list).
     ``s.count(route)``    how many requests hit a route.
     ``s.latency``         seconds to sleep before every answer (a slow vendor).
+    ``s.gates[route] = threading.Barrier(n)``  requests of that route wait until n of them are in
+                          (proof that a client sends them concurrently); ``s.max_in_flight[route]``.
     ``s.inject(route, Fault(...), ...)``  scripted faults, consumed in order by that route.
     ``s.publish(data, name, ttl=600) -> url``  a signed, expiring URL served by this server
                           (route ``"download"``); an expired or bad signature → 403 with an
@@ -206,6 +208,9 @@ class FakeServer:
         self.files: dict[str, bytes] = {}
         self.expired_before = 0.0
         self.chaos: Chaos | None = None
+        self.gates: dict[str, threading.Barrier] = {}  # route -> requests wait here until that many are in
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._http: _Http | None = None
         self._thread: threading.Thread | None = None
@@ -314,9 +319,24 @@ class FakeServer:
         return Reply(502, "<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"})
 
     def _serve(self, req: Req, handler: _Handler) -> None:
+        route = self.route(req)
         with self._lock:
             self.requests.append(req)
-        route = self.route(req)
+            self.in_flight[route] = self.in_flight.get(route, 0) + 1
+            self.max_in_flight[route] = max(self.max_in_flight.get(route, 0), self.in_flight[route])
+        try:
+            gate = self.gates.get(route)
+            if gate is not None:
+                try:
+                    gate.wait(timeout=15)
+                except threading.BrokenBarrierError:
+                    pass
+            self._serve_route(req, route, handler)
+        finally:
+            with self._lock:
+                self.in_flight[route] -= 1
+
+    def _serve_route(self, req: Req, route: str, handler: _Handler) -> None:
         fault = self._take_fault(route)
         if fault is None and self.chaos is not None:
             fault = self._chaos_fault(route)
@@ -356,3 +376,47 @@ def tiny_mp4(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, size=(frames, height, width, 3), dtype=np.uint8)
     return write_video(video, path, fps)
+
+
+def tiny_mp4_with_audio(path: Path, frames: int = 8, width: int = 64, height: int = 48, fps: int = 8) -> Path:
+    """Like ``tiny_mp4`` but with an AAC sound track (a 440 Hz tone) muxed beside the video: what a
+    vendor returns when it generated sound."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rate, seconds = 16000, frames / fps
+    with av.open(str(path), mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for _ in range(frames):
+            image = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        t = np.arange(int(rate * seconds)) / rate
+        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        step, pts = 1024, 0
+        for start in range(0, len(tone), step):
+            chunk = tone[start:start + step]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            pts += len(chunk)
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    return path
+
+
+def tiny_png(color=(30, 120, 200), size=(64, 48)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()

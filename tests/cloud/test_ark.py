@@ -91,12 +91,15 @@ def test_explicit_params_and_flags_combine_or_conflict():
         resolve_fields("cat --rs 4k", ArkParams())
 
 
-def test_params_accept_model_ids_and_endpoint_ids():
+def test_params_accept_model_ids_and_endpoint_ids(engine, tmp_path):
     assert ArkParams(model="ep-20260129105436-445p4").model.startswith("ep-")
     with pytest.raises(Exception):
-        ArkParams(model="doubao-seedance-9")
+        ArkParams(model="doubao seedance 9!")
     with pytest.raises(Exception):
         ArkParams(seed=2**32)
+    # an id missing from the model table is refused by check(), naming the table and the known ids
+    with pytest.raises(ValidationError, match=r"engines/cloud/models/ark\.yaml.*doubao-seedance-2-0-260128"):
+        engine.check(request(tmp_path, model="doubao-seedance-9"))
 
 
 @pytest.mark.parametrize("model, images, words", [

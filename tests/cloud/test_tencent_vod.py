@@ -103,10 +103,10 @@ def test_create_body_and_polling(engine, fake, tmp_path):
     assert body["SessionId"] == f"xianying-{JOB}" and body["Seed"] == 7 and body["EnhancePrompt"] == "Enabled"
     assert body["OutputConfig"] == {"StorageMode": "Temporary", "Duration": 5, "Resolution": "1080P",
                                     "AspectRatio": "16:9"}
-    first, second = body["FileInfos"]
+    (first,) = body["FileInfos"]  # first + last frame: FileInfos holds the first, LastFrameUrl the last
     assert first["Type"] == "Base64" and first["Usage"] == "FirstFrame" and not first["Base64"].startswith("data:")
     assert base64.b64decode(first["Base64"]) == (tmp_path / "a.png").read_bytes()
-    assert second == {"Category": "Image", "Usage": "LastFrame", "Type": "Url", "Url": "https://example.com/last.png"}
+    assert body["LastFrameUrl"] == "https://example.com/last.png"
     state = engine.poll(task_id, req)
     assert (state.status, state.raw_status, state.progress) == ("running", "PROCESSING", 50.0)
     state = engine.poll(task_id, req)

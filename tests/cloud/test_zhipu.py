@@ -20,8 +20,9 @@ NAME = re.compile(r"^zhipu_\d{8}_\d{6}_0_[0-9a-f]{8}\.mp4$")
 
 
 @pytest.fixture
-def fake(monkeypatch, mp4_bytes):
+def fake(monkeypatch, mp4_bytes, mp4_sound_bytes):
     server = FakeZhipu(KEY, mp4_bytes).start()
+    server.video_sound = mp4_sound_bytes
     monkeypatch.setenv("ZHIPUAI_API_KEY", KEY)
     monkeypatch.setenv("ZHIPUAI_BASE_URL", server.base_url)
     yield server
