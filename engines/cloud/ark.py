@@ -203,21 +203,18 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             return RemoteState("failed", "not_found", error=err)
         return task_state(task)
 
-    def collect(self, state: RemoteState, request: EngineRequest) -> list:
-        outputs = []
-        for index, url in enumerate(state.urls):
-            path = http.download_video(url, request.workdir, self.id, index)
-            meta = {"url": url, "provider": self.id, "model": state.info.get("model"),
-                    "last_frame_url": state.info.get("last_frame_url")}
-            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v}))
+    CLEAR_JOURNAL_ON_COLLECT = True
+
+    def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
+        return {"model": state.info.get("model"), "last_frame_url": state.info.get("last_frame_url")}
+
+    def extra_outputs(self, state: RemoteState, request: EngineRequest, videos: list) -> list:
         last = state.info.get("last_frame_url")
-        if last and outputs:  # return_last_frame: the frame a storyboard's next shot starts from
-            image = http.download_image(last, request.workdir, f"{self.id}-last", 0)
-            outputs.append(http.image_output(image, meta={"url": last, "provider": self.id, "role": "last_frame",
-                                                          "model": state.info.get("model")}))
-        self.journal.clear(request.job_id)
-        self.journal.sweep()
-        return outputs
+        if not (last and videos):
+            return []
+        image = http.download_image(last, request.workdir, f"{self.id}-last", 0)  # return_last_frame: the
+        return [http.image_output(image, meta={"url": last, "provider": self.id, "role": "last_frame",  # next
+                                               "model": state.info.get("model")})]  # shot starts from it
 
     def cancel_remote(self, remote_id: str) -> bool:
         """Ark cancels queued tasks only (DELETE on a finished one would delete its record)."""

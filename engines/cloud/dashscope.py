@@ -303,14 +303,8 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
             self.journal.clear(request.job_id)
         return state
 
-    def collect(self, state: RemoteState, request: EngineRequest) -> list:
-        outputs = []
-        for index, url in enumerate(state.urls):
-            path = http.download_video(url, request.workdir, self.id, index)
-            meta = {"url": url, "provider": self.id, "model": request.params.model,
-                    "actual_prompt": state.info.get("actual_prompt")}
-            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v is not None}))
-        return outputs
+    def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
+        return {"model": request.params.model, "actual_prompt": state.info.get("actual_prompt")}
 
     def cancel_remote(self, remote_id: str) -> bool:
         key = self.key()

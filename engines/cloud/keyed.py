@@ -56,6 +56,33 @@ class KeyedCloudEngine(CloudEngine):
         self.journal = CreateJournal(settings.workspace, self.id)
         self.journal.sweep()
 
+    # --- results: one download loop for every vendor ---------------------------------
+    CLEAR_JOURNAL_ON_COLLECT: ClassVar[bool] = False  # (Zhipu keeps its request-id generation)
+
+    def collect(self, state, request) -> list:
+        """Download each finished video (checked, streamed: ``http.download_video``) with the
+        vendor's facts as its meta, then whatever else the vendor returns (``extra_outputs``)."""
+        from engines.cloud import http
+
+        outputs = []
+        for index, url in enumerate(state.urls):
+            path = http.download_video(url, request.workdir, self.id, index)
+            meta = {"url": url, "provider": self.id, **self.output_meta(state, request, index)}
+            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v not in (None, "")}))
+        outputs += self.extra_outputs(state, request, outputs)
+        if self.CLEAR_JOURNAL_ON_COLLECT:
+            self.journal.clear(request.job_id)
+            self.journal.sweep()
+        return outputs
+
+    def output_meta(self, state, request, index: int) -> dict:
+        """What the vendor said about output ``index`` (model, the prompt it really used...)."""
+        return {"model": state.info.get("model")}
+
+    def extra_outputs(self, state, request, videos: list) -> list:
+        """Outputs besides the videos (Seedance's last frame)."""
+        return []
+
     # --- keys -----------------------------------------------------------------------
     def secret(self, name: str) -> str | None:
         return self.secrets.get(name) if self.secrets is not None else os.environ.get(name)

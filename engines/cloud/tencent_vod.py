@@ -333,15 +333,7 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         query = self._detail_query(remote_id, request.params)
         return task_state(await self.acall("DescribeTaskDetail", query))
 
-    def collect(self, state: RemoteState, request: EngineRequest) -> list:
-        outputs = []
-        for index, url in enumerate(state.urls):
-            path = http.download_video(url, request.workdir, self.id, index)
-            outputs.append(http.video_output(path, meta={"url": url, "provider": self.id,
-                                                         "model": state.info.get("model")}))
-        self.journal.clear(request.job_id)
-        self.journal.sweep()
-        return outputs
+    CLEAR_JOURNAL_ON_COLLECT = True
 
     def poll_delay(self, polls: int) -> float:
         """Tencent asks for a query every 5-10 s (``XIANYING_POLL_SCALE`` scales it for tests)."""

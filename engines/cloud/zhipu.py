@@ -248,15 +248,9 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             self.journal.save(request.job_id, state="finished", remote_id=None)
         return state
 
-    def collect(self, state: RemoteState, request: EngineRequest) -> list:
-        outputs = []
+    def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         covers = state.info.get("cover_image_urls") or []
-        for index, url in enumerate(state.urls):
-            path = http.download_video(url, request.workdir, self.id, index)
-            meta = {"url": url, "provider": self.id, "model": request.params.model,
-                    "cover_image_url": covers[index] if index < len(covers) else None}
-            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v is not None}))
-        return outputs
+        return {"model": request.params.model, "cover_image_url": covers[index] if index < len(covers) else None}
 
     def poll_delay(self, polls: int) -> float:
         """No official interval; the SDK's example waits 5 s (``XIANYING_ZHIPU_POLL_INTERVAL``)."""
