@@ -32,7 +32,7 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
         with gr.Tabs() as tabs:
             with gr.Tab(t("tab_create"), id="create"):
                 create_handles = create.build(service, t)
-            with gr.Tab("项目 · Projects", id="projects"):
+            with gr.Tab(t("tab_projects"), id="projects"):
                 projects_view.build(service, t)
             with gr.Tab(t("tab_queue"), id="queue"):
                 queue_view.build(service, t)

@@ -9,7 +9,7 @@ import gradio as gr
 from app.access import caller
 
 from .api import on
-from .i18n import i18n_text, lang_of
+from .i18n import i18n_text, lang_of, word
 
 STATUS_COLOURS = {"queued": "#8a8a8a", "running": "#2f7de1", "succeeded": "#2e9d57",
                   "failed": "#d64545", "cancelled": "#b68a1c"}
@@ -21,9 +21,9 @@ def file_url(job_id: str, rel: str | None) -> str | None:
     return f"/files/{job_id}/{rel.rsplit('/', 1)[-1]}" if rel else None
 
 
-def job_label(job) -> str:
+def job_label(job, lang: str = "en") -> str:
     prompt = (job.prompt or "").replace("\n", " ")
-    return f"{job.id[:8]} · {job.engine} · {job.status} · {prompt[:30]}"
+    return f"{job.id[:8]} · {job.engine} · {word(job.status, lang)} · {prompt[:30]}"
 
 
 def table_html(jobs, lang: str) -> str:
@@ -48,7 +48,7 @@ def table_html(jobs, lang: str) -> str:
         rows.append(
             f"<tr data-task='{job.id}' data-status='{job.status}'><td>{img}</td><td><code>{indent}{job.id[:8]}</code></td>"
             f"<td>{html.escape(job.engine)}</td>"
-            f"<td><span class='xy-badge' style='background:{colour}'>{job.status}</span></td>"
+            f"<td><span class='xy-badge' style='background:{colour}'>{word(job.status, lang)}</span></td>"
             f"<td>{bar}</td><td>{html.escape((job.prompt or (job.params or {}).get('text') or '')[:80])}</td>"
             f"<td><small>{html.escape(str(note)[:160])}</small></td></tr>")
     header = "".join(f"<th>{h}</th>" for h in head)
@@ -57,7 +57,7 @@ def table_html(jobs, lang: str) -> str:
 
 def build(service, t) -> None:
     with gr.Row():
-        show = gr.Radio(list(FILTERS), value="all", label=t("status_filter"), scale=3)
+        show = gr.Radio([(t(f"f_{k}"), k) for k in FILTERS], value="all", label=t("status_filter"), scale=3)
         refresh = gr.Button(t("refresh"), scale=1)
     table = gr.HTML(elem_id="job-table")
     with gr.Row():
@@ -73,7 +73,7 @@ def build(service, t) -> None:
     def refresh_view(filter_name, current, request: gr.Request = None):
         principal = caller(request)
         jobs = service.list({"status": FILTERS.get(filter_name), "limit": 100}, principal)
-        choices = [(job_label(j), j.id) for j in jobs]
+        choices = [(job_label(j, lang_of(request)), j.id) for j in jobs]
         value = current if current in {c[1] for c in choices} else (choices[0][1] if choices else None)
         det = service.status_dict(service.get(value, principal)) if value else None
         return table_html(jobs, lang_of(request)), gr.update(choices=choices, value=value), det
