@@ -113,7 +113,7 @@ def build(service, t) -> dict:
 
         @gr.render(inputs=engine)
         @public
-        def render_form(engine_id):
+        def render_form(engine_id, request: gr.Request = None):
             eng = service.engines.get(engine_id)
             if eng is None:
                 return
@@ -130,7 +130,7 @@ def build(service, t) -> dict:
                 human.append(gr.Radio([(t(f"q_{q}"), q) for q in controls.QUALITIES], value=quality0,
                                       label=t("quality"), elem_id="quality", interactive=True))
             if has["duration"]:
-                human.append(gr.Number(value=seconds0, minimum=1, maximum=60, step=1, label=t("duration"),
+                human.append(gr.Number(value=seconds0, step=1, label=t("duration"),
                                        interactive=True,
                                        elem_id="duration"))
             if has["preset"]:
@@ -145,7 +145,8 @@ def build(service, t) -> dict:
             creative = [n for n in names if n not in controls.CONTROLLED | controls.MEMORY]
             advanced = [n for n in names if n in controls.CONTROLLED | controls.MEMORY]
             comps = {n: make(n) for n in creative}
-            estimate = gr.Markdown(elem_id="estimate")
+            estimate = gr.Markdown(first_estimate(eng, aspect0, quality0, seconds0, preset0, lang_of(request)),
+                                   elem_id="estimate")
             with gr.Accordion(t("advanced"), open=False, elem_id="advanced"):
                 comps.update({n: make(n) for n in advanced})
             ordered = [comps[n] for n in names]
@@ -159,8 +160,10 @@ def build(service, t) -> dict:
                                             state.get("preset"))
                 return [gr.update(value=raw[n]) if n in raw else gr.update() for n in mapped]
 
+            show = wire_estimate(service, eng, names, ordered, estimate, lang_of(request))
             for comp in human:
-                comp.input(apply_human, human, [comps[n] for n in mapped], api_visibility="private")
+                comp.input(apply_human, human, [comps[n] for n in mapped], api_visibility="private").then(
+                    show, ordered, estimate, api_visibility="private", show_progress="hidden")
 
             @on("public")  # reads the form into a State; the submit itself runs outside the render
             def collect(*values):
@@ -169,7 +172,6 @@ def build(service, t) -> dict:
             button.click(collect, ordered, pending, api_visibility="private").then(
                 do_submit, [pending, prompt, negative, image, last_image, from_job, random_seed, seed], result,
                 api_visibility="private")
-            wire_estimate(service, eng, names, ordered, estimate)
 
     random_seed.change(public(lambda r: gr.update(interactive=not r)), random_seed, seed, api_visibility="private")
     for event in (image.upload, image.clear):  # the person chose another image: no lineage any more
@@ -177,5 +179,28 @@ def build(service, t) -> dict:
     return {"engine": engine, "image": image, "from_job": from_job, "from_note": from_note, "image_col": image_col}
 
 
-def wire_estimate(service, eng, names, comps, estimate) -> None:
-    """Placeholder until estimates land: nothing is shown."""
+def first_estimate(eng, aspect, quality, seconds, preset, lang: str) -> str:
+    from app.estimate import estimate
+
+    params = controls.human_params(eng, aspect, quality, seconds, preset)
+    return f"**{i18n_text('estimate', lang)}:** {estimate(eng, params, lang)['text']}"
+
+
+def wire_estimate(service, eng, names, comps, box, lang: str):
+    """The estimate under the controls: money (cloud) or time from this machine's history (local),
+    recomputed when a raw parameter changes (the human controls write into those). ``lang`` is the
+    render's: events of rendered components reach their handlers without the request's headers."""
+    from app.estimate import estimate
+
+    @on("public")  # reads prices and run-time medians, nothing that belongs to anyone
+    def show(*values):
+        try:
+            params = params_from(eng.Params, names, list(values))
+        except (ValueError, TypeError):
+            return gr.update()
+        return f"**{i18n_text('estimate', lang)}:** {estimate(eng, params, lang)['text']}"
+
+    for comp in comps:  # .input: the person's own edits (.change also fires while the form is rebuilt)
+        if hasattr(comp, "input"):
+            comp.input(show, comps, box, api_visibility="private", show_progress="hidden")
+    return show

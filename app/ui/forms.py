@@ -79,7 +79,8 @@ def component_for(name: str, field, t=None, model=None) -> gr.components.Compone
     if ann in (int, float):
         lo, hi, step = _bounds(field)
         if default is None:  # optional with no default ("the provider's default"): empty until set
-            return gr.Number(value=None, minimum=lo, maximum=hi, step=step, label=label, info=info,
+            # no bounds on the component: an empty box arrives as 0, and the model checks the range
+            return gr.Number(value=None, step=step, label=label, info=info,
                              precision=0 if ann is int else None, interactive=True)
         if lo is not None and hi is not None and hi - lo <= 4096:
             step = step or (1 if ann is int else 0.1)

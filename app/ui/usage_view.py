@@ -32,6 +32,8 @@ def cell_text(cell: dict | None, zh: bool) -> str:
     if cell["count"]:
         plural = "s" if cell["count"] != 1 else ""
         parts.append(f"{cell['count']} 个视频" if zh else f"{cell['count']} video{plural}")
+    if cell.get("estimate_cny"):
+        parts.append(f"预估 ¥{cell['estimate_cny']:.2f}" if zh else f"estimated ¥{cell['estimate_cny']:.2f}")
     return " · ".join(parts) or (f"{cell['jobs']} 个任务" if zh else f"{cell['jobs']} jobs")
 
 

@@ -80,6 +80,8 @@ def test_human_controls_set_the_stored_size_and_frames(page, studio_proc, client
     frames = page.locator("#params-form input[aria-label='number input for 帧数']")
     page.wait_for_function("([el, v]) => el.value == v", arg=[frames.element_handle(), str(want["num_frames"])],
                            timeout=15_000)
+    page.wait_for_function("el => el.innerText.includes('首次运行')", arg=page.locator("#estimate").element_handle(),
+                           timeout=15_000)  # no finished job at this size on this machine yet
     page.locator("#submit").click()
     page.wait_for_selector("#submit-result", timeout=30_000)
     task_id = page.locator("#submit-result code").inner_text().strip()
