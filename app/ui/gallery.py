@@ -10,6 +10,7 @@ from app.access import caller
 
 from .api import on
 from .i18n import i18n_text, lang_of
+from .job_card import card_markdown
 from .param_texts import engine_choices
 
 MAX_TILES = 120
@@ -35,7 +36,9 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
             image = gr.Image(label=t("output"), visible=False, type="filepath", elem_id="gallery-image")
         with gr.Column(scale=2):
             current = gr.Textbox(label=t("task_id"), interactive=False, elem_id="gallery-task")
-            info = gr.JSON(label=t("details"))
+            card = gr.Markdown(elem_id="gallery-card")
+            with gr.Accordion(t("details"), open=False):
+                info = gr.JSON(show_label=False)
             rerun = gr.Button(t("rerun"), elem_id="gallery-rerun")
             rerun_note = gr.Markdown()
             picked = gr.State("")  # job:<task_id>#<n> of the selected still
@@ -63,11 +66,11 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
     def select(refs, evt: gr.SelectData, request: gr.Request = None):
         if not isinstance(refs, list) or evt.index is None or not isinstance(evt.index, int) \
                 or not 0 <= evt.index < len(refs):
-            return gr.update(), gr.update(), "", None, gr.update(visible=False), ""
+            return gr.update(), gr.update(), "", "", None, gr.update(visible=False), ""
         job_id, n = refs[evt.index]
         job = service.get(job_id, caller(request))
         if not isinstance(n, int) or not 0 <= n < len(job.outputs):
-            return gr.update(), gr.update(), "", None, gr.update(visible=False), ""
+            return gr.update(), gr.update(), "", "", None, gr.update(visible=False), ""
         out = job.outputs[n]
         path = ws / out["file"]
         shown = path if path.exists() else None
@@ -75,10 +78,11 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
         details = {k: status[k] for k in ("engine", "prompt", "negative_prompt", "params", "timings", "info",
                                           "created_at")}
         details["file"] = out["file"]
+        card = card_markdown(status, lang_of(request))
         if out["kind"] == "video":
-            return (gr.update(value=shown, visible=True), gr.update(visible=False), job.id, details,
+            return (gr.update(value=shown, visible=True), gr.update(visible=False), job.id, card, details,
                     gr.update(visible=False), "")
-        return (gr.update(visible=False), gr.update(value=shown, visible=True), job.id, details,
+        return (gr.update(visible=False), gr.update(value=shown, visible=True), job.id, card, details,
                 gr.update(visible=create is not None and shown is not None), f"job:{job.id}#{n}")
 
     @on("user")
@@ -101,7 +105,7 @@ def build(service, t, tabs=None, create: dict | None = None) -> None:
         return f"→ `{job.id}` ({job.status})"
 
     refresh.click(load, None, [gallery, ids, empty], api_visibility="private")
-    gallery.select(select, ids, [video, image, current, info, animate_row, picked], api_visibility="private")
+    gallery.select(select, ids, [video, image, current, card, info, animate_row, picked], api_visibility="private")
     if create is not None and tabs is not None:
         animate.click(send_to_create, [picked, to_engine],
                       [tabs, create["engine"], create["image"], create["image_col"], create["from_job"], create["from_note"]],

@@ -89,3 +89,22 @@ def test_human_controls_set_the_stored_size_and_frames(page, studio_proc, client
     client.predict(task_id, api_name="/cancel")  # only the stored numbers matter here
     assert (stored["width"], stored["height"], stored["num_frames"], stored["num_inference_steps"]) == \
         (want["width"], want["height"], want["num_frames"], want["num_inference_steps"])
+
+
+def test_cancel_from_the_queue_row(page, studio_proc, client):
+    """The row's own Cancel button cancels that job; the card shows it in the page's language."""
+    slow = {"engine": "wan2.1-t2v-1.3b", "prompt": "长任务：云海", "params": {"width": 32, "height": 32,
+                                                                         "num_frames": 9, "num_inference_steps": 200}}
+    first = client.predict(slow, api_name="/submit")["task_id"]
+    second = client.predict({**slow, "prompt": "排队任务：取消我"}, api_name="/submit")["task_id"]
+    page.goto(studio_proc.url + "/")
+    page.wait_for_selector("#prompt textarea", timeout=60_000)
+    page.get_by_role("tab", name="队列").click()
+    button = page.locator(f"#job-table tr[data-task='{second}'] button[data-act='cancel']")
+    button.wait_for(timeout=30_000)
+    assert button.inner_text() == "取消"
+    button.click()
+    page.locator(f"#job-table tr[data-task='{second}'][data-status='cancelled']").wait_for(timeout=60_000)
+    assert client.predict(second, api_name="/status")["status"] == "cancelled"
+    client.predict(first, api_name="/cancel")
+    page.locator(f"#job-table tr[data-task='{first}'][data-status='cancelled']").wait_for(timeout=60_000)
