@@ -110,7 +110,9 @@ def signature(jobs, previews_mtime: dict, lang: str, filter_name: str, selected)
     now_bucket = int(time.time() // 5) if any(j.status == "running" for j in jobs) else 0  # ETA text ages
     rows = ";".join(f"{j.id}:{j.status}:{j.progress:.0f}:{j.updated_at:.3f}:{previews_mtime.get(j.id, '')}"
                     for j in jobs)
-    return f"{lang}|{filter_name}|{selected}|{now_bucket}|{rows}"
+    import hashlib
+
+    return hashlib.sha1(f"{lang}|{filter_name}|{selected}|{now_bucket}|{rows}".encode()).hexdigest()
 
 
 def view(service, principal, filter_name: str, current, lang: str, last_sig: str | None = None):
