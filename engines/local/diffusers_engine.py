@@ -157,10 +157,12 @@ class DiffusersEngine(Engine):
         def callback(pipe, step, timestep, kwargs):
             shown = previewer.maybe(step + 1, kwargs.get("latents")) if previewer is not None else None
             if shown is not None:
-                progress(step + 1, total, preview=shown)
+                progress(step + 1, total, shown)  # positional: the contract is progress(step, total, preview)
             else:
                 progress(step + 1, total)
             if cancelled():
+                if previewer is not None:
+                    previewer.discard()  # a cancelled run leaves nothing behind
                 raise Cancelled()
             return kwargs
 

@@ -48,7 +48,7 @@ class Previewer:
         self.failed = False
 
     def due(self, step: int) -> bool:
-        if self.failed or (step % self.every and step != self.total):
+        if self.failed or step % self.every:
             return False
         return self.last is None or self.clock() - self.last >= MIN_INTERVAL_S
 
@@ -90,7 +90,18 @@ class Previewer:
         replace_with_retry(tmp, self.path)
         return self.path
 
+    def discard(self) -> None:
+        """Remove the preview: the run ended (its outputs hold no preview) or was cancelled."""
+        for path in (self.path, self.path.with_suffix(".tmp.png")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
     def maybe(self, step: int, latents) -> Path | None:
+        if step >= self.total:  # denoising is done: the decode follows, and the folder becomes the output
+            self.discard()
+            return None
         if latents is None or not self.due(step):
             return None
         self.last = self.clock()

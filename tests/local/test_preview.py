@@ -35,12 +35,13 @@ def test_previews_are_written_every_few_steps_and_change_with_the_latents(tmp_pa
     clock.now += 5
     again = pv.maybe(4, torch.randn(shape, generator=gen))
     assert again == first and again.read_bytes() != before
+    assert pv.maybe(20, torch.randn(shape, generator=gen)) is None and not first.exists()  # done: removed
 
 
 def test_a_broken_preview_never_fails_the_job(tmp_path):
     from engines.local.preview import Previewer
 
-    pv = Previewer(tmp_path / "file-not-dir", "bchw", total=4)
+    pv = Previewer(tmp_path / "file-not-dir", "bchw", total=8)
     (tmp_path / "file-not-dir").write_text("x")  # the folder cannot be made
     assert pv.maybe(4, torch.randn(1, 4, 8, 8)) is None and pv.failed
     assert pv.maybe(4, torch.randn(1, 4, 8, 8)) is None
