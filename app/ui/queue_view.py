@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 
 import gradio as gr
@@ -68,6 +69,18 @@ def eta_text(job, zh: bool, now: float) -> str:
     return f"约 {left / 60:.0f} 分钟" if zh else f"~{left / 60:.0f} min"
 
 
+def message_text(message: str | None, zh: bool) -> str:
+    """The runner's progress words ("step 3/50", "done") in the page's language; vendors' own text as is."""
+    if not message:
+        return ""
+    if message == "done":
+        return "完成" if zh else "done"
+    step = re.fullmatch(r"step (\d+)/(\d+)", message)
+    if step and zh:
+        return f"第 {step[1]}/{step[2]} 步"
+    return message
+
+
 def _buttons(job, zh: bool) -> str:
     acts = ["cancel"] if job.status in ("queued", "running") else \
         (["retry", "rerun"] if job.status in ("failed", "cancelled") else ["rerun"])
@@ -92,7 +105,7 @@ def table_html(jobs, lang: str, previews: dict | None = None, now: float | None 
         pct = 100.0 if job.status == "succeeded" else job.progress
         bar = (f"<div class='xy-bar'><div style='width:{pct:.0f}%;background:{colour}'></div></div>"
                f"<small>{pct:.0f}%</small>")
-        note = job.error_zh if (zh and job.error_zh) else (job.error or job.message or "")
+        note = job.error_zh if (zh and job.error_zh) else (job.error or message_text(job.message, zh))
         indent = "↳ " if job.parent else ""
         rows.append(
             f"<tr data-task='{job.id}' data-status='{job.status}'><td>{img}</td><td><code>{indent}{job.id[:8]}</code></td>"
