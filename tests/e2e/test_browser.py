@@ -108,3 +108,21 @@ def test_cancel_from_the_queue_row(page, studio_proc, client):
     assert client.predict(second, api_name="/status")["status"] == "cancelled"
     client.predict(first, api_name="/cancel")
     page.locator(f"#job-table tr[data-task='{first}'][data-status='cancelled']").wait_for(timeout=60_000)
+
+
+def test_a_running_local_job_shows_a_preview_that_changes(page, studio_proc, client):
+    slow = {"engine": "wan2.1-t2v-1.3b", "prompt": "预览：山门云海",
+            "params": {"width": 64, "height": 64, "num_frames": 33, "num_inference_steps": 200}}
+    task = client.predict(slow, api_name="/submit")["task_id"]
+    try:
+        page.goto(studio_proc.url + "/")
+        page.wait_for_selector("#prompt textarea", timeout=60_000)
+        page.get_by_role("tab", name="队列").click()
+        preview = page.locator(f"#job-table tr[data-task='{task}'] img.xy-preview")
+        preview.wait_for(timeout=90_000)
+        first = preview.get_attribute("src")
+        page.wait_for_function(
+            "([sel, src]) => { const im = document.querySelector(sel); return im && im.src !== src; }",
+            arg=[f"#job-table tr[data-task='{task}'] img.xy-preview", first], timeout=90_000)
+    finally:
+        client.predict(task, api_name="/cancel")
