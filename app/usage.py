@@ -14,6 +14,8 @@ maps them onto three comparable measures:
 The vendor's own numeric usage fields are summed as they are under ``raw``. A day is the
 local calendar day the job finished on.
 
+Each row also carries ``estimate_cny``: the price-file estimate (app.estimate) for the same jobs.
+
 ``ledger(filters) -> {since, until, rows, totals}``  filters: ``days`` (default 30, today
 included), ``engine`` (an id or a list of ids).
 """
@@ -114,6 +116,19 @@ def job_usage(engine: str, info: dict, outputs: list | None = None) -> dict:
             "count": count, "raw": raw}
 
 
+def estimate_of(engine_id: str, params) -> float | None:
+    """The price-file estimate (CNY) for a job's stored parameters, next to what the vendor reported."""
+    from engines.registry import ENGINE_CLASSES
+
+    from .estimate import cost
+
+    cls = next((c for c in ENGINE_CLASSES if c.id == engine_id), None)
+    try:
+        return cost(cls, params if isinstance(params, dict) else {}) if cls is not None else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
@@ -155,28 +170,32 @@ def ledger(filters: dict | None = None, *, user: str | None = None, now: float |
     now = time.time() if now is None else now
     today = time.localtime(now)
     since = time.mktime((today.tm_year, today.tm_mon, today.tm_mday - (days - 1), 0, 0, 0, 0, 0, -1))
-    query = (Job.select(Job.engine, Job.info, Job.outputs, Job.finished_at)
+    query = (Job.select(Job.engine, Job.info, Job.outputs, Job.finished_at, Job.params)
              .where(Job.kind == "cloud", Job.status == "succeeded", Job.finished_at >= since))
     if engines:
         query = query.where(Job.engine.in_(engines))
     if user is not None:
         query = query.where(Job.user == user)
     cells: dict[tuple[str, str], dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "tokens": 0.0,
-                                                              "count": 0.0, "raw": defaultdict(float)})
+                                                              "count": 0.0, "raw": defaultdict(float),
+                                                              "estimate_cny": 0.0})
     for job in query.tuples().iterator():
-        engine, info, outputs, finished = job
+        engine, info, outputs, finished, params = job
         used = job_usage(engine, info, outputs)
+        guess = estimate_of(engine, params)
         for key in ((_day(finished), engine), ("", engine)):  # "" collects the engine's total
             cell = cells[key]
             cell["jobs"] += 1
             for measure in ("seconds", "tokens", "count"):
                 cell[measure] += used[measure]
+            cell["estimate_cny"] += guess or 0.0
             for name, value in used["raw"].items():
                 cell["raw"][name] += value
 
     def row(cell: dict, **head) -> dict:
         return {**head, "jobs": cell["jobs"], **{m: _clean(cell[m]) for m in ("seconds", "tokens", "count")},
-                "raw": {k: _clean(v) for k, v in sorted(cell["raw"].items())}}
+                "raw": {k: _clean(v) for k, v in sorted(cell["raw"].items())},
+                "estimate_cny": round(cell["estimate_cny"], 2)}
 
     rows = [row(c, day=d, engine=e) for (d, e), c in cells.items() if d]
     rows.sort(key=lambda r: r["engine"])

@@ -15,6 +15,8 @@ CSS = """
 .xy-bar {width:120px; height:8px; background:var(--neutral-200); border-radius:4px; overflow:hidden; display:inline-block}
 .xy-bar div {height:100%}
 .xy-badge {color:white; padding:1px 8px; border-radius:8px; font-size:0.85em}
+.xy-act {padding:1px 8px; margin-right:4px; border:1px solid var(--border-color-primary); border-radius:6px}
+.xy-hidden {display:none !important}
 #engines-table td:nth-child(-n+3), #models-table td:nth-child(-n+3),
 #engines-table td:nth-child(1) code, #models-table td:nth-child(1) code, #models-table th {white-space:nowrap; word-break:keep-all}
 """
@@ -25,17 +27,17 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
 
     service = studio.service
     admin = AdminService(studio)
-    t = i18n()
+    t = i18n([type(e) for e in studio.engines.values()])
     with gr.Blocks(title="仙影 Xianying Studio") as demo:
         gr.Markdown("# 仙影 · Xianying Studio")
         gr.Markdown(t("subtitle"))
         with gr.Tabs() as tabs:
             with gr.Tab(t("tab_create"), id="create"):
                 create_handles = create.build(service, t)
-            with gr.Tab("项目 · Projects", id="projects"):
+            with gr.Tab(t("tab_projects"), id="projects"):
                 projects_view.build(service, t)
             with gr.Tab(t("tab_queue"), id="queue"):
-                queue_view.build(service, t)
+                row_js = queue_view.build(service, t)
             with gr.Tab(t("tab_gallery"), id="gallery") as gallery_tab:
                 gallery_load, gallery_outs = gallery.build(service, t, tabs, create_handles)
             with gr.Tab(t("tab_settings"), id="settings") as settings_tab:
@@ -49,5 +51,6 @@ def build_ui(studio) -> tuple[gr.Blocks, gr.I18n]:
                            (usage_load, usage_outs)):
             settings_tab.select(load, None, outs, api_visibility="private")
             demo.load(load, None, outs, api_visibility="private")
+        demo.load(None, None, None, js=row_js)
         api.register(service)
     return demo, t

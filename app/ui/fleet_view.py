@@ -65,9 +65,9 @@ def fleet_markdown(studio, lang: str) -> str:
 
 
 def build(studio, t, admin):
-    gr.Markdown("### 工作机 · Workers")
+    gr.Markdown(t("h_workers"))
     listing = gr.Markdown(elem_id="fleet-table")
-    refresh = gr.Button("刷新 / Refresh", size="sm")
+    refresh = gr.Button(t("refresh"), size="sm")
 
     @on("user")  # the listing for admins; others are told it is admin-only
     def load(request: gr.Request = None):

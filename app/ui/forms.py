@@ -17,6 +17,8 @@ from typing import Any
 import gradio as gr
 from annotated_types import Ge, Le, MultipleOf
 
+from .param_texts import choice_key, help_key, label_key
+
 HIDDEN_FIELDS = {"seed"}
 TRISTATE = {"auto": None, "on": True, "off": False}
 
@@ -42,9 +44,23 @@ def _unwrap_optional(annotation):
     return annotation
 
 
-def component_for(name: str, field) -> gr.components.Component:
-    label = name
-    info = field.description or None
+def _texts(name: str, field, t, model):
+    """(label, info, choice-label function): I18n keys when ``t`` is given, else the raw name."""
+    if t is None:
+        return name, field.description or None, lambda value: str(value)
+
+    def choice(value):
+        key = choice_key(name, value)
+        return t(key) if key else str(value)
+
+    info = t(help_key(model, name)) if model is not None and field.description else None
+    return t(label_key(name)), info, choice
+
+
+def component_for(name: str, field, t=None, model=None) -> gr.components.Component:
+    """The input for one field; with ``t`` (gr.I18n) and ``model`` its label, help and word choices
+    follow the page's language (see ``param_texts``)."""
+    label, info, choice = _texts(name, field, t, model)
     default = None if field.is_required() else field.get_default(call_default_factory=True)
     ann = _unwrap_optional(field.annotation)
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
@@ -55,17 +71,21 @@ def component_for(name: str, field) -> gr.components.Component:
     if typing.get_origin(ann) is typing.Literal:
         choices = list(typing.get_args(ann))
         if default is None and not field.is_required():  # the provider decides unless a choice is made
-            return gr.Dropdown(choices=[("auto", ""), *((str(c), c) for c in choices)], value="", label=label,
+            auto = t("choice_auto") if t is not None else "auto"
+            return gr.Dropdown(choices=[(auto, ""), *((choice(c), c) for c in choices)], value="", label=label,
                                info=info, interactive=True)
-        return gr.Dropdown(choices=choices, value=default if default in choices else choices[0], label=label, info=info, interactive=True)
+        return gr.Dropdown(choices=[(choice(c), c) for c in choices], value=default if default in choices else choices[0],
+                           label=label, info=info, interactive=True)
     if ann is bool and default is None:
-        return gr.Dropdown(choices=list(TRISTATE), value="auto", label=label, info=info, interactive=True)
+        names = [(t(f"choice_{k}") if t is not None else k, k) for k in TRISTATE]
+        return gr.Dropdown(choices=names, value="auto", label=label, info=info, interactive=True)
     if ann is bool:
         return gr.Checkbox(value=bool(default), label=label, info=info, interactive=True)
     if ann in (int, float):
         lo, hi, step = _bounds(field)
         if default is None:  # optional with no default ("the provider's default"): empty until set
-            return gr.Number(value=None, minimum=lo, maximum=hi, step=step, label=label, info=info,
+            # no bounds on the component: an empty box arrives as 0, and the model checks the range
+            return gr.Number(value=None, step=step, label=label, info=info,
                              precision=0 if ann is int else None, interactive=True)
         if lo is not None and hi is not None and hi - lo <= 4096:
             step = step or (1 if ann is int else 0.1)
@@ -76,11 +96,12 @@ def component_for(name: str, field) -> gr.components.Component:
     return gr.Textbox(value=text, label=label, info=info, interactive=True)
 
 
-def lora_picker(field, available: list[str], folder) -> gr.components.Component:
+def lora_picker(field, available: list[str], folder, t=None) -> gr.components.Component:
     """``loras``: pick files from ``models/loras``; ``name:0.7`` sets a weight (1.0 when left out)."""
-    return gr.Dropdown(choices=available, value=[], multiselect=True, allow_custom_value=True, label="loras",
-                       info=f"LoRA files in {folder}; type name:0.7 for a weight other than 1.0 · "
-                            f"LoRA 文件位于 {folder}；输入 名称:0.7 可设置权重（默认 1.0）", interactive=True)
+    info = t("lora_help") if t is not None else \
+        f"LoRA files in {folder}; type name:0.7 for a weight other than 1.0"
+    return gr.Dropdown(choices=available, value=[], multiselect=True, allow_custom_value=True,
+                       label=t("p_loras") if t is not None else "loras", info=info, interactive=True)
 
 
 def parse_loras(values: list) -> list:

@@ -36,18 +36,18 @@ def keys_markdown(studio, lang: str) -> str:
 
 
 def build(studio, t, admins):
-    gr.Markdown("### API 密钥 · API keys")
+    gr.Markdown(t("h_api_keys"))
     listing = gr.Markdown(elem_id="api-keys-list")
     with gr.Row():
-        user = gr.Textbox(label="用户 / User", placeholder="alice", scale=2)
-        label = gr.Textbox(label="备注 / Label", placeholder="render-farm script", scale=2)
-        admin = gr.Checkbox(label="管理员 / Admin", value=False, scale=1)
-        create = gr.Button("创建密钥 / Create key", variant="primary", scale=1)
-    new_key = gr.Textbox(label="新密钥（只显示这一次）/ New key (shown once)", interactive=False,
+        user = gr.Textbox(label=t("ak_user"), placeholder=t("ak_user_ph"), scale=2)
+        label = gr.Textbox(label=t("ak_label"), placeholder=t("ak_label_ph"), scale=2)
+        admin = gr.Checkbox(label=t("ak_admin"), value=False, scale=1)
+        create = gr.Button(t("ak_create"), variant="primary", scale=1)
+    new_key = gr.Textbox(label=t("ak_new"), interactive=False,
                          buttons=["copy"], elem_id="api-key-new")
     with gr.Row():
-        key_id = gr.Textbox(label="密钥 ID / Key id", placeholder="1e42cc759de2", scale=3)
-        revoke = gr.Button("吊销 / Revoke", variant="stop", scale=1)
+        key_id = gr.Textbox(label=t("ak_id"), placeholder="1e42cc759de2", scale=3)
+        revoke = gr.Button(t("ak_revoke"), variant="stop", scale=1)
 
     @on("user")  # shows the listing to admins, and to others why they see none
     def load(request: gr.Request = None):

@@ -10,7 +10,7 @@ from app.access import caller
 from app.secrets import KNOWN
 
 from .api import on
-from .i18n import lang_of
+from .i18n import lang_of, word
 
 
 def engines_markdown(service, lang: str) -> str:
@@ -19,7 +19,7 @@ def engines_markdown(service, lang: str) -> str:
     for e in service.engines_info():
         ok = ("✅ 可用" if zh else "✅ available") if e["available"] else ("⚠ 不可用" if zh else "⚠ unavailable")
         reason = html.escape(e["reason_zh"] if zh else e["reason"]).replace("|", "\\|")
-        rows.append(f"| `{e['id']}` | {e['kind']} | {ok} | {reason} |")
+        rows.append(f"| `{e['id']}` | {word(e['kind'], lang)} | {ok} | {reason} |")
     pool = gpu_pool_line(service, zh)
     if pool:
         rows.append("\n" + ("GPU 池：" if zh else "GPU pool: ") + html.escape(pool))
@@ -57,8 +57,8 @@ def models_markdown(service, lang: str) -> str:
         state = ("✅ 已就绪" if zh else "✅ present") if r["present"] else ("⚠ 缺失" if zh else "⚠ missing")
         size = f"{r['size_bytes'] / 2**30:.2f} GB" if r["size_bytes"] else "—"
         where = r["path"] or r["expected"]
-        missing = ", ".join(r["missing"]) or "—"
-        rows.append(f"| `{r['engine']}` | {state} | {size} | `{html.escape(where)}` | {html.escape(missing)} |")
+        missing = ", ".join(f"`{html.escape(m)}`" for m in r["missing"]) or "—"
+        rows.append(f"| `{r['engine']}` | {state} | {size} | `{html.escape(where)}` | {missing} |")
     return "\n".join(rows)
 
 
@@ -94,10 +94,10 @@ def downloads_markdown(downloads, lang: str) -> str:
 
 
 def build(service, secrets, t, downloads=None, admin=None) -> None:
-    gr.Markdown("### 引擎 · Engines")
+    gr.Markdown(t("h_engines"))
     engines_md = gr.Markdown(elem_id="engines-table")
     gr.Markdown("---")
-    gr.Markdown("### 模型 · Models")
+    gr.Markdown(t("h_models"))
     models_md = gr.Markdown(elem_id="models-table")
     if downloads is not None:
         with gr.Row():
@@ -109,7 +109,7 @@ def build(service, secrets, t, downloads=None, admin=None) -> None:
         dl_md = gr.Markdown(elem_id="model-downloads")
         dl_timer = gr.Timer(1.0, active=False)
     gr.Markdown("---")
-    gr.Markdown("### 服务商密钥 · Provider keys")
+    gr.Markdown(t("h_provider_keys"))
     keys_md = gr.Markdown(elem_id="keys-state")
     with gr.Row():
         key_name = gr.Dropdown(list(KNOWN), value=KNOWN[0], label=t("key_name"), scale=2)

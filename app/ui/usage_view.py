@@ -28,10 +28,12 @@ def cell_text(cell: dict | None, zh: bool) -> str:
     if cell["seconds"]:
         parts.append(f"{cell['seconds']} 秒" if zh else f"{cell['seconds']} s")
     if cell["tokens"]:
-        parts.append(f"{cell['tokens']:,} tokens")
+        parts.append(f"{cell['tokens']:,} 词元" if zh else f"{cell['tokens']:,} tokens")
     if cell["count"]:
         plural = "s" if cell["count"] != 1 else ""
         parts.append(f"{cell['count']} 个视频" if zh else f"{cell['count']} video{plural}")
+    if cell.get("estimate_cny"):
+        parts.append(f"预估 ¥{cell['estimate_cny']:.2f}" if zh else f"estimated ¥{cell['estimate_cny']:.2f}")
     return " · ".join(parts) or (f"{cell['jobs']} 个任务" if zh else f"{cell['jobs']} jobs")
 
 
@@ -56,9 +58,9 @@ def usage_markdown(data: dict, lang: str) -> str:
 
 
 def build(service, t):
-    gr.Markdown("### 云端用量 · Cloud usage")
+    gr.Markdown(t("h_usage"))
     with gr.Row():
-        days = gr.Dropdown(list(DAY_CHOICES), value=DEFAULT_DAYS, label="天数 / Days", scale=1)
+        days = gr.Dropdown(list(DAY_CHOICES), value=DEFAULT_DAYS, label=t("days"), scale=1)
         refresh = gr.Button(t("refresh"), scale=1)
     table = gr.Markdown(elem_id="usage-table")
 

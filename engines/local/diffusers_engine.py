@@ -149,15 +149,26 @@ class DiffusersEngine(Engine):
         return torch.Generator(device=gen_device).manual_seed(int(seed))
 
     @staticmethod
-    def step_callback(total: int, progress, cancelled):
-        """A ``callback_on_step_end`` that reports each step and raises ``Cancelled``.
+    def step_callback(total: int, progress, cancelled, workdir=None, layout: str = "bchw"):
+        """A ``callback_on_step_end`` that reports each step and raises ``Cancelled``; with a
+        ``workdir`` it also writes a low-resolution preview every few steps (engines/local/preview.py)
+        and passes its path as ``progress(step, total, preview=path)``.
 
         Raising (instead of ``pipe._interrupt``) stops before the VAE decode.
         """
+        from .preview import Previewer
+
+        previewer = Previewer(workdir, layout, total) if workdir is not None else None
 
         def callback(pipe, step, timestep, kwargs):
-            progress(step + 1, total)
+            shown = previewer.maybe(step + 1, kwargs.get("latents")) if previewer is not None else None
+            if shown is not None:
+                progress(step + 1, total, shown)  # positional: the contract is progress(step, total, preview)
+            else:
+                progress(step + 1, total)
             if cancelled():
+                if previewer is not None:
+                    previewer.discard()  # a cancelled run leaves nothing behind
                 raise Cancelled()
             return kwargs
 

@@ -251,7 +251,8 @@ class SdxlInstantIdEngine(DiffusersEngine):
                     controlnet_conditioning_scale=p.identity_strength,
                     num_images_per_prompt=p.num_images,
                     generator=[self.generator(p.seed + i, device) for i in range(p.num_images)],
-                    callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled),
+                    callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled,
+                                                  request.workdir),
                 )
 
         images = self.generate(p, call)

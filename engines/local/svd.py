@@ -111,7 +111,8 @@ class SvdEngine(DiffusersEngine):
                 decode_chunk_size=p.decode_chunk_size,
                 generator=self.generator(p.seed, device),
                 output_type="np",
-                callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled),
+                callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled,
+                                                  request.workdir, "bfchw"),
             ).frames[0]
 
         frames = self.generate(p, call)

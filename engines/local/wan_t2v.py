@@ -68,7 +68,8 @@ class WanT2VEngine(DiffusersEngine):
                 guidance_scale=p.guidance_scale,
                 generator=self.generator(p.seed, device),
                 output_type="np",
-                callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled),
+                callback_on_step_end=self.step_callback(p.num_inference_steps, progress, cancelled,
+                                                  request.workdir, "bcfhw"),
             )
 
         result = self.generate(p, call)

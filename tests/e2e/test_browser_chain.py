@@ -49,9 +49,9 @@ def test_gallery_still_becomes_the_first_frame_of_a_video(page, chain_studio, tm
 
     page.locator("#input-image img").wait_for(timeout=30_000)  # Create is open with the still in place
     assert still["task_id"] in page.locator("#image-from-job").inner_text()
-    page.locator("#params-form input[aria-label='number input for num_frames']").wait_for(timeout=30_000)
-    for label, value in (("width", 64), ("height", 64), ("num_frames", 3), ("num_inference_steps", 2),
-                         ("decode_chunk_size", 2)):
+    page.locator("#params-form #advanced").wait_for(timeout=30_000)  # SVD's form (raw fields: "advanced")
+    page.locator("#params-form").get_by_text("运动幅度", exact=True).first.wait_for(timeout=30_000)  # SVD only
+    for label, value in (("宽度", 64), ("高度", 64), ("帧数", 3), ("步数", 2), ("每次解码帧数", 2)):
         set_number(page, label, value)
     page.screenshot(path=str(tmp_path / "2-create-from-still.png"), full_page=True)
     page.locator("#submit").click()

@@ -48,6 +48,8 @@ def test_handlers_keep_users_to_their_own_jobs(shared):
     before = count_jobs()
     refused(call_handler(shared, bob, "projects_view", "do_cancel", [job.id]))
     refused(call_handler(shared, bob, "queue_view", "handler", [job.id]))  # cancel / retry / rerun rows
+    refused(call_handler(shared, bob, "queue_view", "on_row", [f"cancel:{job.id}"]))  # the buttons on a row
+    refused(call_handler(shared, bob, "queue_view", "on_row", [f"rerun:{job.id}"]))
     refused(call_handler(shared, bob, "gallery", "do_rerun", [job.id]))
     refused(call_handler(shared, bob, "projects_view", "poll", [job.id]))
     refused(call_handler(shared, bob, "gallery", "send_to_create", [f"job:{job.id}", "svd-xt"]))
