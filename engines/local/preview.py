@@ -76,7 +76,7 @@ class Previewer:
     def write(self, latents) -> Path:
         from PIL import Image
 
-        from app.platform import replace_with_retry
+        from core.platform import replace_with_retry
 
         image = Image.fromarray(self.rgb(latents))
         w, h = image.size
