@@ -37,7 +37,7 @@ class WanI2VEngine(DiffusersEngine):
     packages = ("torch", "diffusers", "transformers", "ftfy")
     transformer_based = True
     Params = WanI2VParams
-    budget = Budget(1280, 720, 81)  # Wan2.1's largest trained size: 720P, 5 s at 16 fps
+    budget = Budget(1280, 768, 81)  # Wan2.1's 720P class (1280×720, seed 000's 1280×768), 5 s at 16 fps
 
     def check(self, request) -> None:
         super().check(request)

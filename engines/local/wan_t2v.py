@@ -40,7 +40,7 @@ class WanT2VEngine(DiffusersEngine):
     hub_id = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     transformer_based = True
     Params = WanT2VParams
-    budget = Budget(1280, 720, 81)  # Wan2.1's largest trained size: 720P, 5 s at 16 fps
+    budget = Budget(1280, 768, 81)  # Wan2.1's 720P class (1280×720, seed 000's 1280×768), 5 s at 16 fps
 
     def load(self, path, device, dtype):
         import torch

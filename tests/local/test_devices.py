@@ -65,8 +65,8 @@ def test_local_engines_share_one_pool_and_record_the_device(tmp_path):
 
     settings = load_settings(tmp_path, gpu_pool={"max_concurrent": 2, "gpu_ids": [0, 1]})
     engines = build_engines(settings)
-    pools = {id(e.devices) for e in engines.values() if e.kind == "local"}
-    caches = {id(e.cache) for e in engines.values() if e.kind == "local"}
+    pools = {id(e.devices) for e in engines.values() if e.kind == "local" and e.lane == "gpu"}
+    caches = {id(e.cache) for e in engines.values() if e.kind == "local" and e.lane == "gpu"}
     assert len(pools) == 1 and len(caches) == 1
 
 

@@ -21,9 +21,9 @@ def test_the_largest_valid_wan_request_is_refused_before_it_is_stored(studio):
                                                               "num_inference_steps": 1}}
     with pytest.raises(ValidationError) as err:
         studio.service.submit(request, LOCAL)
-    assert "74,649,600" in err.value.en and "1280×720 × 81 frames" in err.value.en
+    assert "79,626,240" in err.value.en and "1280×768 × 81 frames" in err.value.en
     assert "1920×1920 × 257" in err.value.en
-    assert "74,649,600" in err.value.zh and "帧" in err.value.zh
+    assert "79,626,240" in err.value.zh and "帧" in err.value.zh
     assert Job.select().count() == before
 
 
