@@ -22,7 +22,7 @@ import logging
 import time
 from pathlib import Path
 
-from profiles.plan import STILL_PLACEHOLDER, EpisodePlan
+from profiles.plan import REUSE_ENGINE, STILL_PLACEHOLDER, EpisodePlan, last_frame_of
 
 from . import jobstate
 from .access import SYSTEM, Principal
@@ -224,7 +224,15 @@ def _start_ready_steps(service, job: Job, plan: EpisodePlan, state: dict):
                         blocked = True
                         continue
                     request["image"] = f"job:{still['job']}"
-                record = _start_step(service, job, request)
+                previous = last_frame_of(request.get("image"))
+                if previous is not None:
+                    clip = state["scenes"].get(previous, {}).get("clip")
+                    if _status(clip) != "succeeded":
+                        blocked = True
+                        continue
+                    request["image"] = str(last_frame_file(service, Job.get_by_id(clip["job"])))
+                record = (_reuse_job(service, job, request["reuse"]) if request.get("engine") == REUSE_ENGINE
+                          else _start_step(service, job, request))
                 records[step.step] = record
                 _save(job, state)
                 changed = True
@@ -242,6 +250,41 @@ def _start_ready_steps(service, job: Job, plan: EpisodePlan, state: dict):
             if status != "succeeded" and not speech:
                 blocked = True
     return changed, None
+
+
+def last_frame_file(service, clip: Job) -> Path:
+    """The last frame of a finished clip as a PNG in the workspace (extracted once per clip job).
+
+    A clip whose provider returned its last frame (Seedance ``return_last_frame``: an output of
+    kind ``image`` with ``meta.role == "last_frame"``) gives that image as it came.
+    """
+    from core.media import last_frame, write_png
+
+    for output in clip.outputs or []:
+        if output.get("kind") == "image" and (output.get("meta") or {}).get("role") == "last_frame":
+            given = service.settings.workspace / output["file"]
+            if given.is_file():
+                return given
+    path = service.settings.staging_dir / "last-frames" / f"{clip.id}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_png(last_frame(service.settings.workspace / clip.outputs[0]["file"]), path)
+    return path
+
+
+def _reuse_job(service, parent: Job, job_id: str) -> dict:
+    """``from: job:<id>``: a finished video job the episode's owner may see, taken as the scene's clip."""
+    try:
+        found = service.get(job_id, Principal.acting_for(parent.user))
+    except AppError:
+        found = None
+    if (found is None or found.status != "succeeded" or not outputs_exist(service, found)
+            or not str(found.outputs[0]["file"]).lower().endswith((".mp4", ".webm", ".mov"))):
+        raise EngineError(f"job:{job_id} is not a finished video job of yours (or its files are gone). Fix: name "
+                          "another job in the scene's 'from', or remove it to render the scene.",
+                          f"job:{job_id} 不是你已完成的视频任务（或文件已不在）。请在场景的 “from” 中换一个任务，"
+                          "或删除它以重新渲染。")
+    return {"job": found.id, "engine": found.engine, "hash": None, "reused": True}
 
 
 def _start_step(service, parent: Job, request: dict) -> dict:

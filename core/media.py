@@ -139,6 +139,19 @@ def first_frame(video: Path):
     raise ValueError(f"{video} has no video frames")
 
 
+def last_frame(video: Path):
+    """The last decoded frame of a video as a PIL image."""
+    import av
+
+    last = None
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            last = frame
+    if last is None:
+        raise ValueError(f"{video} has no video frames")
+    return last.to_image()
+
+
 def video_thumbnail(video: Path, path: Path) -> Path:
     return write_thumbnail(first_frame(video), path)
 

@@ -32,6 +32,12 @@ from .project import PROJECT_FILE, Project
 from .voices import speech_lines, speech_request, voice_source
 
 STILL_PLACEHOLDER = "@still"  # the clip's first frame: the still job's image, known once it ran
+LAST_FRAME_PREFIX = "@last_of:"  # the clip's first frame: the last frame of that scene's clip (``continue: true``)
+
+
+def last_frame_of(value) -> str | None:
+    """The scene whose clip's last frame a request image waits for, or None."""
+    return value[len(LAST_FRAME_PREFIX):] if isinstance(value, str) and value.startswith(LAST_FRAME_PREFIX) else None
 TASK_DEFAULTS = {("dashscope", "i2v"): {"model": "wanx2.1-i2v-turbo"}}  # the engine default is t2v-only
 
 
@@ -257,6 +263,10 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
     what = f"Scene '{scene.id}'"
     notes: list[str] = []
     steps: list[StepPlan] = []
+    if scene.from_:
+        return _reused_scene(project, engines, index, scene, check, prompt, negative, seed)
+    if scene.continue_:
+        return _continued_scene(project, engines, index, scene, check, prompt, negative, seed)
     face_owner = next((c for c in scene.characters if project.faces(c)), None)
     keyframe = None
     if scene.keyframe:
@@ -306,11 +316,101 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
         request["params"] = {k: v for k, v in params.items() if k != "duration"}
         _checked(check, request, images, what, engine.id)
         notes.append(f"{engine.id} chooses the clip length; it is trimmed or held to {scene.duration:g} s")
+    _clip_step(engine, task, project, scene, seed, check, request, images, what, notes, steps)
+    return _finish_scene(project, engines, index, scene, check, seed, task, prompt, negative, steps, notes)
+
+
+def _clip_step(engine, task, project, scene, seed, check, request, images, what, notes, steps) -> None:
+    params = request["params"]
+    computed = set(video_params(engine, task, project, scene, seed)[1])
+    try:
+        check(request, images)
+    except ValidationError:
+        if "duration" not in computed:
+            _checked(check, request, images, what, engine.id)  # raises, naming the scene
+        request["params"] = {k: v for k, v in params.items() if k != "duration"}
+        _checked(check, request, images, what, engine.id)
+        notes.append(f"{engine.id} chooses the clip length; it is trimmed or held to {scene.duration:g} s")
     steps.append(StepPlan("clip", engine.id, request))
+
+
+def _finish_scene(project, engines, index, scene, check, seed, task, prompt, negative, steps, notes) -> ScenePlan:
     speech, speech_steps = plan_speech(project, engines, scene, check)
-    transition = scene.transition or cfg.transition
+    transition = scene.transition or project.config.transition
     return ScenePlan(scene.id, scene.title, scene.duration, seed, task, prompt, negative,
                      "cut" if index == 0 else transition, steps + speech_steps, notes, speech)
+
+
+REUSE_ENGINE = "reuse"  # the engine of a step that takes a finished job's output instead of running one
+
+
+def _reused_scene(project: Project, engines: dict, index: int, scene, check, prompt, negative, seed,
+                  seen: tuple = ()) -> ScenePlan:
+    """``from: <scene id>``: the steps of that scene (identical requests, so one job serves both);
+    ``from: job:<id>``: that finished job's video (checked when the episode runs, with the owner's rights)."""
+    cfg = project.config
+    where = f"{cfg.scene_profiles} → scenes[{index}].from"
+    if scene.continue_ or scene.keyframe:
+        raise ProfileError(f"{where}: scene '{scene.id}' reuses a clip, so 'continue' and 'keyframe' have no effect. "
+                           "Fix: remove them or remove 'from'.",
+                           f"{where}：场景“{scene.id}”复用已有片段，“continue”和“keyframe”不起作用。请删除它们或删除 “from”。",
+                           file=cfg.scene_profiles, field=f"scenes[{index}].from")
+    if scene.from_.startswith("job:"):
+        steps = [StepPlan("clip", REUSE_ENGINE, {"engine": REUSE_ENGINE, "reuse": scene.from_[4:],
+                                                 "prompt": prompt, "project": project.id})]
+        notes = [f"reuses the video of job {scene.from_[4:]} (nothing is rendered)"]
+        return _finish_scene(project, engines, index, scene, check, seed, "reuse", prompt, negative, steps, notes)
+    target = next((i for i, s in enumerate(project.scenes) if s.id == scene.from_), None)
+    if target is None or scene.from_ == scene.id or scene.from_ in seen:
+        known = ", ".join(s.id for s in project.scenes if s.id != scene.id)
+        why = "is this scene itself or a loop" if target is not None else "is not a scene of this project"
+        raise ProfileError(f"{where}: '{scene.from_}' {why}. Fix: name another scene ({known}) or job:<task id>.",
+                           f"{where}：“{scene.from_}”无效（不是本项目的其他场景，或形成循环）。请填写其他场景（{known}）或 job:<任务ID>。",
+                           file=cfg.scene_profiles, field=f"scenes[{index}].from")
+    source = project.scenes[target]
+    if source.from_:
+        inner = _reused_scene(project, engines, target, source, check, prompt, negative, seed, (*seen, scene.id))
+    else:
+        inner = plan_scene(project, engines, target, source, check)
+    steps = [st for st in inner.steps if not st.step.startswith("tts")]
+    notes = [f"reuses the clip of scene {source.id} (one job serves both; it is trimmed or held to "
+             f"{scene.duration:g} s)"]
+    return _finish_scene(project, engines, index, scene, check, inner.seed, inner.task, inner.prompt,
+                         inner.negative_prompt, steps, notes)
+
+
+def _continued_scene(project: Project, engines: dict, index: int, scene, check, prompt, negative, seed) -> ScenePlan:
+    """``continue: true``: an image-to-video clip from the last frame of the previous scene's clip."""
+    cfg = project.config
+    where = f"{cfg.scene_profiles} → scenes[{index}].continue"
+    if index == 0:
+        raise ProfileError(f"{where}: the first scene has no scene before it to continue from. Fix: remove "
+                           "'continue: true' from it.",
+                           f"{where}：第一个场景之前没有可接续的场景。请删除它的 “continue: true”。",
+                           file=cfg.scene_profiles, field=f"scenes[{index}].continue")
+    if scene.keyframe:
+        raise ProfileError(f"{where}: scene '{scene.id}' has a keyframe and 'continue: true'; a clip has one first "
+                           "frame. Fix: keep one of them.",
+                           f"{where}：场景“{scene.id}”同时有关键帧和 “continue: true”，片段只能有一个首帧。请保留其一。",
+                           file=cfg.scene_profiles, field=f"scenes[{index}].continue")
+    previous = project.scenes[index - 1].id
+    engine, engine_where, task = choose_clip_engine(project, engines, index, scene, "i2v")
+    if task != "i2v":
+        raise ValidationError(
+            f"Scene '{scene.id}' continues the previous scene, which needs an image-to-video engine; {engine.id} "
+            f"does {', '.join(engine.tasks)}. Fix: choose an i2v engine in {engine_where}.",
+            f"场景“{scene.id}”接续上一场景，需要图生视频引擎；{engine.id} 支持 {', '.join(engine.tasks)}。"
+            f"请在 {engine_where} 中换用图生视频引擎。")
+    _usable(engine, engine_where, f"Scene '{scene.id}'")
+    params, _computed = video_params(engine, task, project, scene, seed)
+    request = {"engine": engine.id, "prompt": prompt, "negative_prompt": negative, "project": project.id,
+               "params": params, "image": f"{LAST_FRAME_PREFIX}{previous}"}
+    # the frame does not exist yet: engines check that a first frame is given (and its file size), not its pixels
+    images = [("first_frame", project.dir / PROJECT_FILE)]
+    notes = [f"starts from the last frame of scene {previous}'s clip: it re-renders whenever {previous} does"]
+    steps: list[StepPlan] = []
+    _clip_step(engine, task, project, scene, seed, check, request, images, f"Scene '{scene.id}'", notes, steps)
+    return _finish_scene(project, engines, index, scene, check, seed, task, prompt, negative, steps, notes)
 
 
 def plan_speech(project: Project, engines: dict, scene, check) -> tuple[list[dict], list[StepPlan]]:
@@ -368,12 +468,27 @@ def plan_episode(project: Project, engines: dict, check, scene_ids: list[str] | 
         if scene.id not in wanted:
             continue
         plans.append(plan_scene(project, engines, index, scene, check))
+    check_chains(plans)
     plans[0].transition = "cut"
     cfg = project.config
     width, height = cfg.size
     check_speech_fits(plans, cfg)
     return EpisodePlan(project.id, cfg.title, name or "episode", cfg.fps, width, height, cfg.upscale,
                        cfg.transition_duration, plans, audio_settings(project))
+
+
+def check_chains(plans: list[ScenePlan]) -> None:
+    """A clip that starts from another scene's last frame needs that scene in the same render."""
+    planned = {p.scene for p in plans}
+    for p in plans:
+        for step in p.steps:
+            wanted = last_frame_of(step.request.get("image"))
+            if wanted is not None and wanted not in planned:
+                raise ValidationError(
+                    f"Scene '{p.scene}' continues from the last frame of scene '{wanted}', which is not in this "
+                    f"render. Fix: render '{wanted}' together with '{p.scene}' (finished clips are reused).",
+                    f"场景“{p.scene}”接续场景“{wanted}”的最后一帧，但“{wanted}”不在本次渲染中。"
+                    f"请把“{wanted}”与“{p.scene}”一起渲染（已完成的片段会被复用）。")
 
 
 # --- speech, subtitles, music ----------------------------------------------------------------

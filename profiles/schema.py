@@ -168,6 +168,9 @@ class Line(_Strict):
 
 
 class Scene(_Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
+
     id: Slug
     title: str = Field("", max_length=200)
     prompt: str = Field(..., min_length=1, max_length=2000)
@@ -183,6 +186,20 @@ class Scene(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Clip engine parameters for this scene")
     narration: str = Field("", max_length=2000, description="What the narrator says over this scene")
     lines: list[Line] = Field(default_factory=list, max_length=40, description="Dialogue, after the narration")
+    continue_: bool = Field(False, alias="continue",
+                            description="Start from the last frame of the previous scene's clip (shot continuity)")
+    from_: str | None = Field(None, alias="from", max_length=80,
+                              description="Reuse a clip instead of rendering: a scene id, or job:<task id>")
+
+    @field_validator("from_")
+    @classmethod
+    def _from(cls, v):
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not (SLUG.match(v) or re.match(r"^job:[A-Za-z0-9_-]{1,64}$", v)):
+            raise ValueError("must be a scene id or job:<task id>")
+        return v
 
     @field_validator("engine")
     @classmethod

@@ -275,4 +275,5 @@ def _lean(scene: dict) -> dict:
     keep = {"id", "prompt", "duration", "characters"}
     if scene.get("lines"):  # a line starts after the one before unless it has ``at``
         scene = {**scene, "lines": [{k: v for k, v in line.items() if v is not None} for line in scene["lines"]]}
-    return {k: v for k, v in scene.items() if k in keep or v not in (None, "", [], {})}
+    return {k: v for k, v in scene.items()
+            if k in keep or (v not in (None, "", [], {}) and not (k == "continue" and v is False))}

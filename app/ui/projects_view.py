@@ -25,7 +25,7 @@ from profiles.styles import STYLES
 
 from app.access import caller
 
-from . import draft_view, projects_edit
+from . import draft_view, projects_edit, storyboard_view
 from .api import on
 from .i18n import lang_of
 
@@ -106,6 +106,8 @@ def build(service, t) -> None:
             export = gr.Button("导出 zip / Export", scale=1)
             download = gr.File(label="下载 / Download", interactive=False, scale=3)
     with gr.Tabs():
+        with gr.Tab("分镜 / Storyboard", elem_id="tab-storyboard"):
+            board_load, board_outs = storyboard_view.build(service, episodes, project, t)
         with gr.Tab("设置 / Settings"):
             with gr.Row():
                 title = gr.Textbox(label="标题 / Title", scale=3)
@@ -149,6 +151,9 @@ def build(service, t) -> None:
             save_settings = gr.Button("保存设置 / Save settings", variant="primary")
         with gr.Tab("角色 / Characters"):
             chars_load, chars_outs = projects_edit.build_characters(projects, project, t, service.engines)
+            with gr.Accordion("设计 / Design (无照片时生成参考脸 / a face for a character without a photo)", open=False):
+                design_load, design_who = storyboard_view.design_panel(
+                    service, storyboard_view.DesignService(service, episodes.store), project, "char-design")
         with gr.Tab("场景 / Scenes"):
             scenes_load, scenes_outs = projects_edit.build_scenes(projects, episodes, project, engine_ids, t)
         with gr.Tab("渲染 / Render"):
@@ -234,6 +239,8 @@ def build(service, t) -> None:
         trigger(open_project, project, open_outs, api_visibility="private")
         trigger(chars_load, project, chars_outs, api_visibility="private")
         trigger(scenes_load, project, scenes_outs, api_visibility="private")
+        trigger(board_load, project, board_outs, api_visibility="private")
+        trigger(design_load, project, design_who, api_visibility="private")
 
     @on("user")
     def list_projects(current=None, request: gr.Request = None):
@@ -359,3 +366,4 @@ def build(service, t) -> None:
     episode_id.change(poll, episode_id, [progress, timer, renders], api_visibility="private")
     renders.change(show_render, [project, renders], [player, sidecar], api_visibility="private")
     register(episodes)
+    storyboard_view.register(episodes, storyboard_view.DesignService(service, episodes.store))
