@@ -7,6 +7,10 @@
         → 202 {project: null, task_id, status: "queued"|"running", warnings} when an LLM draft is not
           finished within ``wait`` seconds (default 600): post ``{task_id}`` again once it is.
 
+    GET  /api/v1/projects/{project_id}/plan?scenes=s1,s2&lang=zh
+        → 200 the episode's plan before it renders: each step reused / rendered / waiting for
+          another step, its engine and estimate, and the totals (``app.episode_estimate.preview``)
+
 ``engine``: ``offline`` (default: the rule-based splitter) or a script engine (``dashscope-script``,
 ``zhipu-script``, ``ark-script``, ``llm-script``): then a ``script`` job runs on the queue, billed to
 the caller. Errors: ``{"detail": "...", "code": "..."}`` with 4xx/5xx; a body that does not fit
@@ -15,7 +19,7 @@ the caller. Errors: ``{"detail": "...", "code": "..."}`` with 4xx/5xx; a body th
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,5 +83,15 @@ def build(studio) -> APIRouter:
                  summary="Draft scenes from a chapter into a project, after a scene or at the end")
     def draft_into(project_id: str, body: DraftBody, c: Ctx = Depends(ctx)):
         return answer(drafts(c).draft({**body.model_dump(), "project": project_id}, c.principal, source="api"))
+
+    @router.get("/{project_id}/plan", summary="What rendering the project would run, reuse and cost")
+    def plan(project_id: str = Path(..., pattern=SLUG),
+             scenes: str | None = Query(None, max_length=4000, pattern=r"^[A-Za-z0-9_,-]*$"),
+             lang: str = Query("en", pattern="^(en|zh)$"), c: Ctx = Depends(ctx)):
+        from app.episode_estimate import preview
+        from app.episodes import EpisodeService
+
+        wanted = [s for s in (scenes or "").split(",") if s] or None
+        return preview(EpisodeService(c.service), project_id, c.principal, wanted, lang)
 
     return router

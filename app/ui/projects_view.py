@@ -25,7 +25,7 @@ from profiles.styles import STYLES
 
 from app.access import caller
 
-from . import draft_view, projects_edit, storyboard_view
+from . import draft_view, plan_view, projects_edit, storyboard_view
 from .api import on
 from .i18n import lang_of
 
@@ -162,6 +162,7 @@ def build(service, t) -> None:
                 only = gr.Dropdown([], multiselect=True, label="只渲染这些场景（空 = 全部）/ Only these scenes (empty = all)",
                                    scale=4)
                 render = gr.Button("渲染剧集 / Render episode", variant="primary", scale=1, elem_id="render-episode")
+            plan_box = plan_view.build(episodes, project, only)
             cancel = gr.Button("取消剧集 / Cancel episode", variant="stop")
             episode_id = gr.Textbox(label="剧集任务 / Episode task", interactive=False, elem_id="episode-task")
             progress = gr.HTML(elem_id="episode-progress")
@@ -365,5 +366,6 @@ def build(service, t) -> None:
     timer.tick(poll, episode_id, [progress, timer, renders], api_visibility="private", show_progress="hidden")
     episode_id.change(poll, episode_id, [progress, timer, renders], api_visibility="private")
     renders.change(show_render, [project, renders], [player, sidecar], api_visibility="private")
+    renders.change(plan_view.refresh(episodes), [project, only], plan_box, api_visibility="private")  # reuse after a render
     register(episodes)
     storyboard_view.register(episodes, storyboard_view.DesignService(service, episodes.store))

@@ -135,3 +135,25 @@ def test_rest_answers_202_while_an_llm_drafts_and_only_the_owner_adds_it(shared,
             r = client.post("/api/v1/projects/draft", headers=headers(shared.keys["alice"]), json={"task_id": task})
             assert r.status_code == 200 and r.json()["scenes_added"], r.text
             assert shared.job(task).user == "alice" and API_KEY not in r.text
+
+
+def test_the_plan_route_keeps_to_the_callers_projects(shared):
+    """GET /api/v1/projects/{id}/plan: another user's project is not found; odd ids and scene lists are 422."""
+    drafts, alice = drafts_of(shared), Principal(user="alice")
+    pid = drafts.draft({"text": TEXT, "title": "alice-plan"}, alice)["project"]
+    with httpx.Client(base_url=shared.base, timeout=60) as client:
+        r = client.get(f"/api/v1/projects/{pid}/plan", headers=headers(shared.keys["bob"]))
+        assert r.status_code == 404 and pid in r.text and "steps" not in r.text, r.text
+        assert client.get(f"/api/v1/projects/{pid}/plan").status_code == 401
+        for bad in ("/api/v1/projects/..%2F..%2Fsecrets/plan", f"/api/v1/projects/{pid}/plan?scenes=<script>",
+                    f"/api/v1/projects/{pid}/plan?lang=fr"):
+            r = client.get(bad, headers=headers(shared.keys["alice"]))
+            assert r.status_code in (404, 422) and r.headers["content-type"].startswith("application/json"), (bad, r.text)
+        r = client.get(f"/api/v1/projects/{pid}/plan", headers=headers(shared.keys["alice"]),
+                       params={"lang": "zh"})
+    # alice's drafted project has narration and no speech engine here: either a plan or a clear 4xx
+    assert r.status_code in (200, 400, 409, 422, 503), r.text
+    if r.status_code == 200:
+        assert r.json()["project"] == pid and r.json()["steps"]
+    else:
+        assert r.json()["detail"]

@@ -87,6 +87,15 @@ def test_gradio_endpoints_keep_users_to_their_own_episodes_and_projects(shared):
                          ["alice-series", "mine now", "xianxia", 16, "832x480", "", "", "", "", "", 0, "fixed",
                           False, "cut", 0.5, "{}"]))
     refused(call_handler(shared, shared.keys["bob"], "projects_edit", "do_delete", ["alice-series", "s01"]))
+    # the plan and its estimates (which jobs of the project exist, what they cost) are hers too
+    try:
+        bob.predict("alice-series", None, api_name="/plan_episode")
+        raise AssertionError("bob read alice's plan")
+    except Exception as exc:
+        assert "alice-series" in str(exc) and ("No project" in str(exc) or "找不到" in str(exc))
+    shown = call_handler(shared, shared.keys["bob"], "plan_view", "show", ["alice-series", []])
+    assert shown["success"] and "<table" not in str(shown["output"]["data"])
+    assert "No project" in str(shown["output"]["data"]) or "找不到" in str(shown["output"]["data"])
     if episode:
         try:
             bob.predict(episode["task_id"], api_name="/episode")
