@@ -186,6 +186,12 @@ class Engine:
     def available(self) -> tuple[bool, str]:
         return True, ""
 
+    def last_frame_params(self, params: dict) -> dict | None:
+        """Parameter changes that make this engine also return the clip's last frame as an output of
+        kind ``image`` with ``meta.role == "last_frame"`` (asked for when a scene continues from this
+        clip), or None when it cannot."""
+        return None
+
     def check(self, request: EngineRequest) -> None:
         return None
 

@@ -469,6 +469,7 @@ def plan_episode(project: Project, engines: dict, check, scene_ids: list[str] | 
             continue
         plans.append(plan_scene(project, engines, index, scene, check))
     check_chains(plans)
+    ask_for_last_frames(plans, engines)
     plans[0].transition = "cut"
     cfg = project.config
     width, height = cfg.size
@@ -489,6 +490,28 @@ def check_chains(plans: list[ScenePlan]) -> None:
                     f"render. Fix: render '{wanted}' together with '{p.scene}' (finished clips are reused).",
                     f"场景“{p.scene}”接续场景“{wanted}”的最后一帧，但“{wanted}”不在本次渲染中。"
                     f"请把“{wanted}”与“{p.scene}”一起渲染（已完成的片段会被复用）。")
+
+
+def ask_for_last_frames(plans: list[ScenePlan], engines: dict) -> None:
+    """A clip that a continued scene starts from asks its engine for the last frame, when the engine can
+    return one (``engine.last_frame_params(params)``, e.g. Seedance's ``return_last_frame``): the next
+    clip then starts from the provider's own frame instead of one decoded from the MP4. A value the
+    project sets itself is kept."""
+    wanted = {last_frame_of(step.request.get("image")) for p in plans for step in p.steps} - {None}
+    for p in plans:
+        for step in p.steps:
+            if step.step != "clip" or p.scene not in wanted:
+                continue
+            engine = engines.get(step.engine)
+            extra = engine.last_frame_params(dict(step.request.get("params") or {})) if engine is not None else None
+            if not extra:
+                continue
+            before = dict(step.request)
+            for other in plans:  # ``from: <scene>`` copies keep one request for both scenes
+                for twin in other.steps:
+                    if twin.step == "clip" and twin.request == before:
+                        twin.request["params"] = {**(twin.request.get("params") or {}), **extra}
+            p.notes.append(f"{step.engine} also returns the clip's last frame, for the scene that continues from it")
 
 
 # --- speech, subtitles, music ----------------------------------------------------------------

@@ -90,6 +90,17 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             return None
         return modeltable.for_settings(self.id, self.settings).spec(model, modeltable.allow_unknown(self.settings))
 
+    def last_frame_params(self, params: dict) -> dict | None:
+        """``return_last_frame: true`` for a clip another shot continues from, when the model has it and
+        the project did not set it."""
+        if params.get("return_last_frame") is not None:
+            return None
+        try:
+            spec = self.model_spec(params.get("model") or self.Params.model_fields["model"].default)
+        except ValidationError:
+            return None
+        return {"return_last_frame": True} if spec is not None and "return_last_frame" in spec.fields else None
+
     def check(self, request: EngineRequest) -> None:
         p: ArkParams = request.params
         text, fields = resolve_fields(request.prompt, p)

@@ -1,4 +1,5 @@
-"""``continue: true`` over Seedance: when the previous clip came with ``return_last_frame``, the next
+"""``continue: true`` over Seedance: the plan asks the clip a scene continues from for its last frame
+(``return_last_frame``, the project need not say so), and the next
 clip starts from the frame the provider returned (not one read back from the MP4), through the real
 Ark adapter, the episode runner and the loopback Ark fake."""
 
@@ -23,7 +24,7 @@ transition: cut
 t2v_engine: ark
 i2v_engine: ark
 engine_params:
-  ark: {model: doubao-seedance-1-5-pro-251215, resolution: 480p, duration: 5, return_last_frame: true}
+  ark: {model: doubao-seedance-1-5-pro-251215, resolution: 480p, duration: 5}
 """
 SCENES = """\
 scenes:
@@ -54,6 +55,7 @@ def test_the_next_shot_starts_from_seedances_returned_last_frame(studio_for):
     by_scene = {s["scene"]: {st["step"]: st for st in s["steps"]} for s in status["scenes"]}
     s1 = Job.get_by_id(by_scene["s1"]["clip"]["task_id"])
     s2 = Job.get_by_id(by_scene["s2"]["clip"]["task_id"])
+    assert s1.params.get("return_last_frame") is True and not s2.params.get("return_last_frame")
     returned = [o for o in s1.outputs if o["kind"] == "image" and o["meta"].get("role") == "last_frame"]
     assert len(returned) == 1, s1.outputs
     frame = (ws / returned[0]["file"]).read_bytes()
