@@ -35,7 +35,7 @@ def test_plan_says_what_runs_what_is_reused_and_what_it_costs(project_studio):
     assert cloud["cny"] and cloud["cny"] > 0 and first["cny"] == pytest.approx(cloud["cny"])
     assert first["runs"] == 4 and first["unknown"] == 3  # the three local steps: first run on this machine
     zh = plan_html(preview(episodes, "test-ep", LOCAL, lang="zh"), "zh")
-    assert "步要渲染" in zh and "云端约 ¥" in zh and "Scene" not in zh
+    assert "步要渲染" in zh and "云端约 ¥" in zh and "Scene" not in zh and ">片段<" in zh and ">clip<" not in zh
     assert "steps to render" in plan_html(first, "en")
 
     parent = finished(st, episodes.render("test-ep", LOCAL).id)
