@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
 
 from profiles.plan import REUSE_ENGINE, STILL_PLACEHOLDER, EpisodePlan, last_frame_of
@@ -135,14 +134,11 @@ def _take_turn(runner, job: Job, token: int | None) -> Job | None:
         job = Job.get_by_id(job.id)
         token = None
     expected = job.polls if token is None else token
-    n = (Job.update(polls=Job.polls + 1)
-         .where(Job.id == job.id, Job.polls == expected, Job.status == "running").execute())
-    return Job.get_by_id(job.id) if n else None
+    return Job.get_by_id(job.id) if jobstate.take_turn(job.id, expected) else None
 
 
 def _save(job: Job, state: dict, **fields) -> None:
-    info = {**Job.get_by_id(job.id).info, "episode": state}
-    Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job.id).execute()
+    jobstate.save_info(job.id, {"episode": state}, **fields)
 
 
 def advance(runner, job: Job, token: int | None) -> None:
@@ -158,8 +154,7 @@ def advance(runner, job: Job, token: int | None) -> None:
             runner.fail(Job.get_by_id(job.id), AppError(f"The episode could not continue: {type(exc).__name__}: {exc}",
                                                          f"剧集无法继续：{type(exc).__name__}: {exc}"))
             return
-        info = {**Job.get_by_id(job.id).info, "_step_errors": errors}
-        Job.update(info=info, updated_at=time.time()).where(Job.id == job.id).execute()
+        jobstate.save_info(job.id, {"_step_errors": errors})
         runner.service.enqueue(Job.get_by_id(job.id), delay=2.0 * errors, token=job.polls)
 
 

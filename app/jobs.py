@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -161,7 +160,7 @@ class JobService:
         if self.queue is None:
             return
         huey_id = self.queue.enqueue(job.lane, job.id, delay=delay, token=token, priority=priority)
-        Job.update(huey_id=huey_id).where(Job.id == job.id).execute()
+        jobstate.set_huey_id(job.id, huey_id)
 
     # --- read -----------------------------------------------------------------------
     def row(self, job_id: str) -> Job:

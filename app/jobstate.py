@@ -18,7 +18,10 @@ that lost its lease (team mode: another worker took the job over) therefore chan
     interrupted(job, max_attempts, ...)      a run that died: re-queued while attempts remain, else
                                              failed "Interrupted" (startup reconcile, lost leases)
 
-No other module writes ``Job.status``: ``grep -n "status=" app`` finds the writes here.
+Fields beside the status (queue message id, leases, a step's turn token, ``info``) are written
+here too, by the functions at the end (``set_huey_id``, ``note_queued``, ``touch_if_unchanged``,
+``renew_leases``, ``take_turn``, ``save_info``). No other module writes ``Job.status``:
+``grep -n "status=" app`` finds the writes here.
 """
 
 from __future__ import annotations
@@ -155,3 +158,47 @@ def reset_for_retry(job: Job) -> bool:
                            remote_phase=None, polls=0, message="retry", started_at=None, finished_at=None,
                            updated_at=time.time(), info={"retries": job.info.get("retries", 0) + 1})
                 .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())
+
+
+# --- fields beside the status --------------------------------------------------------------
+# Every other write to a job row also lives here, so one module answers "who changes a job?".
+# None of these touches ``status``; each names the rows it may change.
+
+def set_huey_id(job_id: str, huey_id: str | None) -> None:
+    """The queue message that carries the job now (JobService.enqueue, team migration)."""
+    Job.update(huey_id=huey_id).where(Job.id == job_id).execute()
+
+
+def note_queued(job_id: str, message: str) -> None:
+    """Why a queued job waits (a team worker declined it); written once per reason."""
+    (Job.update(message=message).where(Job.id == job_id, Job.status == "queued",
+                                       (Job.message != message) | Job.message.is_null()).execute())
+
+
+def touch_if_unchanged(job_id: str, seen_updated_at: float, now: float) -> bool:
+    """Mark a silent running job as looked at, once: False when someone else changed it first."""
+    return bool(Job.update(updated_at=now).where(Job.id == job_id, Job.updated_at == seen_updated_at).execute())
+
+
+def renew_leases(owner: str, held: list[str] | None, expires: float) -> list[str]:
+    """Extend the leases of ``owner``'s running jobs (only those in ``held`` when given); their ids."""
+    mine = (Job.lease_owner == owner) & (Job.status == "running")
+    if held is not None:
+        mine &= Job.id.in_(list(held) or [""])
+    Job.update(lease_expires=expires).where(mine).execute()
+    return [j.id for j in Job.select(Job.id).where(mine)]
+
+
+def take_turn(job_id: str, expected_polls: int) -> bool:
+    """A running job's next step, once: ``polls`` is the step's token; a stale message changes nothing."""
+    return bool(Job.update(polls=Job.polls + 1)
+                .where(Job.id == job_id, Job.polls == expected_polls, Job.status == "running").execute())
+
+
+def save_info(job_id: str, changes: dict, **fields) -> dict:
+    """Merge ``changes`` into the job's ``info`` (and set ``fields``, never the status); the new info."""
+    if "status" in fields:
+        raise ValueError("save_info does not change a job's status")
+    info = {**Job.get_by_id(job_id).info, **changes}
+    Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job_id).execute()
+    return info

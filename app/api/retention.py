@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from app import jobstate
 from app.db import Job, connection
 from app.jobs import iso
 
@@ -90,9 +91,8 @@ class RetentionSweeper:
                         f"{self.hours:g} h (storage.retention_hours).")
                 note_zh = (f"已于 {iso(now)} 被保留期清理删除：临时输出保留 {self.hours:g} 小时"
                            "（storage.retention_hours）。")
-                (Job.update(info={**job.info, "cleaned": note, "cleaned_zh": note_zh, "cleaned_at": iso(now)},
-                            output_dir=None, updated_at=now)
-                 .where(Job.id == job.id).execute())
+                jobstate.save_info(job.id, {"cleaned": note, "cleaned_zh": note_zh, "cleaned_at": iso(now)},
+                                   output_dir=None)
                 cleaned += 1
         if cleaned:
             log.info("retention: removed the outputs of %d job(s)", cleaned)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 
+from app import jobstate
 from app.db import Job
 
 from .fleet import FleetMember, live_peers, vram_info, warm_engines
@@ -66,8 +67,7 @@ class Router:
             return True
         if verdict == "decline":
             self.declined += 1
-            (Job.update(message=why).where(Job.id == job.id, Job.status == "queued",
-                                           (Job.message != why) | Job.message.is_null()).execute())
+            jobstate.note_queued(job.id, why)
             self.runner.service.enqueue(job, delay=DECLINE_DELAY_S)
         else:
             self.deferred += 1

@@ -19,7 +19,8 @@ import time
 
 from peewee import CharField, FloatField, IntegerField, JSONField
 
-from app.db import BaseModel, Job, connection
+from app import jobstate
+from app.db import BaseModel, connection
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +183,8 @@ class FleetMember:
         now = time.time()
         held = getattr(self.runner, "held", None)  # a worker's runner knows the runs it has in hand
         with connection():
-            mine = (Job.lease_owner == self.id) & (Job.status == "running")
-            if held is not None:  # an abandoned run (an error escaped it) is not renewed: it expires
-                mine &= Job.id.in_(list(held) or [""])
-            Job.update(lease_expires=now + self.runner.lease_s).where(mine).execute()
-            running = [j.id for j in Job.select(Job.id).where(mine)]
+            # an abandoned run (an error escaped it) is not in ``held``: it is not renewed, it expires
+            running = jobstate.renew_leases(self.id, held, now + self.runner.lease_s)
             n = Worker.update(heartbeat_at=now, running=running, stopped_at=None).where(Worker.id == self.id).execute()
             if not n:
                 Worker.insert(id=self.id, started_at=now, heartbeat_at=now, running=running,

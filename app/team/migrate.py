@@ -105,7 +105,7 @@ def _requeue(team, dst, job_queue_cls) -> int:
             for job in Job.select().where(Job.status.in_(("queued", "running"))):
                 token = job.polls if (job.status == "running" and job.remote_id) else None
                 huey_id = queue.enqueue(job.lane, job.id, token=token)
-                Job.update(huey_id=huey_id).where(Job.id == job.id).execute()
+                jobstate.set_huey_id(job.id, huey_id)
                 n += 1
     finally:
         queue.close()

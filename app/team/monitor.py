@@ -85,8 +85,7 @@ class LeaseMonitor:
         query = Job.select().where(Job.status == "running", Job.kind == "cloud", Job.updated_at < now - quiet,
                                    Job.cancel_requested == False)
         for job in query:
-            n = Job.update(updated_at=now).where(Job.id == job.id, Job.updated_at == job.updated_at).execute()
-            if n:
+            if jobstate.touch_if_unchanged(job.id, job.updated_at, now):
                 self.service.enqueue(job, token=job.polls if job.remote_id else None)
                 counts["polls"] += 1
 
