@@ -9,7 +9,7 @@ that runs carries ``app.estimate.estimate``; the totals add the cloud money and 
 that are known, and say how many steps have no estimate yet.
 
 The reuse test is the one the episode runner applies (``episode_steps.request_hash`` +
-``find_by_hash``), so "cached" here means the runner will not send that step again.
+``first_match`` over the project's finished jobs, read in one query), so "cached" here means the runner will not send that step again.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def _resolved(service, request: dict, scene_steps: dict, clips: dict) -> dict | 
 
 def preview(episodes, project_id: str, principal: Principal, scenes: list[str] | None = None,
             lang: str = "en") -> dict:
-    from .episode_steps import find_by_hash, request_hash
+    from .episode_steps import finished_by_request, first_match, request_hash
 
     episodes.access.check_read(project_id, principal)
     service = episodes.service
     plan = episodes.plan(project_id, scenes)
+    finished = finished_by_request(plan.project)
+    guesses: dict = {}  # one estimate per engine and parameters (scenes differ by seed only)
     zh = lang == "zh"
     rows, seen = [], {}
     clips: dict = {}  # scene -> cached clip job (for the scenes continued from it)
@@ -71,7 +73,7 @@ def preview(episodes, project_id: str, principal: Principal, scenes: list[str] |
                     row.update(state="shared", note=(f"与场景 {seen[digest]} 共用" if zh
                                                      else f"shared with scene {seen[digest]}"))
                     continue
-                found = find_by_hash(service, plan.project, step.engine, request["prompt"], digest) \
+                found = first_match(service, finished.get((step.engine, request["prompt"]), []), digest) \
                     if digest is not None else None
                 if digest is not None:
                     seen[digest] = sp.scene
@@ -84,7 +86,9 @@ def preview(episodes, project_id: str, principal: Principal, scenes: list[str] |
             engine = service.engines.get(step.engine)
             if engine is None:
                 continue
-            guess = estimate(engine, step.request.get("params") or {}, lang)
+            params = step.request.get("params") or {}
+            key = (step.engine, repr(sorted((k, v) for k, v in params.items() if k != "seed")))
+            guess = guesses.get(key) or guesses.setdefault(key, estimate(engine, params, lang))
             row["estimate"] = guess
             runs += 1
             if guess["cny"] is not None:

@@ -99,7 +99,21 @@ def find_by_hash(service, project: str, engine: str, prompt: str, digest: str, o
     query = (Job.select().where(Job.project == project, Job.engine == engine, Job.prompt == prompt,
                                 Job.status.in_(("queued", "running", "succeeded")), Job.kind != EPISODE)
              .order_by(Job.created_at.desc()).limit(100))
-    for job in query:
+    return first_match(service, query, digest, own)
+
+
+def finished_by_request(project: str) -> dict[tuple[str, str], list[Job]]:
+    """The project's finished step jobs by (engine, prompt), newest first: one query for a whole plan."""
+    out: dict[tuple[str, str], list[Job]] = {}
+    for job in (Job.select().where(Job.project == project, Job.status == "succeeded", Job.kind != EPISODE)
+                .order_by(Job.created_at.desc())):
+        out.setdefault((job.engine, job.prompt), []).append(job)
+    return out
+
+
+def first_match(service, jobs, digest: str, own=lambda job: False) -> Job | None:
+    """The first of ``jobs`` (newest first) with these inputs: finished with its files, or unfinished and ``own``."""
+    for job in jobs:
         if job.status != "succeeded" and not own(job):
             continue
         if job.status == "succeeded" and not outputs_exist(service, job):
