@@ -315,6 +315,39 @@ def _fit(units: list[_Unit], target: float, warnings: list[str]) -> list[list[_U
     raise ValueError(f"the text is too long to fit {MAX_SCENES} scenes; draft it in parts")
 
 
+def _size(scene: list[_Unit]) -> int:
+    return sum(_length(u) for u in scene)
+
+
+def _mergeable(a: list[_Unit], b: list[_Unit]) -> bool:
+    """Two neighbouring scenes may become one: it stays readable (``MAX_SCENE_CHARS``, 8 lines) and
+    speech keeps the text's order (no narration after a scene's dialogue)."""
+    return (_size(a) + _size(b) <= MAX_SCENE_CHARS and sum(len(u.lines) for u in a + b) <= 8
+            and not (any(u.lines for u in a) and any(u.narration for u in b)))
+
+
+def to_count(grouped: list[list[_Unit]], wanted: int) -> list[list[_Unit]]:
+    """Bring the scene count to ``wanted`` where the text allows: merge the smallest neighbours that
+    may be merged, or split the largest scene at the sentence nearest its middle. Order and text
+    are untouched; a count the rules cannot reach is left as close as they allow."""
+    grouped = [list(g) for g in grouped]
+    while len(grouped) > wanted:
+        pairs = [i for i in range(len(grouped) - 1) if _mergeable(grouped[i], grouped[i + 1])]
+        if not pairs:
+            break
+        i = min(pairs, key=lambda j: _size(grouped[j]) + _size(grouped[j + 1]))
+        grouped[i:i + 2] = [grouped[i] + grouped[i + 1]]
+    while len(grouped) < wanted:
+        splittable = [i for i, g in enumerate(grouped) if len(g) >= 2]
+        if not splittable:
+            break
+        i = max(splittable, key=lambda j: _size(grouped[j]))
+        g, half = grouped[i], _size(grouped[i]) / 2
+        k = min(range(1, len(g)), key=lambda m: abs(_size(g[:m]) - half))
+        grouped[i:i + 1] = [g[:k], g[k:]]
+    return grouped
+
+
 # --- prompts -------------------------------------------------------------------------------------
 def visual_prompt(narration: str, names: list[str], flavour: str, speaking: bool) -> str:
     if flavour == "tags":
@@ -360,6 +393,8 @@ def split_text(text: str, *, scenes: int | None = None, seconds: float | None = 
         wanted = MAX_SCENES
     target = total / wanted if wanted else SCENE_CHARS
     grouped = _fit(units, max(10.0, target), warnings)
+    if wanted:
+        grouped = to_count(grouped, wanted)
     names_by_id = {v: k for k, v in ids.items()}
     out = []
     for n, g in enumerate(grouped, 1):
@@ -373,10 +408,14 @@ def split_text(text: str, *, scenes: int | None = None, seconds: float | None = 
                     "prompt": visual_prompt(narration, [names_by_id[c] for c in present], prompts, bool(lines)),
                     "camera": "medium close-up" if lines else ("wide shot" if g[0].para_start else "medium shot"),
                     "motion": "", "duration": round(min(60.0, max(2.0, duration)), 1)})
-    if wanted and len(out) > max(wanted * 1.5, wanted + 3):
+    if scenes and len(out) > wanted:
         warnings.append(f"Drafted {len(out)} scenes ({wanted} asked for): a scene reads at most about "
                         f"{MAX_SCENE_CHARS} characters, and dialogue closes a scene. / 共起草 {len(out)} 个场景"
                         f"（目标 {wanted} 个）：每个场景最多约 {MAX_SCENE_CHARS} 字，且对白会结束一个场景。")
+    elif scenes and len(out) < wanted:
+        warnings.append(f"Drafted {len(out)} scenes ({wanted} asked for): the text has only {len(out)} sentences or "
+                        f"speeches to give a scene each. / 共起草 {len(out)} 个场景（目标 {wanted} 个）：文本只够分成 "
+                        f"{len(out)} 个场景。")
     reading_total = total / CPS
     if seconds and reading_total > seconds * 1.15:
         warnings.append(f"The narration takes about {reading_total:.0f} s to read, longer than the {seconds:.0f} s "

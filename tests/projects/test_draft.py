@@ -89,12 +89,15 @@ def test_names_become_characters_and_speakers():
         == ["Anna", "Tom"]
 
 
-@pytest.mark.parametrize("scenes", [25, 60, 100])
-def test_a_scene_count_is_roughly_kept(scenes):
-    draft, _ = split_text(CHAPTER, scenes=scenes)
-    assert scenes * 0.7 <= len(draft.scenes) <= scenes * 2
+@pytest.mark.parametrize("scenes", [40, 60, 100])
+def test_the_scene_count_asked_for_is_kept(scenes):
+    draft, warnings = split_text(CHAPTER, scenes=scenes)
+    assert len(draft.scenes) == scenes and not any("asked for" in w for w in warnings)
+    assert spoken_order(draft) == spoken_order(split_text(CHAPTER)[0])  # the same text, in the same order
     small, warnings = split_text(CHAPTER, scenes=5)  # too few for the text: more, and a warning that says why
-    assert len(small.scenes) > 5 and any("5 asked for" in w for w in warnings)
+    assert len(small.scenes) > 5 and any("5 asked for" in w and "dialogue closes a scene" in w for w in warnings)
+    many, warnings = split_text("夜色如墨。韩立站在山门前。他御剑而起。", scenes=6)  # three sentences
+    assert len(many.scenes) == 3 and any("6 asked for" in w and "only 3" in w for w in warnings)
 
 
 def test_a_length_in_seconds_sets_durations_and_warns_when_the_text_is_longer():

@@ -67,3 +67,14 @@ def test_plan_of_another_users_project_is_refused(project_studio):
     with pytest.raises(AppError) as err:
         preview(episodes, "test-ep", Principal(user="mallory"))
     assert "test-ep" in str(err.value) and "steps" not in str(err.value)
+
+
+def test_an_engine_that_is_not_ready_is_explained_in_each_language(project_studio):
+    """Narration with no voices downloaded: the plan names the engine and what it needs, in English and
+    in Chinese (the engine's own reason in that language, not the English one)."""
+    write_project(project_studio.settings.projects_dir,
+                  scenes=SCENES_YAML.replace("    duration: 0.5\n", "    duration: 0.5\n    narration: 夜色如墨。\n", 1))
+    with pytest.raises(AppError) as err:
+        preview(EpisodeService(project_studio.service), "test-ep", LOCAL)
+    assert "local-tts" in err.value.en and "download" in err.value.en.lower()
+    assert "local-tts" in err.value.zh and "download" not in err.value.zh.lower()
