@@ -1,4 +1,6 @@
-"""A loopback DashScope: the async video-synthesis protocol as the official SDK speaks it.
+"""A loopback DashScope: the async video-synthesis and text-to-image (``text2image/image-synthesis``:
+``input.prompt``, ``parameters.size`` ``W*H``, ``n`` 1–4; a finished task's ``output.results`` lists
+``{url, orig_prompt, actual_prompt}`` and ``usage.image_count``) protocols as the official SDK speaks them.
 
 Each created task walks through ``plan`` (one status per query; the last one sticks), e.g.
 ``["RUNNING", "SUCCEEDED"]``. ``hold=True`` keeps new tasks PENDING until cancelled.
@@ -24,11 +26,14 @@ from tests.cloud.fakeserver import FakeServer, Reply, Req
 PREFIX = "/api/v1"
 T2V = "/services/aigc/video-generation/video-synthesis"
 KF2V = "/services/aigc/image2video/video-synthesis"
+T2I = "/services/aigc/text2image/image-synthesis"
 MODELS = {
     "wanx2.1-t2v-turbo": "t2v", "wanx2.1-t2v-plus": "t2v", "wan2.2-t2v-plus": "t2v", "wan2.5-t2v-preview": "t2v",
     "wanx2.1-i2v-turbo": "i2v", "wanx2.1-i2v-plus": "i2v", "wan2.2-i2v-plus": "i2v", "wan2.2-i2v-flash": "i2v",
     "wan2.5-i2v-preview": "i2v", "wanx2.1-kf2v-plus": "kf2v", "wan2.2-kf2v-flash": "kf2v",
     "wan2.6-t2v": "t2v", "wan2.6-i2v": "i2v", "wan2.7-i2v": "media", "wan2.7-r2v": "media",
+    "wan2.2-t2i-flash": "t2i", "wan2.2-t2i-plus": "t2i", "wanx2.1-t2i-turbo": "t2i", "wanx2.1-t2i-plus": "t2i",
+    "wan2.5-t2i-preview": "t2i",
 }
 MEDIA_TYPES = {"wan2.7-i2v": {"first_frame", "last_frame", "driving_audio", "first_clip"},
                "wan2.7-r2v": {"reference_image", "reference_video"}}
@@ -64,7 +69,7 @@ class FakeDashScope(FakeServer):
         path = req.path
         if path.startswith("/files/"):
             return "download"
-        if req.method == "POST" and path in (PREFIX + T2V, PREFIX + KF2V):
+        if req.method == "POST" and path in (PREFIX + T2V, PREFIX + KF2V, PREFIX + T2I):
             return "create"
         if req.method == "GET" and path.rstrip("/") == PREFIX + "/tasks":
             return "list"
@@ -104,8 +109,12 @@ class FakeDashScope(FakeServer):
         kind = self.models.get(model)
         if kind is None:
             return error(400, "InvalidParameter", "Model not exist.")
-        if (kind == "kf2v") != req.path.endswith(KF2V):
+        if (kind == "kf2v") != req.path.endswith(KF2V) or (kind == "t2i") != req.path.endswith(T2I):
             return error(400, "InvalidParameter", "url error, please check url!")
+        if kind == "t2i":
+            problem = self._check_t2i(model, body["input"], body.get("parameters") or {})
+            if problem:
+                return error(400, "InvalidParameter", problem)
         inp, params = body["input"], body.get("parameters") or {}
         if kind == "t2v" and not inp.get("prompt"):
             return error(400, "InvalidParameter", "Field required: input.prompt")
@@ -150,6 +159,36 @@ class FakeDashScope(FakeServer):
         return Reply(200, {"request_id": self.tasks[task_id]["request_id"],
                            "output": {"task_id": task_id, "task_status": "PENDING"}})
 
+    @staticmethod
+    def _check_t2i(model: str, inp: dict, params: dict) -> str | None:
+        longest = 2000 if model.startswith("wan2.5") else 500
+        if not isinstance(inp.get("prompt"), str) or not inp["prompt"].strip():
+            return "Field required: input.prompt"
+        if len(inp["prompt"]) > longest:
+            return f"Range of input length should be [1, {longest}]"
+        n = params.get("n", 1)
+        if not (isinstance(n, int) and 1 <= n <= 4):
+            return "n should be in [1, 4]"
+        size = str(params.get("size", "1024*1024"))
+        match = re.fullmatch(r"(\d+)\*(\d+)", size)
+        if not match:
+            return "The size is not match the allowed size."
+        w, h = int(match[1]), int(match[2])
+        if model.startswith("wan2.5"):
+            ok = 768 * 768 <= w * h <= 1440 * 1440 and 0.25 <= w / h <= 4
+        else:
+            ok = 512 <= w <= 1440 and 512 <= h <= 1440
+        return None if ok else f"The size {size} is not allowed for {model}."
+
+    def _image_results(self, task_id: str, body: dict) -> list[dict]:
+        from tests.cloud.fakeserver import tiny_png
+
+        params = body.get("parameters") or {}
+        n, (w, h) = params.get("n", 1), map(int, str(params.get("size", "1024*1024")).split("*"))
+        prompt = body["input"]["prompt"]
+        return [{"url": self.publish(tiny_png((30 + 50 * i, 120, 200), (w, h)), f"{task_id}-{i}.png", ttl=self.url_ttl),
+                 "orig_prompt": prompt, "actual_prompt": prompt + "，细节丰富。"} for i in range(n)]
+
     # --- query / cancel ----------------------------------------------------------------
     def _query(self, task_id: str) -> Reply:
         with self._tasks_lock:
@@ -165,6 +204,13 @@ class FakeDashScope(FakeServer):
             out = {"task_id": task_id, "task_status": status, "submit_time": "2026-11-22 10:00:00.000",
                    "scheduled_time": "2026-11-22 10:00:01.000"}
             body = task["body"]
+            if status == "SUCCEEDED" and self.models.get(body["model"]) == "t2i":
+                if task["url"] is None:
+                    task["url"] = self._image_results(task_id, body)
+                out.update(end_time="2026-11-22 10:01:00.000", results=task["url"],
+                           task_metrics={"TOTAL": len(task["url"]), "SUCCEEDED": len(task["url"]), "FAILED": 0})
+                return Reply(200, {"request_id": str(uuid.uuid4()), "output": out,
+                                   "usage": {"image_count": len(task["url"])}})
             if status == "SUCCEEDED":
                 if task["url"] is None:
                     sound = str(body["model"]).startswith(SOUND) and (body.get("parameters") or {}).get("audio", True)
