@@ -1,7 +1,7 @@
 """Character Design: portrait candidates for a character without a reference photo.
 
-``design()`` submits ordinary image jobs of the caller (one job making N images when the engine has
-``num_images``, else N jobs with consecutive seeds) from the character's appearance prompt and the
+``design()`` submits ordinary image jobs of the caller (jobs making up to the engine's ``num_images``
+bound each when it has that field, else N jobs with consecutive seeds) from the character's appearance prompt and the
 project's style; the job ids are kept per character in ``<project>/design/<character>.json`` so a
 re-roll of one character replaces only its own candidates. ``pick()`` copies the chosen image into
 ``assets/<character>/`` (``ProjectStore.add_asset``) and puts it first in ``reference_images``:
@@ -25,6 +25,11 @@ from core.media import atomic_write_json
 DEFAULT_COUNT = 4
 MAX_COUNT = 8
 PORTRAIT = "portrait of one person, head and shoulders, face clearly visible, looking at the camera, plain background"
+
+
+def _upper(field) -> int | None:
+    """A number field's ``le`` bound, if it has one."""
+    return next((int(m.le) for m in field.metadata if getattr(m, "le", None) is not None), None)
 
 
 class DesignService:
@@ -84,8 +89,11 @@ class DesignService:
                    "negative_prompt": project.config.negative_prompt}
         jobs = []
         if "num_images" in fields:
-            p = {**base, "num_images": count, **({"seed": seed} if "seed" in fields else {})}
-            jobs.append(self.service.submit({**request, "params": p}, principal, source="design").id)
+            per_job = _upper(fields["num_images"]) or count  # a cloud model makes at most 4 per task
+            for start in range(0, count, per_job):
+                p = {**base, "num_images": min(per_job, count - start),
+                     **({"seed": seed + start} if "seed" in fields else {})}
+                jobs.append(self.service.submit({**request, "params": p}, principal, source="design").id)
         else:
             for i in range(count):
                 p = {**base, **({"seed": seed + i} if "seed" in fields else {})}
