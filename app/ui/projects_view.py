@@ -95,7 +95,7 @@ def build(service, t) -> None:
                               allow_custom_value=True)  # (the page's config must not list other users' projects)
         refresh = gr.Button(t("refresh"), scale=1)
     error = gr.Markdown(elem_id="project-error")
-    with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False):
+    with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False, elem_id="project-manage"):
         with gr.Row():
             new_id = gr.Textbox(label="新项目 ID / New project id", placeholder="my-series", scale=2)
             new_title = gr.Textbox(label="标题 / Title", placeholder="我的仙侠剧", scale=3)
@@ -108,7 +108,7 @@ def build(service, t) -> None:
     with gr.Tabs():
         with gr.Tab("分镜 / Storyboard", elem_id="tab-storyboard"):
             board_load, board_outs = storyboard_view.build(service, episodes, project, t)
-        with gr.Tab("设置 / Settings"):
+        with gr.Tab("设置 / Settings", elem_id="tab-project-settings"):
             with gr.Row():
                 title = gr.Textbox(label="标题 / Title", scale=3)
                 style = gr.Dropdown([(f"{s.name_zh} {s.name_en}", s.id) for s in STYLES.values()], label="风格 / Style")
@@ -149,14 +149,15 @@ def build(service, t) -> None:
                     music_volume = gr.Slider(0.0, 1.0, step=0.05, label="music_volume", scale=2)
                     ducking = gr.Checkbox(label="语音时压低音乐 / ducking", scale=1)
             save_settings = gr.Button("保存设置 / Save settings", variant="primary")
-        with gr.Tab("角色 / Characters"):
+        with gr.Tab("角色 / Characters", elem_id="tab-characters"):
             chars_load, chars_outs = projects_edit.build_characters(projects, project, t, service.engines)
-            with gr.Accordion("设计 / Design (无照片时生成参考脸 / a face for a character without a photo)", open=False):
+            with gr.Accordion("设计 / Design (无照片时生成参考脸 / a face for a character without a photo)", open=False,
+                              elem_id="char-design-panel"):
                 design_load, design_who = storyboard_view.design_panel(
                     service, storyboard_view.DesignService(service, episodes.store), project, "char-design")
-        with gr.Tab("场景 / Scenes"):
+        with gr.Tab("场景 / Scenes", elem_id="tab-scenes"):
             scenes_load, scenes_outs = projects_edit.build_scenes(projects, episodes, project, engine_ids, t)
-        with gr.Tab("渲染 / Render"):
+        with gr.Tab("渲染 / Render", elem_id="tab-render"):
             with gr.Row():
                 name = gr.Textbox(value="episode", label="剧集名称 / Episode name", scale=2)
                 only = gr.Dropdown([], multiselect=True, label="只渲染这些场景（空 = 全部）/ Only these scenes (empty = all)",
@@ -170,7 +171,7 @@ def build(service, t) -> None:
                 player = gr.Video(label=t("output"), scale=4)
             sidecar = gr.JSON(label="sidecar")
             timer = gr.Timer(1.5, active=False)
-        with gr.Tab("起草 / Draft"):
+        with gr.Tab("起草 / Draft", elem_id="tab-draft"):
             draft_view.build(service, projects, project, t)
 
     sound_fields = [n_engine, n_voice, n_speed, timing, padding, clip_audio, subtitles, sub_font, sub_size,

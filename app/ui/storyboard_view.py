@@ -225,7 +225,7 @@ def build(service, episodes, project, t) -> tuple:
         refresh = gr.Button("刷新 / Refresh", scale=1, size="sm", elem_id="sb-refresh")
     message = gr.Markdown(elem_id="sb-message")
     timer = gr.Timer(2.0, active=False)
-    with gr.Accordion("设计角色 / Design a character", open=False):
+    with gr.Accordion("设计角色 / Design a character", open=False, elem_id="sb-design-panel"):
         load_who, _who = design_panel(service, design, project, "sb-design")
 
     @on("user")
