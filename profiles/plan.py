@@ -211,7 +211,8 @@ def _usable(engine, where: str, what: str, what_zh: str | None = None) -> None:
         raise NotAvailable(
             f"{what} needs the engine {engine.id}, which is not available: {reason} Fix: make it available "
             f"(Settings shows what it needs) or choose another engine in {where}.",
-            f"{what_zh or what.replace('Scene', '场景')} 需要引擎 {engine.id}，但它不可用：{reason} 请先使其可用（见“设置”），或在 {where} 中换一个引擎。")
+            f"{what_zh or what.replace('Scene', '场景')} 需要引擎 {engine.id}，但它不可用：{getattr(reason, 'zh', reason)} "
+            f"请先使其可用（见“设置”），或在 {where} 中换一个引擎。")  # a reason with .zh: engines.base.reason_text
 
 
 def choose_clip_engine(project: Project, engines: dict, index: int, scene, task: str):

@@ -35,15 +35,16 @@ BROKEN = ("[object Object]", "__i18n__", "translation_metadata")  # an I18n key 
 
 
 def sample_texts() -> tuple[str, ...]:
-    """The sample project's own free text (the user's words, not the UI's), longest first."""
+    """The sample project's own words (free text, and the ids it gives its characters and scenes, as the
+    scenes table lists them): the user's, not the UI's. Longest first."""
     project = yaml.safe_load((SAMPLE / "project.yaml").read_text(encoding="utf-8"))
     chars = yaml.safe_load((SAMPLE / "characters.yaml").read_text(encoding="utf-8"))["characters"]
     scenes = yaml.safe_load((SAMPLE / "scenes.yaml").read_text(encoding="utf-8"))["scenes"]
     found = [project.get("title"), project.get("description"), project.get("negative_prompt")]
-    for c in chars.values():
-        found += [c.get("name"), c.get("prompt"), c.get("description")]
+    for cid, c in chars.items():
+        found += [cid, c.get("name"), c.get("prompt"), c.get("description")]
     for s in scenes:
-        found += [s.get(k) for k in ("title", "prompt", "narration", "camera", "motion")]
+        found += [s.get(k) for k in ("id", "title", "prompt", "narration", "camera", "motion")]
         found += [line.get("text") for line in s.get("lines") or []]
     return tuple(sorted({f.strip() for f in found if isinstance(f, str) and f.strip()}, key=len, reverse=True))
 
