@@ -24,6 +24,14 @@ from .project_texts import say
 MAX_FILE_BYTES = 4 * MAX_TEXT  # UTF-8: at most 4 bytes a character
 
 
+def one_language(text: str, lang: str) -> str:
+    """One half of a bilingual "English. / 中文。" message (the text as it is when it has no such halves)."""
+    en, sep, zh = text.rpartition(" / ")
+    if not sep or not en.strip() or not zh.strip():
+        return text
+    return zh if lang == "zh" else en
+
+
 def register(drafts: DraftService) -> None:
     @on("user")
     def draft_project(request_body: dict, request: gr.Request = None) -> dict:
@@ -81,9 +89,11 @@ def build(service, projects, project, t) -> None:
         out = drafts.draft(body, principal, source="ui")
         from .projects_view import project_choices
 
+        lang = lang_of(request)  # the API's warnings are "English / 中文": the page shows one of the two
+        shown = {**out, "warnings": [one_language(w, lang) for w in out.get("warnings") or []]}
         if not out["project"]:  # an LLM still drafting: the result names its task
-            return out, gr.update()
-        return out, gr.update(choices=project_choices(projects, principal), value=out["project"])
+            return shown, gr.update()
+        return shown, gr.update(choices=project_choices(projects, principal), value=out["project"])
 
     upload.upload(load_file, upload, text, api_visibility="private")
     go.click(do_draft, [text, engine, scenes, seconds, into, after, title, project], [result, project],

@@ -26,13 +26,13 @@ from app.character_design import DEFAULT_COUNT, MAX_COUNT, DesignService
 
 from .api import on
 from .i18n import lang_of, word
-from .project_texts import say
+from .project_texts import PROJECT_TEXTS, say
 
 ICON = {"succeeded": "✅", "failed": "❌", "cancelled": "⏹", "running": "⏳", "queued": "…", "none": "·"}
 STATUS = {"succeeded": ("完成", "done"), "failed": ("失败", "failed"), "cancelled": ("已取消", "cancelled"),
           "running": ("渲染中", "rendering"), "queued": ("排队中", "queued"), "none": ("未渲染", "not rendered")}
-VERBS = {"render": ("渲染", "Render"), "reroll": ("重抽", "Re-roll"), "up": ("←", "←"), "down": ("→", "→"),
-         "insert": ("插入", "Insert"), "split": ("拆分", "Split"), "merge": ("合并下一场", "Merge next")}
+# a card's buttons (zh, en): the same words as the toolbar's (project_texts sb_<verb>)
+VERBS = {v: PROJECT_TEXTS[f"sb_{v}"][::-1] for v in ("render", "reroll", "up", "down", "insert", "split", "merge")}
 CSS = """<style>
 #sb-action{display:none}
 .xy-sb-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px}
