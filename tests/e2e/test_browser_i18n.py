@@ -32,6 +32,7 @@ PROJECT_PARTS = [("", ["project-manage"]), ("tab-storyboard", ["sb-design-panel"
                  ("tab-characters", ["char-design-panel"]), ("tab-scenes", []), ("tab-render", []),
                  ("tab-draft", [])]
 BROKEN = ("[object Object]", "__i18n__", "translation_metadata")  # an I18n key the page did not translate
+BOTH = re.compile(r"[\u3400-\u9fff][）)]?\s+/\s+[A-Za-z]{2,}")  # "项目 / Project": both languages in one text
 
 
 def sample_texts() -> tuple[str, ...]:
@@ -82,6 +83,8 @@ def wrong_language(texts: list[str], locale: str, paths: tuple[str, ...] = ()) -
                 rest = rest.replace(ok, "")
             if CJK.search(rest):
                 bad.append(text)
+        elif BOTH.search(text):
+            bad.append(text)
         elif not CJK.search(text):
             words = [w for w in re.split(r"[\s,;:()\[\]·|/…—–+=%!?\"'“”`]+", text) if w]
             prose = [w for w in words if re.fullmatch(r"[A-Za-z]{2,}", w) and w not in ALLOW_ASCII
@@ -146,4 +149,6 @@ def test_the_checker_can_fail():
     assert wrong_language(["Generate", "宽度", "Wan2.1 T2V 1.3B", "sdxl-instantid"], "zh-CN") == ["Generate"]
     assert wrong_language(["创作", "仙影 · Xianying Studio", "Engine"], "en-US") == ["创作"]
     assert wrong_language(["[object Object]", "保存"], "en-US") == ["[object Object]", "保存"]
+    assert wrong_language(["项目 / Project", "（无 / none）", "路径 a/b", "宽 / 高"], "zh-CN") == ["项目 / Project",
+                                                                                              "（无 / none）"]
     assert wrong_language(["沙滩 On the sand · 4s"], "zh-CN", sample_texts()) == []
