@@ -1,4 +1,4 @@
-"""Projects → 起草 / Draft: paste a chapter (or load a .txt/.md), draft it into a new project or after
+"""Projects → Draft (起草): paste a chapter (or load a .txt/.md), draft it into a new project or after
 a scene of the open one, offline or with an LLM script engine.
 
 Named endpoint for scripts (``gradio_client``):
@@ -18,8 +18,18 @@ from app.access import caller
 from app.drafts import MAX_TEXT, OFFLINE, DraftService
 
 from .api import on
+from .i18n import lang_of
+from .project_texts import say
 
 MAX_FILE_BYTES = 4 * MAX_TEXT  # UTF-8: at most 4 bytes a character
+
+
+def one_language(text: str, lang: str) -> str:
+    """One half of a bilingual "English. / 中文。" message (the text as it is when it has no such halves)."""
+    en, sep, zh = text.rpartition(" / ")
+    if not sep or not en.strip() or not zh.strip():
+        return text
+    return zh if lang == "zh" else en
 
 
 def register(drafts: DraftService) -> None:
@@ -33,23 +43,24 @@ def register(drafts: DraftService) -> None:
 def build(service, projects, project, t) -> None:
     """The Draft sub-tab; ``project`` is the Projects tab's project dropdown (set to the result)."""
     drafts = DraftService(service, projects)
-    engines = [(OFFLINE + "（离线规则 / rule-based）", OFFLINE)] + [
-        (f"{e.title} ({eid})", eid) for eid, e in sorted(service.engines.items()) if "script" in e.tasks]
+    from .param_texts import engine_choices
+
+    scripts = [e for e in service.engines_info() if "script" in e["tasks"]]
+    engines = [(t("dr_offline"), OFFLINE)] + engine_choices(scripts, t)  # the engines' titles, in both languages
     with gr.Row():
-        text = gr.Textbox(label="章节或剧本 / Chapter or script", lines=12, max_length=MAX_TEXT, scale=4,
-                          placeholder="粘贴一章小说或一页剧本… / Paste a chapter or a page of script…",
+        text = gr.Textbox(label=t("dr_text"), lines=12, max_length=MAX_TEXT, scale=4, placeholder=t("dr_text_ph"),
                           elem_id="draft-text")
         with gr.Column(scale=2):
             upload = gr.File(label=".txt / .md", file_types=[".txt", ".md"], type="filepath")
-            engine = gr.Dropdown(engines, value=OFFLINE, label="起草引擎 / Drafting engine", elem_id="draft-engine")
+            engine = gr.Dropdown(engines, value=OFFLINE, label=t("dr_engine"), elem_id="draft-engine")
             with gr.Row():
-                scenes = gr.Number(label="场景数 / Scenes", precision=0, minimum=0, maximum=200)
-                seconds = gr.Number(label="时长（秒）/ Seconds", minimum=0, maximum=3600)
-            into = gr.Checkbox(label="加入当前项目 / Into the open project", value=False)
-            after = gr.Textbox(label="插在此场景之后（空 = 末尾）/ After scene (empty = end)", max_lines=1)
-            title = gr.Textbox(label="新项目标题 / New project title", max_lines=1)
-            go = gr.Button("起草 / Draft", variant="primary", elem_id="draft-go")
-    result = gr.JSON(label="结果 / Result", elem_id="draft-result")
+                scenes = gr.Number(label=t("dr_scenes"), precision=0, minimum=0, maximum=200)
+                seconds = gr.Number(label=t("dr_seconds"), minimum=0, maximum=3600)
+            into = gr.Checkbox(label=t("dr_into"), value=False, elem_id="draft-into")
+            after = gr.Textbox(label=t("dr_after"), max_lines=1)
+            title = gr.Textbox(label=t("dr_title"), max_lines=1)
+            go = gr.Button(t("dr_go"), variant="primary", elem_id="draft-go")
+    result = gr.JSON(label=t("dr_result"), elem_id="draft-result")
 
     @on("user")
     def load_file(path, request: gr.Request = None):
@@ -58,13 +69,13 @@ def build(service, projects, project, t) -> None:
         with open(path, "rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise gr.Error(f"The file is too long: at most {MAX_TEXT} characters. / 文件过长，最多 {MAX_TEXT} 字。")
+            raise gr.Error(say("file_too_long", lang_of(request), n=MAX_TEXT))
         for encoding in ("utf-8-sig", "gb18030"):
             try:
                 return data.decode(encoding)[:MAX_TEXT]
             except UnicodeDecodeError:
                 continue
-        raise gr.Error("The file is not UTF-8 or GB18030 text. / 文件不是 UTF-8 或 GB18030 文本。")
+        raise gr.Error(say("file_not_text", lang_of(request)))
 
     @on("user")
     def do_draft(text_v, engine_v, scenes_v, seconds_v, into_v, after_v, title_v, pid, request: gr.Request = None):
@@ -73,14 +84,16 @@ def build(service, projects, project, t) -> None:
                 "seconds": float(seconds_v) if seconds_v else None, "title": (title_v or "").strip() or None}
         if into_v:
             if not pid:
-                raise gr.Error("Open a project first, or untick 'Into the open project'. / 请先打开项目。")
+                raise gr.Error(say("open_project_first", lang_of(request)))
             body.update(project=pid, after_scene=(after_v or "").strip() or None)
         out = drafts.draft(body, principal, source="ui")
         from .projects_view import project_choices
 
+        lang = lang_of(request)  # the API's warnings are "English / 中文": the page shows one of the two
+        shown = {**out, "warnings": [one_language(w, lang) for w in out.get("warnings") or []]}
         if not out["project"]:  # an LLM still drafting: the result names its task
-            return out, gr.update()
-        return out, gr.update(choices=project_choices(projects, principal), value=out["project"])
+            return shown, gr.update()
+        return shown, gr.update(choices=project_choices(projects, principal), value=out["project"])
 
     upload.upload(load_file, upload, text, api_visibility="private")
     go.click(do_draft, [text, engine, scenes, seconds, into, after, title, project], [result, project],

@@ -6,7 +6,8 @@ Settings panel. Server-side messages (errors, table headers) follow the request'
 an English and a Chinese text, and nothing shows both (the brand line excepted).
 
 Engine parameter labels and help come from ``app.ui.param_texts`` (keys ``p_<field>`` and
-``pd_<Params class>_<field>``), added to the same tables.
+``pd_<Params class>_<field>``), added to the same tables. The Projects tab's texts live in
+``app.ui.project_texts`` (keys ``pj_``, ``pt_``, ``ps_``, ``ch_``, ``sc_``, ...), merged into ``TEXTS``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "lora_help": ("LoRA files in models/loras; type name:0.7 for a weight other than 1.0",
                   "LoRA 文件位于 models/loras；输入 名称:0.7 可设置权重（默认 1.0）"),
 }
+
+from .project_texts import PROJECT_TEXTS  # noqa: E402  (the Projects tab's own table)
+
+if TEXTS.keys() & PROJECT_TEXTS.keys():
+    raise RuntimeError(f"UI text keys defined twice: {sorted(TEXTS.keys() & PROJECT_TEXTS.keys())}")
+TEXTS.update(PROJECT_TEXTS)
 
 # Status words, engine kinds and other words the server writes into HTML/Markdown.
 WORDS: dict[str, tuple[str, str]] = {

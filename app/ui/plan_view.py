@@ -18,21 +18,12 @@ from core.errors import AppError
 
 from .api import on
 from .i18n import lang_of
+from .project_texts import plan_note, step_name
 
 STATES = {"cached": ("reused", "沿用"), "new": ("renders", "渲染"), "after": ("renders", "渲染"),
           "shared": ("shared", "共用")}
-STEPS = {"still": ("still", "静帧"), "clip": ("clip", "片段")}
 HEAD = {"en": ("Scene", "Step", "Engine", "What happens", "Estimate"),
         "zh": ("场景", "步骤", "引擎", "处理", "预估")}
-
-
-def step_name(step: str, lang: str) -> str:
-    """``still``/``clip``, and ``tts<i>`` as the i-th spoken line, in the caller's language."""
-    zh = lang == "zh"
-    if step.startswith("tts") and step[3:].isdigit():
-        return f"配音 {int(step[3:]) + 1}" if zh else f"voice {int(step[3:]) + 1}"
-    pair = STEPS.get(step)
-    return pair[1 if zh else 0] if pair else step
 
 
 def _minutes(seconds: float, zh: bool) -> str:
@@ -68,7 +59,8 @@ def plan_html(p: dict, lang: str) -> str:
         guess = esc(r["estimate"]["text"]) if r.get("estimate") else "—"
         rows.append(f"<tr data-state='{esc(r['state'])}'><td>{esc(r['scene'])}</td><td>{esc(step_name(r['step'], lang))}</td>"
                     f"<td>{esc(r['engine'])}</td><td>{what}</td><td>{guess}</td></tr>")
-    notes = "".join(f"<li><b>{esc(sid)}</b>: {esc(' '.join(n))}</li>" for sid, n in p["notes"].items())
+    notes = "".join(f"<li><b>{esc(sid)}</b>: {esc('; '.join(plan_note(x, lang) for x in n))}</li>"
+                    for sid, n in p["notes"].items())
     head = "".join(f"<th style='text-align:left'>{h}</th>" for h in HEAD["zh" if zh else "en"])
     return (f"<div id='plan-table'><p><b>{esc(totals_line(p, lang))}</b></p>"
             f"<table style='width:100%;font-size:0.9em'><thead><tr>{head}</tr></thead>"

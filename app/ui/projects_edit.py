@@ -13,6 +13,8 @@ from core.errors import AppError
 from profiles.voices import format_dialogue, parse_dialogue
 
 from .api import on
+from .i18n import lang_of, word
+from .project_texts import HEADERS, plan_note, say, step_name
 
 NEW = "__new__"
 
@@ -41,13 +43,14 @@ def voice_value(engine_v, voice_v, speed_v) -> dict | None:
     return {"engine": engine_v, "voice": (voice_v or "narrator"), "speed": float(speed_v or 1.0)}
 
 
-def voice_form(label: str, engines: dict, elem_id: str):
-    """An engine dropdown, a voice dropdown that follows it, and a speed slider."""
+def voice_form(label_key: str, engines: dict, elem_id: str, t):
+    """An engine dropdown (labelled by the text key ``label_key``), a voice dropdown that follows it, and a
+    speed slider."""
     with gr.Row():
-        engine = gr.Dropdown([("（默认 / default）", "")] + [(e, e) for e in speech_engines(engines)],
-                             label=f"{label} · 语音引擎 / speech engine", scale=2, elem_id=f"{elem_id}-engine")
-        voice = gr.Dropdown([], label="声音 / Voice", allow_custom_value=True, scale=2, elem_id=f"{elem_id}-voice")
-        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="语速 / Speed", scale=1)
+        engine = gr.Dropdown([(t("choice_default"), "")] + [(e, e) for e in speech_engines(engines)],
+                             label=t(label_key), scale=2, elem_id=f"{elem_id}-engine")
+        voice = gr.Dropdown([], label=t("vf_voice"), allow_custom_value=True, scale=2, elem_id=f"{elem_id}-voice")
+        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label=t("vf_speed"), scale=1)
 
     @on("user")
     def engine_changed(engine_v, voice_v, request: gr.Request = None):
@@ -72,21 +75,21 @@ def voice_updates(engines: dict, value) -> list:
 def build_characters(projects, project, t, engines: dict | None = None):
     engines = engines or {}
     with gr.Row():
-        pick = gr.Dropdown([], label="角色 / Character", scale=3, elem_id="character-select")
-        cid = gr.Textbox(label="ID", placeholder="hanli", scale=2)
-        name = gr.Textbox(label="名字 / Name", scale=3)
-    prompt = gr.Textbox(label="提示词片段 / Prompt fragment", lines=2)
-    description = gr.Textbox(label="备注 / Notes", lines=1)
-    strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label="InstantID strength")
-    v_engine, v_voice, v_speed = voice_form("台词 / Lines", engines, "character-voice")
+        pick = gr.Dropdown([], label=t("ch_pick"), scale=3, elem_id="character-select")
+        cid = gr.Textbox(label="ID", placeholder=t("ch_id_ph"), scale=2, elem_id="character-id")
+        name = gr.Textbox(label=t("ch_name"), scale=3)
+    prompt = gr.Textbox(label=t("ch_prompt"), lines=2)
+    description = gr.Textbox(label=t("ch_notes"), lines=1)
+    strength = gr.Slider(0.0, 1.5, value=0.8, step=0.05, label=t("ch_strength"))
+    v_engine, v_voice, v_speed = voice_form("vf_lines", engines, "character-voice", t)
     with gr.Row():
-        faces = gr.Gallery(label="参考人脸 / Reference faces", columns=4, height=180, scale=3)
-        face = gr.Image(label="上传人脸 / Upload a face", type="filepath", height=180, scale=2)
+        faces = gr.Gallery(label=t("ch_faces"), columns=4, height=180, scale=3)
+        face = gr.Image(label=t("ch_face"), type="filepath", height=180, scale=2)
     with gr.Row():
-        save = gr.Button("保存角色 / Save character", variant="primary")
-        add_face = gr.Button("添加人脸 / Add face")
-        clear_faces = gr.Button("清空人脸 / Clear faces")
-        delete = gr.Button("删除角色 / Delete", variant="stop")
+        save = gr.Button(t("ch_save"), variant="primary", elem_id="character-save")
+        add_face = gr.Button(t("ch_add_face"), elem_id="character-add-face")
+        clear_faces = gr.Button(t("ch_clear_faces"), elem_id="character-clear-faces")
+        delete = gr.Button(t("ch_delete"), variant="stop", elem_id="character-delete")
     note = gr.Markdown()
     form = [cid, name, prompt, description, strength, faces, v_engine, v_voice, v_speed]
 
@@ -106,7 +109,7 @@ def build_characters(projects, project, t, engines: dict | None = None):
             chars = projects.scoped(caller(request)).get(pid).characters if pid else {}
         except AppError:  # the error is shown by the project view
             chars = {}
-        choices = [(f"{c.name} ({k})", k) for k, c in chars.items()] + [("＋ 新角色 / New", NEW)]
+        choices = [(f"{c.name} ({k})", k) for k, c in chars.items()] + [(t("ch_new"), NEW)]
         first = next(iter(chars), NEW)
         return [gr.update(choices=choices, value=first), *fill(pid, first, request), ""]
 
@@ -122,12 +125,12 @@ def build_characters(projects, project, t, engines: dict | None = None):
     @on("user")
     def do_add_face(pid, cid_v, path, request: gr.Request = None):
         if not path:
-            raise gr.Error("先选择一张图片 / Choose an image first.")
+            raise gr.Error(say("choose_image", lang_of(request)))
         store = projects.scoped(caller(request))
         p = store.get(pid)
         c = p.characters.get(cid_v)
         if c is None:
-            raise gr.Error("先保存角色 / Save the character first.")
+            raise gr.Error(say("save_character_first", lang_of(request)))
         rel = store.add_asset(pid, cid_v, _read(path), stem="face")
         store.upsert_character(pid, cid_v, {"reference_images": [*c.reference_images, rel]})
         return load_keep(pid, cid_v, request)
@@ -168,54 +171,62 @@ SCENE_FIELDS = ["id", "title", "prompt", "characters", "duration", "engine", "se
 
 
 def build_scenes(projects, episodes, project, engine_ids, t):
-    table = gr.Dataframe(headers=["#", "id", "title", "s", "characters", "engine", "plan"], interactive=False,
-                         elem_id="scenes-table")
+    # the headers are set with the rows, in the caller's language (gr.Dataframe shows I18n headers raw)
+    table = gr.Dataframe(headers=["#"], interactive=False, elem_id="scenes-table")
     with gr.Row():
-        pick = gr.Dropdown([], label="场景 / Scene", scale=3, elem_id="scene-select")
-        up = gr.Button("↑", scale=0)
-        down = gr.Button("↓", scale=0)
-        new = gr.Button("＋ 新场景 / New", scale=1)
-        delete = gr.Button("删除 / Delete", variant="stop", scale=1)
+        pick = gr.Dropdown([], label=t("sc_pick"), scale=3, elem_id="scene-select")
+        up = gr.Button("↑", scale=0, elem_id="scene-up")
+        down = gr.Button("↓", scale=0, elem_id="scene-down")
+        new = gr.Button(t("sc_new"), scale=1, elem_id="scene-new")
+        delete = gr.Button(t("sc_delete"), variant="stop", scale=1, elem_id="scene-delete")
     with gr.Row():
         sid = gr.Textbox(label="ID", scale=1)
-        title = gr.Textbox(label="标题 / Title", scale=2)
-        duration = gr.Number(label="时长 / Duration (s)", value=5.0, scale=1)
-        seed = gr.Number(label="seed（空 = 自动 / empty = derived)", precision=0, scale=1)
-    prompt = gr.Textbox(label="提示词 / Prompt", lines=3, elem_id="scene-prompt")
+        title = gr.Textbox(label=t("pj_title"), scale=2)
+        duration = gr.Number(label=t("sc_duration"), value=5.0, scale=1)
+        seed = gr.Number(label=t("sc_seed"), precision=0, scale=1)
+    prompt = gr.Textbox(label=t("prompt"), lines=3, elem_id="scene-prompt")
     with gr.Row():
-        characters = gr.Dropdown([], multiselect=True, label="角色 / Characters", scale=3)
-        engine = gr.Dropdown([("（项目默认 / project default）", "")] + [(e, e) for e in engine_ids],
-                             label="引擎 / Engine", scale=2)
-        transition = gr.Dropdown([("（项目默认 / default）", ""), "cut", "crossfade"], label="transition", scale=1)
+        characters = gr.Dropdown([], multiselect=True, label=t("sc_characters"), scale=3)
+        engine = gr.Dropdown([(t("choice_project_default"), "")] + [(e, e) for e in engine_ids],
+                             label=t("engine"), scale=2)
+        transition = gr.Dropdown([(t("choice_project_default"), ""), (t("ps_cut"), "cut"),
+                                  (t("ps_crossfade"), "crossfade")], label=t("ps_transition"), scale=1)
     with gr.Row():
-        camera = gr.Textbox(label="镜头 / Camera", scale=1)
-        motion = gr.Textbox(label="运动 / Motion", scale=1)
-    narration = gr.Textbox(label="旁白 / Narration", lines=2, elem_id="scene-narration")
-    dialogue = gr.Textbox(label="台词 / Dialogue — 每行“角色: 台词”，“角色 @2.5: 台词”从第 2.5 秒开始 / one "
-                          "'character: words' a line; 'character @2.5: words' starts at 2.5 s", lines=3,
-                          placeholder="hanli: 这是哪里？\nnangong-wan @2: 你终究还是来了。", elem_id="scene-dialogue")
+        camera = gr.Textbox(label=t("sc_camera"), scale=1)
+        motion = gr.Textbox(label=t("sc_motion"), scale=1)
+    narration = gr.Textbox(label=t("sc_narration"), lines=2, elem_id="scene-narration")
+    dialogue = gr.Textbox(label=t("sc_dialogue"), lines=3, placeholder=t("sc_dialogue_ph"), elem_id="scene-dialogue")
     with gr.Row():
-        line_pick = gr.Dropdown([], label="试听哪一句 / Line to preview", scale=3, elem_id="line-select",
+        line_pick = gr.Dropdown([], label=t("sc_line"), scale=3, elem_id="line-select",
                                 allow_custom_value=True)  # its choices follow the text boxes
-        play = gr.Button("▶ 试听 / Play", scale=1, elem_id="line-play")
-        heard = gr.Audio(label="试听 / Preview", type="filepath", interactive=False, scale=3, elem_id="line-audio")
+        play = gr.Button(t("sc_play"), scale=1, elem_id="line-play")
+        heard = gr.Audio(label=t("sc_heard"), type="filepath", interactive=False, scale=3, elem_id="line-audio")
     heard_note = gr.Markdown()
     heard_job = gr.State("")
     heard_timer = gr.Timer(1.0, active=False)
-    composed = gr.Textbox(label="合成提示词 / Composed prompt (sent to the engine)", interactive=False, lines=3,
-                          elem_id="composed-prompt")
-    plan_md = gr.Markdown()
+    composed = gr.Textbox(label=t("sc_composed"), interactive=False, lines=3, elem_id="composed-prompt")
+    plan_md = gr.Markdown(elem_id="scene-plan")
     with gr.Row():
-        keyframe = gr.Image(label="关键帧 / Keyframe (optional)", type="filepath", height=160, scale=2)
-        set_key = gr.Button("设为关键帧 / Set keyframe", scale=1)
-        save = gr.Button("保存场景 / Save scene", variant="primary", scale=1)
+        keyframe = gr.Image(label=t("sc_keyframe"), type="filepath", height=160, scale=2)
+        set_key = gr.Button(t("sc_set_key"), scale=1, elem_id="scene-set-keyframe")
+        save = gr.Button(t("sc_save"), variant="primary", scale=1, elem_id="scene-save")
     form = [sid, title, duration, seed, prompt, characters, engine, transition, camera, motion, narration, dialogue]
 
+    def plan_error(s: dict, lang: str) -> str:
+        return (s.get("plan_error_zh") if lang == "zh" else None) or s["plan_error"]
+
     def rows(pid, request):
-        status = episodes.project_status(pid, caller(request))
+        status, lang = episodes.project_status(pid, caller(request)), lang_of(request)
         return status, [[i + 1, s["id"], s["title"], s["duration"], ", ".join(s["characters"]), s["engine"] or "",
-                         "⚠ " + s["plan_error"] if s["plan_error"] else " → ".join(s["steps"])]
+                         "⚠ " + plan_error(s, lang) if s["plan_error"] else
+                         " → ".join(step_name(x, lang) for x in s["steps"])]
                         for i, s in enumerate(status["scenes"])]
+
+    def speaker(line: dict, lang: str) -> str:
+        return f"`{line['speaker']}`" if line.get("character") else say("narrator", lang)
+
+    def table_value(data: list, lang: str) -> dict:
+        return {"headers": HEADERS[lang], "data": data}
 
     def fill(pid, scene_id, request):
         try:
@@ -223,27 +234,28 @@ def build_scenes(projects, episodes, project, engine_ids, t):
             scene = p.scene(scene_id)
         except AppError:  # a new scene, or a project that does not load
             return ["", "", 5.0, None, "", gr.update(), "", "", "", "", "", "", "", "", gr.update(choices=[], value=None)]
-        full = episodes.project_status(pid, caller(request))
+        full, lang = episodes.project_status(pid, caller(request)), lang_of(request)
         status = {s["id"]: s for s in full["scenes"]}.get(scene_id, {})
-        pictures = [x for x in status.get("steps", []) if not x.startswith("tts")]
-        md = (f"⚠ {status['plan_error']}" if status.get("plan_error") else
-              "**" + " → ".join(pictures) + "**" + "".join(f"\n- {n}" for n in status.get("notes", [])))
-        md += "".join(f"\n- 🔊 {x['step']} · {x['speaker']} · {x['engine']}/{x['voice']} · ~{x['estimate']:g}s"
-                      + (" · ♻ 已合成 / cached" if x["cached"] else "") for x in status.get("speech", []))
+        pictures = [step_name(x, lang) for x in status.get("steps", []) if not x.startswith("tts")]
+        md = (f"⚠ {plan_error(status, lang)}" if status.get("plan_error") else
+              "**" + " → ".join(pictures) + "**" + "".join(f"\n- {plan_note(n, lang)}" for n in status.get("notes", [])))
+        md += "".join(f"\n- 🔊 {step_name(x['step'], lang)} · {speaker(x, lang)} · `{x['engine']}/{x['voice']}` · "
+                      f"~{x['estimate']:g}s" + (f" · ♻ {say('cached', lang)}" if x["cached"] else "")
+                      for x in status.get("speech", []))
         if full.get("timing_error"):
-            md += f"\n\n⚠ {full['timing_error']}"
+            md += f"\n\n⚠ {(full.get('timing_error_zh') if lang == 'zh' else None) or full['timing_error']}"
         return [scene.id, scene.title, scene.duration, scene.seed, scene.prompt,
                 gr.update(choices=list(p.characters), value=scene.characters), scene.engine or "",
                 scene.transition or "", scene.camera, scene.motion, scene.narration, format_dialogue(scene.lines),
-                p.composed(scene)[0], md, line_choices(p, scene.narration, format_dialogue(scene.lines))]
+                p.composed(scene)[0], md, line_choices(p, scene.narration, format_dialogue(scene.lines), lang=lang)]
 
-    def line_choices(p, narration_v, dialogue_v, keep=None):
+    def line_choices(p, narration_v, dialogue_v, keep=None, lang="en"):
         """The preview dropdown: one entry per line of the form as it stands (nothing while it does not parse)."""
         try:
             lines = preview_lines(p, narration_v, dialogue_v)
         except AppError:
             return gr.update(choices=[], value=None)
-        choices = [(f"{x.index} · {'旁白 / narrator' if not x.character else x.speaker}: {x.text[:24]}", x.index)
+        choices = [(f"{x.index} · {say('narrator', lang) if not x.character else x.speaker}: {x.text[:24]}", x.index)
                    for x in lines]
         ids = [c[1] for c in choices]
         return gr.update(choices=choices, value=keep if keep in ids else (ids[0] if ids else None))
@@ -264,7 +276,7 @@ def build_scenes(projects, episodes, project, engine_ids, t):
             status, data = {"scenes": []}, []
         ids = [s["id"] for s in status["scenes"]]
         value = keep if keep in ids else (ids[0] if ids else None)
-        return [data, gr.update(choices=ids, value=value), *fill(pid, value, request), ""]
+        return [table_value(data, lang_of(request)), gr.update(choices=ids, value=value), *fill(pid, value, request), ""]
 
     @on("user")
     def preview(pid, prompt_v, chars_v, camera_v, motion_v, request: gr.Request = None):
@@ -317,7 +329,8 @@ def build_scenes(projects, episodes, project, engine_ids, t):
         n = len(p.scenes) + 1
         while any(s.id == f"s{n:02d}" for s in p.scenes):
             n += 1
-        store.upsert_scene(pid, {"id": f"s{n:02d}", "prompt": "a new scene", "duration": 5.0})
+        store.upsert_scene(pid, {"id": f"s{n:02d}", "prompt": say("new_scene_prompt", lang_of(request)),
+                                 "duration": 5.0})
         return load(pid, f"s{n:02d}", request=request)
 
     @on("user")
@@ -328,7 +341,7 @@ def build_scenes(projects, episodes, project, engine_ids, t):
     @on("user")
     def do_keyframe(pid, scene_id, path, request: gr.Request = None):
         if not path:
-            raise gr.Error("先选择一张图片 / Choose an image first.")
+            raise gr.Error(say("choose_image", lang_of(request)))
         store = projects.scoped(caller(request))
         rel = store.add_asset(pid, "keyframes", _read(path), stem=scene_id)
         store.upsert_scene(pid, {"id": scene_id, "keyframe": rel})
@@ -344,7 +357,7 @@ def build_scenes(projects, episodes, project, engine_ids, t):
             p = projects.scoped(caller(request)).get(pid)
         except AppError:
             return gr.update(choices=[], value=None)
-        return line_choices(p, narration_v, dialogue_v, keep)
+        return line_choices(p, narration_v, dialogue_v, keep, lang=lang_of(request))
 
     def heard_file(job) -> str:
         return str(episodes.settings.workspace / job.outputs[0]["file"])
@@ -364,22 +377,23 @@ def build_scenes(projects, episodes, project, engine_ids, t):
             index = -1
         line = next((x for x in preview_lines(p, narration_v, dialogue_v) if x.index == index), None)
         if line is None:
-            raise gr.Error("先写一句旁白或台词，再选中它 / Write a narration or a line first, then pick it.")
+            raise gr.Error(say("write_line_first", lang_of(request)))
         job, reused = speech_job(episodes.service, principal, speech_request(pid, line))
         if job.status == "succeeded":
-            return heard_file(job), "", gr.update(active=False), "♻ 已合成过，直接播放 / cached: already made, played as it is"
+            return heard_file(job), "", gr.update(active=False), f"♻ {say('cached_line', lang_of(request))}"
         return None, job.id, gr.update(active=True), f"⏳ {line.voice.engine}/{line.voice.voice} …"
 
     @on("user")
     def poll_play(job_id, request: gr.Request = None):
         if not job_id:
             return gr.update(), "", gr.update(active=False), gr.update()
-        job = episodes.service.get(job_id, caller(request))
+        job, lang = episodes.service.get(job_id, caller(request)), lang_of(request)
         if job.status == "succeeded":
             return heard_file(job), "", gr.update(active=False), f"✅ {job.outputs[0].get('duration', 0):.1f}s"
         if job.status in ("failed", "cancelled"):
-            return None, "", gr.update(active=False), f"⚠ {job.error or job.status}"
-        return gr.update(), job_id, gr.update(active=True), f"⏳ {job.status} {job.progress:.0f}%"
+            error = (job.error_zh if lang == "zh" else None) or job.error or word(job.status, lang)
+            return None, "", gr.update(active=False), f"⚠ {error}"
+        return gr.update(), job_id, gr.update(active=True), f"⏳ {word(job.status, lang)} {job.progress:.0f}%"
 
     note = gr.Markdown()
     outs = [table, pick, *form, composed, plan_md, line_pick, note]

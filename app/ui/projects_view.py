@@ -27,7 +27,8 @@ from app.access import caller
 
 from . import draft_view, plan_view, projects_edit, storyboard_view
 from .api import on
-from .i18n import lang_of
+from .i18n import lang_of, word
+from .project_texts import plan_note, say, step_name
 
 ACTIVE = ("queued", "running")
 STATUS_ICON = {"succeeded": "✅", "failed": "❌", "cancelled": "⏹", "running": "⏳", "queued": "…", "waiting": "·"}
@@ -69,20 +70,19 @@ def progress_html(status: dict | None, lang: str) -> str:
     zh = lang == "zh"
     rows = []
     def cell(s: dict) -> str:
-        text = f"{STATUS_ICON.get(s['status'], '')} {html.escape(s['step'])} · {html.escape(s['engine'])}"
+        text = f"{STATUS_ICON.get(s['status'], '')} {html.escape(step_name(s['step'], lang))} · {html.escape(s['engine'])}"
         return text + (" ♻" if s["reused"] else "") + (f" {s['progress']:.0f}%" if s["status"] == "running" else "")
 
     for scene in status["scenes"]:
         cells = " → ".join(cell(s) for s in scene["steps"])
         rows.append(f"<tr><td><code>{html.escape(scene['scene'])}</code></td><td>{scene['duration']:g}s</td>"
                     f"<td>{cells}</td></tr>")
-    head = (f"<p><b>{html.escape(status['status'])}</b> · {status['progress']:.0f}% · "
-            f"{html.escape(status.get('message') or '')}</p>")
+    head = (f"<p><b>{html.escape(word(status['status'], lang))}</b> · {status['progress']:.0f}% · "
+            f"{html.escape(plan_note(status.get('message') or '', lang))}</p>")
     if status.get("error"):
         error = status["error_zh"] if zh and status.get("error_zh") else status["error"]
         head += f"<p style='color:#d64545'>{html.escape(error)}</p>"
-    legend = "♻ = 复用已有结果" if zh else "♻ = reused an earlier result"
-    return head + f"<table class='xy-jobs'>{''.join(rows)}</table><small>{legend}</small>"
+    return head + f"<table class='xy-jobs'>{''.join(rows)}</table><small>{say('reused_legend', lang)}</small>"
 
 
 def build(service, t) -> None:
@@ -91,87 +91,91 @@ def build(service, t) -> None:
     ws = service.settings.workspace
     engine_ids = sorted(service.engines)
     with gr.Row():  # the choices are the caller's: filled at page load
-        project = gr.Dropdown(choices=[], value=None, label="项目 / Project", scale=4, elem_id="project-select",
+        project = gr.Dropdown(choices=[], value=None, label=t("pj_project"), scale=4, elem_id="project-select",
                               allow_custom_value=True)  # (the page's config must not list other users' projects)
         refresh = gr.Button(t("refresh"), scale=1)
     error = gr.Markdown(elem_id="project-error")
-    with gr.Accordion("新建 · 复制 · 导入 · 导出 / New · duplicate · import · export", open=False):
+    with gr.Accordion(t("pj_manage"), open=False, elem_id="project-manage"):
         with gr.Row():
-            new_id = gr.Textbox(label="新项目 ID / New project id", placeholder="my-series", scale=2)
-            new_title = gr.Textbox(label="标题 / Title", placeholder="我的仙侠剧", scale=3)
-            create = gr.Button("新建 / Create", scale=1)
-            duplicate = gr.Button("复制当前 / Duplicate", scale=1)
+            new_id = gr.Textbox(label=t("pj_new_id"), placeholder="my-series", scale=2)
+            new_title = gr.Textbox(label=t("pj_title"), placeholder=t("pj_title_ph"), scale=3)
+            create = gr.Button(t("pj_create"), scale=1)
+            duplicate = gr.Button(t("pj_duplicate"), scale=1)
         with gr.Row():
-            upload = gr.File(label="导入 zip / Import a zip", file_types=[".zip"], type="filepath", scale=3)
-            export = gr.Button("导出 zip / Export", scale=1)
-            download = gr.File(label="下载 / Download", interactive=False, scale=3)
+            upload = gr.File(label=t("pj_import"), file_types=[".zip"], type="filepath", scale=3)
+            export = gr.Button(t("pj_export"), scale=1)
+            download = gr.File(label=t("pj_download"), interactive=False, scale=3)
     with gr.Tabs():
-        with gr.Tab("分镜 / Storyboard", elem_id="tab-storyboard"):
+        with gr.Tab(t("pt_storyboard"), elem_id="tab-storyboard"):
             board_load, board_outs = storyboard_view.build(service, episodes, project, t)
-        with gr.Tab("设置 / Settings"):
+        with gr.Tab(t("pt_settings"), elem_id="tab-project-settings"):
             with gr.Row():
-                title = gr.Textbox(label="标题 / Title", scale=3)
-                style = gr.Dropdown([(f"{s.name_zh} {s.name_en}", s.id) for s in STYLES.values()], label="风格 / Style")
-                fps = gr.Number(label="fps", precision=0)
-                resolution = gr.Textbox(label="分辨率 / Resolution (WxH)")
+                title = gr.Textbox(label=t("pj_title"), scale=3)
+                style = gr.Dropdown([(t(f"style_{s.id}"), s.id) for s in STYLES.values()], label=t("ps_style"))
+                fps = gr.Number(label=t("ps_fps"), precision=0)
+                resolution = gr.Textbox(label=t("ps_resolution"))
             with gr.Row():
-                blank = [("（无 / none）", "")]
-                default_engine = gr.Dropdown(blank + [(e, e) for e in engine_ids], label="default_engine")
-                still_engine = gr.Dropdown(engine_ids, label="still_engine")
-                i2v_engine = gr.Dropdown(engine_ids, label="i2v_engine")
-                t2v_engine = gr.Dropdown(engine_ids, label="t2v_engine")
+                blank = [(t("choice_none"), "")]
+                default_engine = gr.Dropdown(blank + [(e, e) for e in engine_ids], label=t("ps_default_engine"))
+                still_engine = gr.Dropdown(engine_ids, label=t("ps_still_engine"))
+                i2v_engine = gr.Dropdown(engine_ids, label=t("ps_i2v_engine"))
+                t2v_engine = gr.Dropdown(engine_ids, label=t("ps_t2v_engine"))
             negative = gr.Textbox(label=t("negative_prompt"), lines=2)
             with gr.Row():
-                seed = gr.Number(label="seed", precision=0)
-                seed_policy = gr.Radio(["fixed", "random"], label="seed_policy")
-                upscale = gr.Checkbox(label="upscale 2x")
-                transition = gr.Radio(["cut", "crossfade"], label="transition")
-                fade = gr.Number(label="transition_duration (s)")
-            engine_params = gr.Code(label="engine_params (JSON)", language="json")
-            with gr.Accordion("声音与字幕 / Sound & subtitles", open=True):
-                n_engine, n_voice, n_speed = projects_edit.voice_form("旁白 / Narrator", service.engines, "narrator-voice")
+                seed = gr.Number(label=t("seed"), precision=0)
+                seed_policy = gr.Radio([(t("ps_seed_fixed"), "fixed"), (t("ps_seed_random"), "random")],
+                                       label=t("ps_seed_policy"))
+                upscale = gr.Checkbox(label=t("ps_upscale"))
+                transition = gr.Radio([(t("ps_cut"), "cut"), (t("ps_crossfade"), "crossfade")],
+                                      label=t("ps_transition"))
+                fade = gr.Number(label=t("ps_fade"))
+            gr.Markdown(t("ps_engine_params"))  # gr.Code shows an I18n label as "[object Object]"
+            engine_params = gr.Code(show_label=False, language="json")
+            with gr.Accordion(t("ps_sound"), open=True):
+                n_engine, n_voice, n_speed = projects_edit.voice_form("vf_narrator", service.engines, "narrator-voice", t)
                 with gr.Row():
-                    timing = gr.Radio([("随语音 / voice", "voice"), ("固定 / fixed", "fixed")], label="timing", scale=2)
-                    padding = gr.Number(label="speech_padding (s)", scale=1)
-                    clip_audio = gr.Radio([("保留 / keep", "keep"), ("静音 / mute", "mute")],
-                                          label="片段原声 / clip_audio", scale=2)
+                    timing = gr.Radio([(t("ps_timing_voice"), "voice"), (t("ps_timing_fixed"), "fixed")],
+                                      label=t("ps_timing"), scale=2)
+                    padding = gr.Number(label=t("ps_padding"), scale=1)
+                    clip_audio = gr.Radio([(t("ps_keep"), "keep"), (t("ps_mute"), "mute")],
+                                          label=t("ps_clip_audio"), scale=2)
                 with gr.Row():
-                    subtitles = gr.Radio([("文件 / file", "file"), ("烧录 / burn", "burn"), ("关闭 / off", "off")],
-                                         label="字幕 / subtitles", scale=2)
-                    sub_font = gr.Textbox(label="字体 / font（空 = 自动 / empty = a Chinese font found here）", scale=2)
-                    sub_size = gr.Number(label="字号 / size (0 = auto)", precision=0, scale=1)
-                    sub_position = gr.Radio(["bottom", "top", "middle"], label="位置 / position", scale=2)
-                    sub_outline = gr.Number(label="描边 / outline", scale=1)
+                    subtitles = gr.Radio([(t("ps_sub_file"), "file"), (t("ps_sub_burn"), "burn"),
+                                          (t("ps_sub_off"), "off")], label=t("ps_subtitles"), scale=2)
+                    sub_font = gr.Textbox(label=t("ps_font"), scale=2)
+                    sub_size = gr.Number(label=t("ps_size"), precision=0, scale=1)
+                    sub_position = gr.Radio([(t(f"ps_{p}"), p) for p in ("bottom", "top", "middle")],
+                                            label=t("ps_position"), scale=2)
+                    sub_outline = gr.Number(label=t("ps_outline"), scale=1)
                 with gr.Row():
-                    music = gr.Dropdown([], label="音乐 / music (assets/)", allow_custom_value=True, scale=3)
-                    music_upload = gr.File(label="上传音乐 / Upload music", file_types=["audio"], type="filepath",
+                    music = gr.Dropdown([], label=t("ps_music"), allow_custom_value=True, scale=3)
+                    music_upload = gr.File(label=t("ps_music_upload"), file_types=["audio"], type="filepath",
                                            scale=2)
-                    music_volume = gr.Slider(0.0, 1.0, step=0.05, label="music_volume", scale=2)
-                    ducking = gr.Checkbox(label="语音时压低音乐 / ducking", scale=1)
-            save_settings = gr.Button("保存设置 / Save settings", variant="primary")
-        with gr.Tab("角色 / Characters"):
+                    music_volume = gr.Slider(0.0, 1.0, step=0.05, label=t("ps_music_volume"), scale=2)
+                    ducking = gr.Checkbox(label=t("ps_ducking"), scale=1)
+            save_settings = gr.Button(t("ps_save"), variant="primary", elem_id="save-project-settings")
+        with gr.Tab(t("pt_characters"), elem_id="tab-characters"):
             chars_load, chars_outs = projects_edit.build_characters(projects, project, t, service.engines)
-            with gr.Accordion("设计 / Design (无照片时生成参考脸 / a face for a character without a photo)", open=False):
+            with gr.Accordion(t("ch_design"), open=False, elem_id="char-design-panel"):
                 design_load, design_who = storyboard_view.design_panel(
-                    service, storyboard_view.DesignService(service, episodes.store), project, "char-design")
-        with gr.Tab("场景 / Scenes"):
+                    service, storyboard_view.DesignService(service, episodes.store), project, "char-design", t)
+        with gr.Tab(t("pt_scenes"), elem_id="tab-scenes"):
             scenes_load, scenes_outs = projects_edit.build_scenes(projects, episodes, project, engine_ids, t)
-        with gr.Tab("渲染 / Render"):
+        with gr.Tab(t("pt_render"), elem_id="tab-render"):
             with gr.Row():
-                name = gr.Textbox(value="episode", label="剧集名称 / Episode name", scale=2)
-                only = gr.Dropdown([], multiselect=True, label="只渲染这些场景（空 = 全部）/ Only these scenes (empty = all)",
-                                   scale=4)
-                render = gr.Button("渲染剧集 / Render episode", variant="primary", scale=1, elem_id="render-episode")
+                name = gr.Textbox(value="episode", label=t("rd_name"), scale=2)
+                only = gr.Dropdown([], multiselect=True, label=t("rd_only"), scale=4)
+                render = gr.Button(t("rd_render"), variant="primary", scale=1, elem_id="render-episode")
             plan_box = plan_view.build(episodes, project, only)
-            cancel = gr.Button("取消剧集 / Cancel episode", variant="stop")
-            episode_id = gr.Textbox(label="剧集任务 / Episode task", interactive=False, elem_id="episode-task")
+            cancel = gr.Button(t("rd_cancel"), variant="stop", elem_id="cancel-episode")
+            episode_id = gr.Textbox(label=t("rd_task"), interactive=False, elem_id="episode-task")
             progress = gr.HTML(elem_id="episode-progress")
             with gr.Row():
-                renders = gr.Dropdown([], label="成片 / Renders", scale=3)
+                renders = gr.Dropdown([], label=t("rd_renders"), scale=3)
                 player = gr.Video(label=t("output"), scale=4)
-            sidecar = gr.JSON(label="sidecar")
+            sidecar = gr.JSON(label=t("rd_sidecar"))
             timer = gr.Timer(1.5, active=False)
-        with gr.Tab("起草 / Draft"):
+        with gr.Tab(t("pt_draft"), elem_id="tab-draft"):
             draft_view.build(service, projects, project, t)
 
     sound_fields = [n_engine, n_voice, n_speed, timing, padding, clip_audio, subtitles, sub_font, sub_size,
@@ -186,7 +190,7 @@ def build(service, t) -> None:
 
         found = sorted(str(f.relative_to(p.assets_dir)).replace("\\", "/") for f in p.assets_dir.rglob("*")
                        if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES) if p.assets_dir.is_dir() else []
-        return [("（无 / none）", "")] + [(f"assets/{f}", f) for f in found]
+        return [(t("choice_none"), "")] + [(f"assets/{f}", f) for f in found]
 
     def sound_values(p) -> list:
         cfg = p.config
@@ -265,7 +269,7 @@ def build(service, t) -> None:
         try:
             changes["engine_params"] = json.loads(values[n] or "{}")
         except json.JSONDecodeError as exc:
-            raise gr.Error(f"engine_params: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            raise gr.Error(say("bad_json", lang_of(request), msg=exc.msg, line=exc.lineno)) from None
         if len(values) == n + 1 + len(sound_fields):
             changes.update(sound_changes(values[n + 1:]))
         projects.scoped(caller(request)).update_config(pid, changes)
@@ -281,7 +285,7 @@ def build(service, t) -> None:
         with open(path, "rb") as fh:
             rel = store.add_audio(pid, fh.read(50 * 2**20 + 1), path)
         store.update_config(pid, {"music": rel})
-        return gr.update(choices=music_choices(store.get(pid)), value=rel), "✅ project.yaml → music"
+        return gr.update(choices=music_choices(store.get(pid)), value=rel), f"✅ {say('music_saved', lang_of(request))}"
 
     music_upload.upload(do_upload_music, [project, music_upload], [music, error], api_visibility="private")
 

@@ -1,4 +1,4 @@
-"""Projects → 分镜 / Storyboard: a grid of scene cards (latest still or clip, narration, characters, engine,
+"""Projects → Storyboard (分镜): a grid of scene cards (latest still or clip, narration, characters, engine,
 duration, render status), character cards (face, voice, Design), and the episode's timeline; rendered as
 HTML from the project files and the job rows on every refresh.
 
@@ -25,13 +25,14 @@ from app.access import caller
 from app.character_design import DEFAULT_COUNT, MAX_COUNT, DesignService
 
 from .api import on
-from .i18n import lang_of
+from .i18n import lang_of, word
+from .project_texts import PROJECT_TEXTS, say
 
 ICON = {"succeeded": "✅", "failed": "❌", "cancelled": "⏹", "running": "⏳", "queued": "…", "none": "·"}
 STATUS = {"succeeded": ("完成", "done"), "failed": ("失败", "failed"), "cancelled": ("已取消", "cancelled"),
           "running": ("渲染中", "rendering"), "queued": ("排队中", "queued"), "none": ("未渲染", "not rendered")}
-VERBS = {"render": ("渲染", "Render"), "reroll": ("重抽", "Re-roll"), "up": ("←", "←"), "down": ("→", "→"),
-         "insert": ("插入", "Insert"), "split": ("拆分", "Split"), "merge": ("合并下一场", "Merge next")}
+# a card's buttons (zh, en): the same words as the toolbar's (project_texts sb_<verb>)
+VERBS = {v: PROJECT_TEXTS[f"sb_{v}"][::-1] for v in ("render", "reroll", "up", "down", "insert", "split", "merge")}
 CSS = """<style>
 #sb-action{display:none}
 .xy-sb-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px}
@@ -77,23 +78,25 @@ def _card(scene: dict, zh: bool) -> str:
     if running:
         state += f" {progress:.0f}%"
     error = next((j for j in (scene.get("clip"), scene.get("still")) if j and j["status"] == "failed"), None)
-    lines = "".join(f"<div>「{_esc(ln['character'])}」{_esc(ln['text'])}</div>" for ln in scene["lines"][:4])
+    lines = "".join(f"<div><code>{_esc(ln['character'])}</code>{'：' if zh else ': '}"
+                    f"<span class='xy-user'>{_esc(ln['text'])}</span></div>" for ln in scene["lines"][:4])
     chain = ""
     if scene.get("continue"):
         chain = "<div>⛓ " + ("接续上一场景的最后一帧" if zh else "continues the previous scene's last frame") + "</div>"
     if scene.get("from"):
         chain += f"<div>♻ {'复用' if zh else 'reuses'} <code>{_esc(scene['from'])}</code></div>"
+    people = ", ".join(f"<code>{_esc(c)}</code>" for c in scene["characters"]) or "—"
     buttons = "".join(f"<button type='button' data-verb='{v}' onclick=\"{_CLICK.format(verb=v, sid=sid)}\">"
                       f"{_esc(_t(zh, label))}</button>" for v, label in VERBS.items())
     return (f"<div class='xy-sb-card' data-scene='{_esc(sid)}' data-status='{_esc(scene['status'])}'>"
-            f"<div><b><code>{_esc(sid)}</code></b> {_esc(scene['title'])} · {scene['duration']:g}s · "
-            f"{_esc(scene.get('engine') or '?')}</div>{_shot(scene)}"
+            f"<div><b><code>{_esc(sid)}</code></b> <span class='xy-user'>{_esc(scene['title'])}</span> · "
+            f"{scene['duration']:g}s · <code>{_esc(scene.get('engine') or '?')}</code></div>{_shot(scene)}"
             f"<div class='xy-sb-bar'><div style='width:{progress:.0f}%'></div></div>"
             f"<div class='xy-sb-state'>{state}</div>"
             + (f"<div style='color:#d64545'>{_esc((error.get('error_zh') if zh else None) or error.get('error'))}</div>"
                if error else "")
-            + f"<div>{_esc(scene['narration'][:160])}</div>{lines}"
-            f"<div>👤 {_esc(', '.join(scene['characters']) or '—')}</div>{chain}<div>{buttons}</div></div>")
+            + f"<div class='xy-user'>{_esc(scene['narration'][:160])}</div>{lines}"
+            f"<div>👤 {people}</div>{chain}<div>{buttons}</div></div>")
 
 
 def _timeline(data: dict, zh: bool) -> str:
@@ -109,11 +112,12 @@ def _timeline(data: dict, zh: bool) -> str:
 
 def _character(c: dict, zh: bool) -> str:
     face = f"<img src='{c['face']}' alt='face'>" if c["face"] else "<div style='float:left;width:64px'>🙂</div>"
-    voice = f"{c['voice']['engine']} · {c['voice']['voice']}" if c["voice"] else ("默认声音" if zh else "default voice")
+    voice = (f"<code>{_esc(c['voice']['engine'])} · {_esc(c['voice']['voice'])}</code>" if c["voice"]
+             else ("默认声音" if zh else "default voice"))
     hint = "" if c["face"] else ("<div>⚠ 无参考脸：可用“设计”生成" if zh else "<div>⚠ no reference face: use Design") + "</div>"
-    return (f"<div class='xy-sb-char' data-character='{_esc(c['id'])}'>{face}<b>{_esc(c['name'])}</b>"
-            f"<div><code>{_esc(c['id'])}</code></div><div>🔊 {_esc(voice)}</div>{hint}"
-            f"<div style='clear:both;font-size:12px'>{_esc(', '.join(c['scenes']))}</div></div>")
+    return (f"<div class='xy-sb-char' data-character='{_esc(c['id'])}'>{face}<b class='xy-user'>{_esc(c['name'])}</b>"
+            f"<div><code>{_esc(c['id'])}</code></div><div>🔊 {voice}</div>{hint}"
+            f"<div style='clear:both;font-size:12px'><code>{_esc(', '.join(c['scenes']))}</code></div></div>")
 
 
 def storyboard_html(data: dict | None, lang: str) -> str:
@@ -151,18 +155,18 @@ def register(episodes, design: DesignService) -> None:
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
 
 
-def design_panel(service, design: DesignService, project, prefix: str):
+def design_panel(service, design: DesignService, project, prefix: str, t):
     """Character Design: pick a character, make N candidates, use one as its reference face."""
     ws = service.settings.workspace
     with gr.Row():
-        who = gr.Dropdown([], label="角色 / Character", allow_custom_value=True, scale=2, elem_id=f"{prefix}-who")
-        count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label="候选数 / Candidates", scale=2)
-        go = gr.Button("设计 / Design", scale=1, elem_id=f"{prefix}-go")
-        check = gr.Button("刷新候选 / Refresh", scale=1)
-    gallery = gr.Gallery(label="候选 / Candidates", columns=4, height=220, elem_id=f"{prefix}-gallery")
+        who = gr.Dropdown([], label=t("ch_pick"), allow_custom_value=True, scale=2, elem_id=f"{prefix}-who")
+        count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label=t("dz_count"), scale=2)
+        go = gr.Button(t("dz_go"), scale=1, elem_id=f"{prefix}-go")
+        check = gr.Button(t("dz_check"), scale=1, elem_id=f"{prefix}-refresh")
+    gallery = gr.Gallery(label=t("dz_gallery"), columns=4, height=220, elem_id=f"{prefix}-gallery")
     with gr.Row():
-        use = gr.Button("用作参考脸 / Use as reference face", variant="primary", elem_id=f"{prefix}-use")
-        info = gr.Markdown()
+        use = gr.Button(t("dz_use"), variant="primary", elem_id=f"{prefix}-use")
+        info = gr.Markdown(elem_id=f"{prefix}-info")
     refs = gr.State([])
     chosen = gr.State(None)
 
@@ -173,7 +177,7 @@ def design_panel(service, design: DesignService, project, prefix: str):
     def do_design(pid, cid, n, request: gr.Request = None):
         out = design.design(pid, cid, caller(request), count=int(n or DEFAULT_COUNT))
         items, r = shown(out)
-        return items, r, f"⏳ {len(out['jobs'])} job(s) · {'刷新查看 / refresh to see them'}"
+        return items, r, f"⏳ {say('design_started', lang_of(request), n=len(out['jobs']))}"
 
     @on("user")
     def do_refresh(pid, cid, request: gr.Request = None):
@@ -181,8 +185,10 @@ def design_panel(service, design: DesignService, project, prefix: str):
             return [], [], ""
         out = design.candidates(pid, cid, caller(request))
         items, r = shown(out)
-        states = ", ".join(f"{j['status']} {j['progress']:.0f}%" for j in out["jobs"])
-        return items, r, f"{states} · {'参考 / reference'}: {out['reference'] or '—'}"
+        lang = lang_of(request)
+        states = ", ".join(f"{word(j['status'], lang)} {j['progress']:.0f}%" for j in out["jobs"])
+        reference = f"`{out['reference']}`" if out["reference"] else "—"
+        return items, r, f"{states + ' · ' if states else ''}{say('reference', lang)}: {reference}"
 
     @on("user")
     def on_select(r, evt: gr.SelectData, request: gr.Request = None):
@@ -191,9 +197,9 @@ def design_panel(service, design: DesignService, project, prefix: str):
     @on("user")
     def do_use(pid, cid, ref, request: gr.Request = None):
         if not ref:
-            raise gr.Error("先点选一张候选图 / Click a candidate first")
+            raise gr.Error(say("click_candidate", lang_of(request)))
         out = design.pick(pid, cid, ref, caller(request))
-        return f"✅ assets/{out['reference']}"
+        return f"✅ `assets/{out['reference']}`"
 
     go.click(do_design, [project, who, count], [gallery, refs, info], api_visibility="private")
     check.click(do_refresh, [project, who], [gallery, refs, info], api_visibility="private")
@@ -219,14 +225,13 @@ def build(service, episodes, project, t) -> tuple:
     board = gr.HTML(elem_id="storyboard")
     action = gr.Textbox(elem_id="sb-action", show_label=False, container=False, max_lines=1)
     with gr.Row():
-        scene = gr.Dropdown([], label="场景 / Scene", scale=2, elem_id="sb-scene")
-        buttons = {v: gr.Button(f"{zh} / {en}" if zh != en else zh, scale=1, size="sm", elem_id=f"sb-{v}")
-                   for v, (zh, en) in VERBS.items()}
-        refresh = gr.Button("刷新 / Refresh", scale=1, size="sm", elem_id="sb-refresh")
+        scene = gr.Dropdown([], label=t("sc_pick"), scale=2, elem_id="sb-scene")
+        buttons = {v: gr.Button(t(f"sb_{v}"), scale=1, size="sm", elem_id=f"sb-{v}") for v in VERBS}
+        refresh = gr.Button(t("refresh"), scale=1, size="sm", elem_id="sb-refresh")
     message = gr.Markdown(elem_id="sb-message")
     timer = gr.Timer(2.0, active=False)
-    with gr.Accordion("设计角色 / Design a character", open=False):
-        load_who, _who = design_panel(service, design, project, "sb-design")
+    with gr.Accordion(t("dz_panel"), open=False, elem_id="sb-design-panel"):
+        load_who, _who = design_panel(service, design, project, "sb-design", t)
 
     @on("user")
     def load(pid, request: gr.Request = None):
@@ -243,13 +248,14 @@ def build(service, episodes, project, t) -> tuple:
             return gr.update(), gr.update()
         verb, _, sid = value.split("|", 1)[0].partition(":")
         principal = caller(request)
+        said = _t(lang_of(request) == "zh", VERBS.get(verb, (verb, verb)))
         if verb in ("render", "reroll"):
             if verb == "reroll":
                 sb.edit(episodes.access.scoped(principal), pid, "reroll", sid)
             job = episodes.render(pid, principal, scenes=[sid], name=f"scene-{sid}"[:60], source="ui")
-            return f"⏳ {sid}: {job.id}", gr.update(active=True)
+            return f"⏳ {said} `{sid}`: `{job.id}`", gr.update(active=True)
         chosen = sb.edit(episodes.access.scoped(principal), pid, verb, sid)
-        return f"✅ {verb}: {chosen}", gr.update(active=False)
+        return f"✅ {said}: `{chosen}`", gr.update(active=False)
 
     outs = [board, scene, timer]
     action.change(act, [project, action], [message, timer], api_visibility="private").then(

@@ -53,14 +53,14 @@ def test_chapter_to_storyboard_to_a_rendered_scene(localized, studio_proc, tmp_p
     page.goto(studio_proc.url + "/")
     page.wait_for_selector("#prompt textarea", timeout=60_000)
     page.get_by_role("tab", name=re.compile(r"^(项目|Projects)")).first.click()  # "项目 · Projects" or one language
-    page.get_by_role("tab", name="起草 / Draft").click()
+    page.locator("#tab-draft-button").click()  # the sub-tabs by elem_id: their names are the page's language
     page.locator("#draft-text textarea").fill(CHAPTER)
     page.locator("#draft-go").click()
     page.wait_for_function("() => (document.querySelector('#draft-result')?.innerText || '').includes('scenes_added')",
                            timeout=60_000)
     page.screenshot(path=str(tmp_path / "1-draft.png"), full_page=True)
 
-    page.get_by_role("tab", name="分镜 / Storyboard").click()
+    page.locator("#tab-storyboard-button").click()
     cards = page.locator("#storyboard .xy-sb-card")
     cards.first.wait_for(timeout=30_000)
     assert cards.count() >= 2
