@@ -30,7 +30,7 @@ from core.errors import ConfigError, ValidationError, pydantic_message
 
 TABLE_DIR = Path(__file__).with_name("models")
 WORKSPACE_DIR = "cloud_models"
-Task = Literal["t2v", "i2v", "kf2v", "ref2v"]
+Task = Literal["t2v", "i2v", "kf2v", "ref2v", "t2i"]
 
 
 class _Strict(BaseModel):
@@ -38,7 +38,7 @@ class _Strict(BaseModel):
 
 
 class Price(_Strict):
-    per: Literal["second", "video", "token_k"]  # per second of video, per video, per 1000 tokens
+    per: Literal["second", "video", "image", "token_k"]  # per second of video, per video or image, per 1000 tokens
     amount: float = Field(ge=0)
     currency: Literal["CNY", "USD"] = "CNY"
     date: _dt.date  # when the price was read
@@ -61,7 +61,10 @@ class ModelSpec(_Strict):
     max_ref_audios: int = Field(0, ge=0)
     max_files: int | None = Field(None, ge=1)  # all input images together (Tencent FileInfos)
     versions: tuple[str, ...] = ()  # Tencent: ModelVersion values, the first is the default
-    shape: str | None = None  # vendor body shape (DashScope: "media" for wan2.7's input.media[])
+    shape: str | None = None  # vendor body shape (DashScope: "media" for wan2.7's input.media[]; text-to-image:
+    # "area" when the size rule is total pixels rather than each side)
+    max_prompt: int | None = Field(None, ge=1)  # characters of prompt the model takes
+    max_images: int | None = Field(None, ge=1)  # images one task makes
     unconfirmed: tuple[str, ...] = ()  # limits not confirmed in the vendor's docs
     price: Price | None = None
 
