@@ -2,13 +2,15 @@
 
 One loop runs in a daemon thread (``cloud-aio``), started on first use and stopped with the studio
 (``shutdown``). Requests go through one ``httpx.AsyncClient`` and, per vendor, a semaphore that
-bounds how many are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per vendor).
-What a finished request leads to (database updates, the next poll, a download) runs on a small
-pool of completion threads (``after``), never on the loop.
+bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
+vendor; a job waiting between polls holds none). What a finished request leads to (database
+updates, journal files) runs on a small pool of completion threads (``after`` / ``blocking``,
+``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), never on the loop.
 
-``submit(coro, vendor) -> concurrent.futures.Future``   run ``coro`` on the loop under the vendor's
-                                                        semaphore
+``submit(coro, vendor=None) -> concurrent.futures.Future``   run ``coro`` on the loop
 ``after(fn, *args)``                                    run ``fn(*args)`` on a completion thread
+``await blocking(fn, *args)``  (async)  the same, awaited from the loop: its result or its error
+``slot(vendor)``  (async context manager)  one of the vendor's request slots
 ``send_json(...)``  (async)   ``http.send_json`` on the loop: same errors, same answer checks
 ``with_retries(afn, what, attempts)``  (async)  ``http.with_retries`` for coroutines: same policy
 ``enabled(settings) -> bool``  the ``queue.async_cloud`` setting (default on)
@@ -96,16 +98,23 @@ def client() -> httpx.AsyncClient:
     return _client
 
 
-async def _bounded(coro: Awaitable[T], vendor: str) -> T:
+def slot(vendor: str) -> asyncio.Semaphore:
+    """The vendor's request slots (on the loop): ``async with aio.slot(vendor): <one request>``."""
     sem = _sems.get(vendor)
     if sem is None:
         sem = _sems[vendor] = asyncio.Semaphore(concurrency())
-    async with sem:
-        return await coro
+    return sem
 
 
-def submit(coro: Awaitable[T], vendor: str) -> concurrent.futures.Future:
-    return asyncio.run_coroutine_threadsafe(_bounded(coro, vendor), loop())
+def submit(coro: Awaitable[T], vendor: str | None = None) -> concurrent.futures.Future:
+    """Run ``coro`` on the loop. Its requests take the vendor's slots one at a time (``send_json``),
+    so a long chain (create, polls, downloads) never holds a slot while it waits."""
+    return asyncio.run_coroutine_threadsafe(coro, loop())
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a completion thread, awaited from the loop (files, database, CPU work)."""
+    return await asyncio.wrap_future(_completions().submit(fn, *args))
 
 
 def after(fn: Callable[..., Any], *args: Any) -> None:
@@ -175,8 +184,9 @@ async def send_json(method: str, url: str, *, vendor: str, headers: dict | None 
                     timeout: httpx.Timeout | None = None) -> dict:
     parts = urlsplit(url)
     try:
-        response = await client().request(method, url, headers=headers, json=json, params=params, content=content,
-                                          timeout=timeout or http.timeouts())
+        async with slot(vendor):
+            response = await client().request(method, url, headers=headers, json=json, params=params,
+                                              content=content, timeout=timeout or http.timeouts())
     except httpx.HTTPError as exc:
         log.info("%s %s%s: %s", method, parts.netloc, parts.path, type(exc).__name__)
         raise http.transport_error(vendor, exc, idempotent=idempotent) from exc
