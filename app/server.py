@@ -86,6 +86,9 @@ def create_app(studio, *, manage_studio: bool = True) -> FastAPI:
 
     # (demo.queue(...) would rebuild Gradio's app once more at startup; the env var sets the same limit)
     os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "16")
+    from .ui.session_state import install as lazy_sessions
+
+    lazy_sessions()  # a new session (each plain API call) no longer builds every block's config on the loop
     demo, i18n = build_ui(studio)
     app.state.demo = demo  # tests/security enumerate its event handlers
     # Handlers return outputs, project faces and renders by their workspace path: Gradio copies each

@@ -93,7 +93,7 @@ def serve_fake(conn, finish_s: float, latency: float) -> None:
     fake = TimedDashScope(video)
     fake.latency = latency
     fake.start()
-    fake._http.socket.listen(128)  # the stdlib's backlog of 5 would refuse connections under bursts
+    fake._http.socket.listen(1024)  # the stdlib's backlog of 5 would refuse connections under bursts
     conn.send(fake.base_url)
     conn.recv()  # "stop"
     conn.send({"create": fake.count("create"), "poll": fake.count("poll"), "download": fake.count("download"),
@@ -248,7 +248,8 @@ def run(args) -> dict:
         (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n  async_cloud: "
                                         f"{'true' if args.async_cloud == 'on' else 'false'}\n", encoding="utf-8")
         env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
-               "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml")}
+               "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml"),
+               "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency)}
         studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
         pid = studio.proc.pid
         request = {"engine": "dashscope", "prompt": "剑仙御剑穿过云海",
@@ -378,7 +379,10 @@ def main() -> None:
     parser.add_argument("--poll-scale", type=float, default=1.0, help="XIANYING_POLL_SCALE for the studio")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--async-cloud", choices=("on", "off"), default="on",
-                        help="queue.async_cloud: cloud polls on the event loop (on) or on io workers (off)")
+                        help="queue.async_cloud: each cloud job's create, polls and downloads on the event loop "
+                             "(on) or on the io workers (off)")
+    parser.add_argument("--concurrency", type=int, default=512,
+                        help="XIANYING_CLOUD_CONCURRENCY: requests in flight per vendor on the event loop")
     args = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
