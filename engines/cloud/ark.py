@@ -70,6 +70,7 @@ def task_kind(request: EngineRequest) -> str:
 class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env="ARK_BASE_URL",
                 default_base=DEFAULT_BASE):
     id = "ark"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Volcengine Ark Seedance"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = ArkParams

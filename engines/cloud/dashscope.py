@@ -76,6 +76,7 @@ def _invalid(en: str, zh: str) -> ValidationError:
 class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DASHSCOPE_HTTP_BASE_URL",
                       default_base=DEFAULT_BASE, content_type="application/json"):
     id = "dashscope"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "DashScope Wan (Alibaba Model Studio)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = DashScopeParams

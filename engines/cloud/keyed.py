@@ -75,7 +75,8 @@ class KeyedCloudEngine(CloudEngine):
         self.journal.sweep()
 
     # --- creates: one plan, run blocking or on the cloud loop ----------------------------
-    async_chain: ClassVar[bool] = True  # create, polls and downloads can run as one chain on the cloud loop
+    async_chain: ClassVar[bool] = False  # True: create_plan, apoll and acollect exist, so the runner may run
+    # the job's create, polls and downloads as one chain on the cloud loop (app/cloud_chain.py)
 
     def create_plan(self, request):
         """The task id this job already has (answered before a crash), or the ``CreatePlan`` to send."""

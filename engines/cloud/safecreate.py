@@ -196,11 +196,12 @@ def allow_resend(journal: CreateJournal, job_id: str) -> None:
     journal.save(job_id, resend=True)
 
 
-def log_attempt(journal: CreateJournal, job_id: str, **entry) -> dict:
-    note = journal.load(job_id)
-    attempts = list(note.get("attempts") or [])[-19:]
+def log_attempt(journal: CreateJournal, job_id: str, *, note: dict | None = None, **entry) -> dict:
+    """Append ``entry`` to the job's attempt log; ``note``: fields of the note saved in the same write."""
+    current = journal.load(job_id)
+    attempts = list(current.get("attempts") or [])[-19:]
     attempts.append({"at": round(time.time(), 3), **entry})
-    return journal.save(job_id, attempts=attempts)
+    return journal.save(job_id, **(note or {}), attempts=attempts)
 
 
 def claim_lock(journal: CreateJournal) -> threading.Lock:
@@ -286,8 +287,8 @@ def _adopt(journal: CreateJournal, job_id: str, plan: CreatePlan, rows: list) ->
         blocking = [w for w in ([] if plan.identifies else _windows(journal, job_id))
                     if created is None or w[0] <= created <= w[1]]
         if not blocking:
-            journal.save(job_id, state="created", remote_id=found[0], adopted=True)
-            log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
+            log_attempt(journal, job_id, note={"state": "created", "remote_id": found[0], "adopted": True},
+                        generation=note.get("generation"), outcome="adopted", task_id=found[0])
             return found[0], found, False
         return None, found, all(in_flight for _, _, in_flight in blocking)
 
@@ -337,17 +338,19 @@ def create_steps(journal: CreateJournal, job_id: str, plan: CreatePlan) -> Steps
             return recovered
         note = journal.load(job_id)
         pending = note.get("state") == "sending" and plan.recovery == "dedupe"
+    first: dict = {}
     if not pending:
         generation += 1
-        journal.save(job_id, first_sent_at=time.time())
+        first = {"first_sent_at": time.time()}
     attempts = max(1, int(_env("XIANYING_RETRY_ATTEMPTS", 3)))
     if plan.recovery == "dedupe":  # a re-send under the same key is safe: it may try as hard as a lookup
         attempts = max(attempts, lookup_attempts())
     uncertain = pending  # an earlier send under this key may have made the task
     for n in range(1, attempts + 1):
         ref = plan.request_ref(generation)
-        journal.save(job_id, state="sending", generation=generation, request_ref=ref, sent_at=time.time())
-        log_attempt(journal, job_id, generation=generation, n=n, outcome="sending", request_ref=ref)
+        sending = {**first, "state": "sending", "generation": generation, "request_ref": ref, "sent_at": time.time()}
+        log_attempt(journal, job_id, note=sending, generation=generation, n=n, outcome="sending", request_ref=ref)
+        first = {}
         try:
             task_id = yield from _steps_of(plan.send(generation))
         except Exception as exc:  # classified below; anything else is re-raised unchanged
@@ -393,8 +396,8 @@ def create_steps(journal: CreateJournal, job_id: str, plan: CreatePlan) -> Steps
                 raise
             raise maybe_created(plan.vendor, ref, can_look=False) from exc
         with claim_lock(journal):  # not while another job's lookup is deciding whose task this is
-            journal.save(job_id, state="created", remote_id=task_id)
-        log_attempt(journal, job_id, generation=generation, n=n, outcome="created", task_id=task_id)
+            log_attempt(journal, job_id, note={"state": "created", "remote_id": task_id}, generation=generation, n=n,
+                        outcome="created", task_id=task_id)
         return task_id
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -44,7 +44,6 @@ class Spoken:
 class SpeechCall:
     journal: object
     id: str
-    async_chain = False  # one blocking call (the audio itself): it stays on the io workers
 
     def synthesize(self, request: EngineRequest, dest: Path) -> Spoken:
         raise NotImplementedError

@@ -92,6 +92,7 @@ def _http_status_error(response: httpx.Response) -> ProviderError:
 class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_VOD_ENDPOINT",
                        keys=("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), default_base=DEFAULT_ENDPOINT):
     id = "tencent-vod"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Jimeng, Vidu, OS, GV, Hunyuan)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = TencentVodParams

@@ -90,6 +90,7 @@ def error_of(response, key: str | None = None) -> ProviderError:
 class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUAI_BASE_URL",
                   default_base=DEFAULT_BASE, content_type="application/json"):
     id = "zhipu"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Zhipu CogVideoX / Vidu (BigModel)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = ZhipuParams
