@@ -4,6 +4,11 @@
 job with a conditional UPDATE (so a duplicate delivery does nothing), works in a staging
 folder ``<workspace>/tmp/<job_id>/``, and on success moves that folder whole into
 ``outputs/<date>/<job_id>/``: a failed, cancelled or killed job leaves no partial files.
+
+A cloud job of a video vendor, with ``queue.async_cloud`` on, is handed at once to a chain on the
+cloud event loop (``app/cloud_chain.py``) that runs its create, polls and downloads in order and
+writes through this runner's ``created`` / ``polled`` / ``collected``; otherwise each step is a
+Huey task on an io worker (``_cloud_create``, ``_cloud_poll``, ``_cloud_collect``).
 """
 
 from __future__ import annotations

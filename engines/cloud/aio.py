@@ -1,7 +1,8 @@
 """Cloud HTTP on one event loop: a vendor slow to answer holds a coroutine, not a thread.
 
 One loop runs in a daemon thread (``cloud-aio``), started on first use and stopped with the studio
-(``shutdown``). Requests go through one ``httpx.AsyncClient`` and, per vendor, a semaphore that
+(``shutdown``). Requests go through ``httpx.AsyncClient`` pools (``client``: 16, a task keeps its
+own) and, per vendor, a semaphore that
 bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
 vendor; a job waiting between polls holds none). What a finished request leads to (database
 updates, journal files) runs on a small pool of completion threads (``after`` / ``blocking``,
@@ -15,7 +16,7 @@ updates, journal files) runs on a small pool of completion threads (``after`` / 
 ``with_retries(afn, what, attempts)``  (async)  ``http.with_retries`` for coroutines: same policy
 ``enabled(settings) -> bool``  the ``queue.async_cloud`` setting (default on)
 ``retain()`` / ``release()``  a studio starts / stops using the loop; the last release shuts it down
-``shutdown(timeout)``         cancel what is in flight (a poll lost this way is re-sent by the
+``shutdown(timeout)``         cancel what is in flight (a chain cut this way is resumed by the
                               runner's reconcile at the next start) and stop the loop
 """
 
