@@ -110,12 +110,11 @@ class CloudChain:
             self.runner.create_failed(job, exc)
 
     def _created(self, remote_id: str) -> bool:
-        job = Job.get_or_none(Job.id == self.job_id)
-        if job is None:
-            return False
-        self.runner.created(job, remote_id)  # kept even after a cancel: it names the task the vendor made
-        if job.cancel_requested or job.status != "running":
-            self._cancel_remote(job, remote_id)
+        if not self.runner.created(self.job_id, remote_id, while_running=True):
+            job = Job.get_or_none(Job.id == self.job_id)  # cancelled (or gone) while the create was on the wire
+            if job is not None:
+                self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
+                self._cancel_remote(job, remote_id)
             return False
         self.token = 0  # created() restarts the poll count
         return not self.runner.stopping.is_set()
@@ -152,11 +151,7 @@ class CloudChain:
         return self.runner.polled(job, self.engine, state, exc)
 
     def _collecting(self) -> bool:
-        job = self._job()
-        if job is None:
-            return False
-        self.runner.collecting(job)
-        return True
+        return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
 
     def _collected(self, state, outputs, exc) -> None:
         job = Job.get_or_none(Job.id == self.job_id)

@@ -223,7 +223,7 @@ class JobRunner:
         except Exception as exc:
             self.create_failed(job, exc)
             return
-        self.created(job, remote_id)
+        self.created(job.id, remote_id)
         self.schedule_poll(job.id, engine, 0)
 
     def creating(self, job: Job) -> None:
@@ -235,10 +235,14 @@ class JobRunner:
             exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
         self.fail(job, exc)
 
-    def created(self, job: Job, remote_id: str) -> None:
-        """The vendor's task id, committed on the row (before anything else happens)."""
-        (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
-                    updated_at=time.time()).where(Job.id == job.id).execute())
+    def created(self, job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
+        """The vendor's task id, committed on the row (before anything else happens). ``while_running``:
+        only while the job runs and no cancel was asked (False: it was not written)."""
+        query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
+                            updated_at=time.time()).where(Job.id == job_id))
+        if while_running:
+            query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+        return bool(query.execute())
 
     def schedule_poll(self, job_id: str, engine, polls: int) -> None:
         self.service.enqueue(Job.get_by_id(job_id), delay=self.poll_delay(engine, polls), token=polls)
@@ -289,18 +293,25 @@ class JobRunner:
         return None
 
     def _cloud_collect(self, job: Job, engine, state, request) -> None:
-        self.collecting(job)
+        if not self.collecting(job.id):
+            return
         try:
             outputs, exc = engine.collect(state, request), None
         except Exception as err:
             outputs, exc = None, err
         self.collected(job, state, outputs, exc)
 
-    def collecting(self, job: Job) -> None:
-        Job.update(remote_phase="collecting", message="downloading").where(Job.id == job.id).execute()
-        work = self.workdir(job.id)
+    def collecting(self, job_id: str) -> bool:
+        """The downloads start (a fresh staging folder), while the job runs and no cancel was asked."""
+        n = (Job.update(remote_phase="collecting", message="downloading")
+             .where(Job.id == job_id, Job.status == "running", Job.cancel_requested == False)  # noqa: E712
+             .execute())
+        if not n:
+            return False
+        work = self.workdir(job_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        return True
 
     def collected(self, job: Job, state, outputs, exc: BaseException | None) -> None:
         """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job."""
