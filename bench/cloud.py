@@ -367,6 +367,7 @@ def run(args) -> dict:
             "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
             "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
             "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
+            "after_submitting": {k: sampler.ms(k, after=t_submitted) for k in sampler.KINDS},
             "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake,
             "bare_rest": bare_rest, "vendor_s": vendor_s, "cpu": cpu}
 
@@ -392,6 +393,9 @@ def table(r: dict, args) -> str:
         ("  same, while submitting", lat(r["while_submitting"]["client"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["client"]), ""),
         ("/status via Gradio HTTP call API", lat(r["during"]["http"]), ""),
+        ("  same, while submitting", lat(r["while_submitting"]["http"]), ""),
+        ("  same, once all are submitted (creates, polls, downloads in flight)", lat(r["after_submitting"]["http"]),
+         ""),
         ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
         ("  bare Gradio app's /status at rest", lat(r["bare_rest"]), "same run, same call path"),
         ("  p99 under load / bare p99 at rest", f"{pct(r['during']['http'], 99) / pct(r['bare_rest'], 99):.2f}x",
