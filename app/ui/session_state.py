@@ -30,25 +30,25 @@ class LazyConfigs(dict):
 
     def __init__(self, blocks_config, ids: list[int]):
         super().__init__()
-        self._blocks_config, self._ids, self._filled = blocks_config, ids, False
+        self._blocks_config, self._ids, self._known, self._filled = blocks_config, ids, set(ids), False
 
     def _make(self, key: int) -> dict:
         return self._blocks_config.config_for_block(key, [], self._blocks_config.blocks[key])
 
     def __missing__(self, key: int) -> dict:
-        if self._filled or key not in self._blocks_config.blocks or key not in set(self._ids):
+        if self._filled or key not in self._blocks_config.blocks or key not in self._known:
             raise KeyError(key)
         value = self[key] = self._make(key)
         return value
 
     def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or (not self._filled and key in set(self._ids)
+        return dict.__contains__(self, key) or (not self._filled and key in self._known
                                                 and key in self._blocks_config.blocks)
 
     def _fill(self) -> None:
         if self._filled:
             return
-        known = dict(self)
+        known = dict(dict.items(self))
         ordered = {k: known.pop(k) if k in known else self._make(k) for k in self._ids
                    if k in self._blocks_config.blocks}
         self.clear()
