@@ -226,8 +226,10 @@ def test_a_studio_stopped_mid_create_looks_the_task_up_at_its_next_start(studios
     assert job.remote_id == next(iter(fake.tasks))
 
 
-def test_sync_path_still_runs_create_poll_download_on_the_io_workers(studio_for):
-    studio, fake = studio_for("tencent-vod", config={"queue": {"async_cloud": False}})
-    job = wait_job(studio, submit(studio, "tencent-vod", "同步路径"), timeout=30)
+@pytest.mark.parametrize("vendor_id", IDS)
+def test_sync_path_still_runs_create_poll_download_on_the_io_workers(studio_for, vendor_id):
+    studio, fake = studio_for(vendor_id, config={"queue": {"async_cloud": False}})
+    job = wait_job(studio, submit(studio, vendor_id, "同步路径"), timeout=30)
     assert job.status == "succeeded", job.error
-    assert fake.count("CreateAigcVideoTask") == 1 and fake.count("download") == 1
+    assert fake.count(VENDORS[vendor_id].create_route) == 1 and fake.count("download") >= 1
+    assert job.outputs and "has_audio" in job.outputs[0]
