@@ -10,9 +10,10 @@ vendor slow to answer holds a coroutine, not a thread. Its steps keep the job's 
 Every database write is the runner's own (``created``, ``polled``, ``collected``: the job-state
 rules of ``app/jobstate.py``), made on a completion thread, never on the loop.
 
-Only one chain moves a job: before each poll it takes the job's poll token (``polls``), as a
-scheduled poll task does, so a chain superseded by a restart's reconcile or the team monitor
-stops there. It also stops when the job is cancelled (a create answered after a cancel is
+Only one chain moves a job: a step re-sent to this process while its chain runs does nothing
+(``runner.chains``), and before each poll the chain takes the job's poll token (``polls``), as a
+scheduled poll task does, so a chain superseded elsewhere (a restart's reconcile, another
+process) stops there. It also stops when the job is cancelled (a create answered after a cancel is
 cancelled at the vendor where it can be) and when the studio stops: the loop's shutdown cancels
 it mid-request, nothing more is written, and the next start resumes the job from its row (a
 create from its journal, a poll from its task id) as after a crash.
@@ -48,9 +49,15 @@ class CloudChain:
         if not job.remote_id:
             runner.creating(job)
         chain = cls(runner, job, engine, request)
-        aio.submit(chain.run()).add_done_callback(chain._ended)
+        runner.chains.add(job.id)
+        try:
+            aio.submit(chain.run()).add_done_callback(chain._ended)
+        except BaseException:
+            runner.chains.discard(job.id)
+            raise
 
     def _ended(self, future) -> None:
+        self.runner.chains.discard(self.job_id)
         if not future.cancelled() and future.exception() is not None:
             log.error("cloud chain of job %s broke", self.job_id, exc_info=future.exception())
 

@@ -48,6 +48,7 @@ class JobRunner:
         self.lease_s = self.settings.team.lease_s
         self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
         self.isolation = None  # gpu_pool.isolation "process": app.isolation runs gpu-lane local jobs
+        self.chains: set[str] = set()  # jobs this process moves on the cloud loop (app/cloud_chain.py)
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
@@ -195,6 +196,8 @@ class JobRunner:
                 return
             job = Job.get_by_id(job.id)
         if job.cancel_requested:
+            return
+        if job.id in self.chains:  # this process already moves it on the cloud loop (a re-sent step: nothing to do)
             return
         if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
             n = Job.update(polls=Job.polls + 1).where(Job.id == job.id, Job.polls == token).execute()
