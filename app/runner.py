@@ -4,6 +4,11 @@
 job with a conditional UPDATE (so a duplicate delivery does nothing), works in a staging
 folder ``<workspace>/tmp/<job_id>/``, and on success moves that folder whole into
 ``outputs/<date>/<job_id>/``: a failed, cancelled or killed job leaves no partial files.
+
+A cloud job of a video vendor, with ``queue.async_cloud`` on, is handed at once to a chain on the
+cloud event loop (``app/cloud_chain.py``) that runs its create, polls and downloads in order and
+writes through this runner's ``created`` / ``polled`` / ``collected``; otherwise each step is a
+Huey task on an io worker (``_cloud_create``, ``_cloud_poll``, ``_cloud_collect``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class JobRunner:
         self.lease_s = self.settings.team.lease_s
         self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
         self.isolation = None  # gpu_pool.isolation "process": app.isolation runs gpu-lane local jobs
+        self.chains: set[str] = set()  # jobs this process moves on the cloud loop (app/cloud_chain.py)
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
@@ -191,76 +197,88 @@ class JobRunner:
             job = Job.get_by_id(job.id)
         if job.cancel_requested:
             return
+        if job.id in self.chains:  # this process already moves it on the cloud loop (a re-sent step: nothing to do)
+            return
         if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
             n = Job.update(polls=Job.polls + 1).where(Job.id == job.id, Job.polls == token).execute()
             if not n:
                 return
             job = Job.get_by_id(job.id)
+        if self.chained(engine):
+            # create, polls and downloads as one chain on the cloud loop: this io worker is free at once
+            from .cloud_chain import CloudChain
+
+            CloudChain.begin(self, job, engine)
+            return
         if not job.remote_id:
             self._cloud_create(job, engine)
             return
         self._cloud_poll(job, engine)
 
+    def chained(self, engine) -> bool:
+        """``queue.async_cloud`` and an engine that can run its whole job on the cloud loop."""
+        return cloud_aio.enabled(self.settings) and bool(getattr(engine, "async_chain", False))
+
     def _cloud_create(self, job: Job, engine) -> None:
-        Job.update(remote_phase="creating", message="sending to provider").where(Job.id == job.id).execute()
+        self.creating(job)
         try:
             remote_id = engine.start(self.request_for(job))
-        except AppError as exc:
-            self.fail(job, exc)
-            return
         except Exception as exc:
-            log.exception("create of job %s failed", job.id)
-            self.fail(job, AppError(f"{job.engine}: {type(exc).__name__}: {exc}"))
+            self.create_failed(job, exc)
             return
-        (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
-                    updated_at=time.time()).where(Job.id == job.id).execute())
+        self.created(job.id, remote_id)
         self.schedule_poll(job.id, engine, 0)
 
+    def creating(self, job: Job) -> None:
+        Job.update(remote_phase="creating", message="sending to provider").where(Job.id == job.id).execute()
+
+    def create_failed(self, job: Job, exc: Exception) -> None:
+        if not isinstance(exc, AppError):
+            log.error("create of job %s failed", job.id, exc_info=exc)
+            exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
+        self.fail(job, exc)
+
+    def created(self, job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
+        """The vendor's task id, committed on the row (before anything else happens). ``while_running``:
+        only while the job runs and no cancel was asked (False: it was not written)."""
+        query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
+                            updated_at=time.time()).where(Job.id == job_id))
+        if while_running:
+            query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+        return bool(query.execute())
+
     def schedule_poll(self, job_id: str, engine, polls: int) -> None:
-        delay = min(engine.poll_delay(polls), self.settings.queue.poll_max_interval_s)
-        self.service.enqueue(Job.get_by_id(job_id), delay=delay, token=polls)
+        self.service.enqueue(Job.get_by_id(job_id), delay=self.poll_delay(engine, polls), token=polls)
+
+    def poll_delay(self, engine, polls: int) -> float:
+        return min(engine.poll_delay(polls), self.settings.queue.poll_max_interval_s)
 
     def _cloud_poll(self, job: Job, engine) -> None:
         request = self.request_for(job)
-        if cloud_aio.enabled(self.settings) and hasattr(engine, "apoll"):
-            # the poll runs on the cloud loop: this io worker is free at once (engines/cloud/aio.py)
-            future = cloud_aio.submit(engine.apoll(job.remote_id, request), vendor=engine.id)
-            future.add_done_callback(lambda f: cloud_aio.after(self._cloud_polled_later, job.id, engine, request, f))
-            return
         try:
-            state = engine.poll(job.remote_id, request)
-        except AppError as exc:
-            self._cloud_polled(job, engine, request, None, exc)
-            return
-        self._cloud_polled(job, engine, request, state, None)
+            state, exc = engine.poll(job.remote_id, request), None
+        except AppError as err:
+            state, exc = None, err
+        following = self.polled(job, engine, state, exc)
+        if following == "poll":
+            self.schedule_poll(job.id, engine, job.polls)
+        elif following == "collect":
+            self._cloud_collect(job, engine, state, request)
 
-    def _cloud_polled_later(self, job_id: str, engine, request, future) -> None:
-        """A poll answered on the cloud loop: carry on from a completion thread."""
-        if future.cancelled():  # the studio is stopping: reconcile sends the poll again at the next start
-            return
-        exc = future.exception()
-        with connection():
-            job = Job.get_or_none(Job.id == job_id)
-            if job is None or job.status in TERMINAL or job.cancel_requested:
-                return
-            if exc is not None and not isinstance(exc, AppError):
-                log.error("poll of job %s failed", job_id, exc_info=exc)
-                exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
-            self._cloud_polled(job, engine, request, None if exc is not None else future.result(), exc)
-
-    def _cloud_polled(self, job: Job, engine, request, state, exc) -> None:
+    def polled(self, job: Job, engine, state, exc) -> str | None:
+        """Record a poll's answer; what comes next: ``"poll"`` (ask again), ``"collect"`` (download the
+        results) or None (the job ended here: failed or cancelled)."""
         if isinstance(exc, ProviderError):
             errors = job.info.get("_poll_errors", 0) + 1
             if exc.retryable and errors < MAX_POLL_ERRORS:
                 Job.update(info={**job.info, "_poll_errors": errors}, message=f"provider busy: {exc.en}",
                            updated_at=time.time()).where(Job.id == job.id).execute()
-                self.schedule_poll(job.id, engine, job.polls)
-                return
+                return "poll"
             self.fail(job, exc)
-            return
+            return None
         if exc is not None:
             self.fail(job, exc)
-            return
+            return None
         info = {**job.info, **state.info, "_poll_errors": 0}
         fields = {"remote_status": state.raw_status, "updated_at": time.time(), "info": info,
                   "message": f"provider: {state.raw_status}"}
@@ -268,29 +286,48 @@ class JobRunner:
             fields["progress"] = min(float(state.progress), 99.0)
         Job.update(**fields).where(Job.id == job.id).execute()
         if state.status in ("queued", "running"):
-            self.schedule_poll(job.id, engine, job.polls)
-        elif state.status == "succeeded":
-            self._cloud_collect(job, engine, state, request)
-        elif state.status == "cancelled":
+            return "poll"
+        if state.status == "succeeded":
+            return "collect"
+        if state.status == "cancelled":
             self.fail(job, Cancelled("Cancelled at the provider.", "已在服务商处取消。"), status="cancelled")
         else:
             self.fail(job, state.error or ProviderError(f"The provider reported {state.raw_status}."))
+        return None
 
     def _cloud_collect(self, job: Job, engine, state, request) -> None:
-        Job.update(remote_phase="collecting", message="downloading").where(Job.id == job.id).execute()
-        work = self.workdir(job.id)
+        if not self.collecting(job.id):
+            return
+        try:
+            outputs, exc = engine.collect(state, request), None
+        except Exception as err:
+            outputs, exc = None, err
+        self.collected(job, state, outputs, exc)
+
+    def collecting(self, job_id: str) -> bool:
+        """The downloads start (a fresh staging folder), while the job runs and no cancel was asked."""
+        n = (Job.update(remote_phase="collecting", message="downloading")
+             .where(Job.id == job_id, Job.status == "running", Job.cancel_requested == False)  # noqa: E712
+             .execute())
+        if not n:
+            return False
+        work = self.workdir(job_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
+        return True
+
+    def collected(self, job: Job, state, outputs, exc: BaseException | None) -> None:
+        """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job."""
         try:
-            outputs = engine.collect(state, request)
-            self._finish(job, outputs, state.info)
-        except AppError as exc:
-            self.fail(job, exc)
-        except Exception as exc:
-            log.exception("download for job %s failed", job.id)
-            self.fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
+            if exc is None:
+                self._finish(job, outputs, state.info)
+            elif isinstance(exc, AppError):
+                self.fail(job, exc)
+            else:
+                log.error("download for job %s failed", job.id, exc_info=exc)
+                self.fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- startup --------------------------------------------------------------------
     def reconcile(self) -> dict:

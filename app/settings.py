@@ -50,8 +50,9 @@ class QueueSettings(_Strict):
     io_workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(2, ge=1, le=10, description="runs of a local job before an interruption fails it")
     poll_max_interval_s: float = Field(30.0, ge=0.1)
-    async_cloud: bool = Field(True, description="cloud polls run on one event loop (engines/cloud/aio.py): a vendor "
-                                                "slow to answer holds no io worker")
+    async_cloud: bool = Field(True, description="a cloud job's create, polls and downloads run as one chain on one "
+                                                "event loop (app/cloud_chain.py): a vendor slow to answer holds no "
+                                                "io worker")
 
 
 class TeamSettings(_Strict):

@@ -5,8 +5,8 @@ concurrently). Its "vendor latency" is TIME-TO-FINISH: a task answers RUNNING un
 ``--finish`` seconds (default 2) after its create, then SUCCEEDED with a signed URL to a real
 tiny MP4; on top of that every HTTP answer is delayed by ``--latency`` seconds (default 0.05,
 a network round trip). The studio (``launch.py``) runs as a subprocess pointed at the fake;
-this script drives it only through gradio_client: ``/submit`` every job (8 threads), then
-polls ``/tasks`` until none is queued or running, while
+this script drives it through Gradio's API: ``/submit`` every job (``--submitters`` threads, plain
+HTTP call API), then polls ``/tasks`` until none is queued or running, while
 
 * a sampler thread times ``/status`` (its own client, one call every 50 ms; see
   ``StatusSampler``), compared with the same calls against the idle studio before the run;
@@ -93,7 +93,7 @@ def serve_fake(conn, finish_s: float, latency: float) -> None:
     fake = TimedDashScope(video)
     fake.latency = latency
     fake.start()
-    fake._http.socket.listen(128)  # the stdlib's backlog of 5 would refuse connections under bursts
+    fake._http.socket.listen(1024)  # the stdlib's backlog of 5 would refuse connections under bursts
     conn.send(fake.base_url)
     conn.recv()  # "stop"
     conn.send({"create": fake.count("create"), "poll": fake.count("poll"), "download": fake.count("download"),
@@ -120,6 +120,21 @@ def serve_bare(conn) -> None:
     conn.send(f"http://127.0.0.1:{port}")
     conn.recv()  # "stop"
     demo.close()
+
+
+def call(http, api: str, *args):
+    """One call of a named endpoint through Gradio's plain HTTP call API (POST, then read the result's
+    event stream): lighter on the bench's own CPU than gradio_client, which it would otherwise take
+    from the studio on a small machine."""
+    import json
+
+    event = http.post(f"/gradio_api/call/{api}", json={"data": list(args)})
+    event.raise_for_status()
+    answer = http.get(f"/gradio_api/call/{api}/{event.json()['event_id']}")
+    head, _, data = answer.text.partition("event: complete\ndata: ")
+    if not data:
+        raise RuntimeError(answer.text[:200])
+    return json.loads(data.splitlines()[0])[0]
 
 
 def bare_status_ms(url: str, samples: int = 60) -> list[float]:
@@ -149,6 +164,23 @@ def proc_status(pid: int) -> dict:
             if key in ("Threads", "VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
     return out
+
+
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a process has used: ``pid``, or this one."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes of the machine have used (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 class Monitor(threading.Thread):
@@ -224,7 +256,7 @@ def pct(values: list[float], p: float) -> float:
 
 # --- the run -------------------------------------------------------------------------------
 def run(args) -> dict:
-    from gradio_client import Client
+    import httpx
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
@@ -248,18 +280,25 @@ def run(args) -> dict:
         (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n  async_cloud: "
                                         f"{'true' if args.async_cloud == 'on' else 'false'}\n", encoding="utf-8")
         env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
-               "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml")}
+               "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml"),
+               "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency)}
         studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
         pid = studio.proc.pid
         request = {"engine": "dashscope", "prompt": "剑仙御剑穿过云海",
                    "params": {"model": "wanx2.1-t2v-turbo", "size": "832*480", "duration": 5}}
         try:
-            client = Client(studio.url, verbose=False, download_files=False)
+            client = httpx.Client(base_url=studio.url, timeout=60)
+            local = threading.local()
+
+            def caller() -> httpx.Client:  # one connection per submitting thread
+                if not hasattr(local, "http"):
+                    local.http = httpx.Client(base_url=studio.url, timeout=60)
+                return local.http
             time.sleep(2.0)  # let start-up settle before reading the idle thread count
             idle = proc_status(pid)
-            warm = client.predict(request, api_name="/submit")["task_id"]  # one job, then /status at rest
+            warm = call(client, "submit", request)["task_id"]  # one job, then /status at rest
             t_warm = time.perf_counter()
-            while client.predict(warm, api_name="/status")["status"] in ACTIVE:
+            while call(client, "status", warm)["status"] in ACTIVE:
                 time.sleep(0.2)
             vendor_s = time.perf_counter() - t_warm  # one job alone: what the vendor's answers cost
             monitor = Monitor(pid)
@@ -271,27 +310,28 @@ def run(args) -> dict:
             rest = {k: sampler.ms(k) for k in sampler.KINDS}
             sampler.samples = {k: [] for k in sampler.KINDS}
             load_before = os.getloadavg()[0]
+            cpu_before = {"studio": cpu_s(pid), "vendor": cpu_s(vendor.pid), "bench": cpu_s(), "machine": machine_busy_s()}
             monitor.start()
             sampler.start()
             errors: list[str] = []
 
             def submit(_):
                 try:
-                    ids.append(client.predict(request, api_name="/submit")["task_id"])
+                    ids.append(call(caller(), "submit", request)["task_id"])
                 except Exception as exc:  # the client's shared stream can drop under load: count it
                     errors.append(type(exc).__name__)
 
             def active() -> bool:
                 for _ in range(5):
                     try:
-                        return bool(client.predict({"status": ACTIVE, "limit": 1}, api_name="/tasks"))
+                        return bool(call(client, "tasks", {"status": ACTIVE, "limit": 1}))
                     except Exception as exc:
                         errors.append(type(exc).__name__)
                         time.sleep(0.5)
                 raise RuntimeError(f"/tasks keeps failing: {errors[-5:]}")
 
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
+            with ThreadPoolExecutor(args.submitters) as pool:
                 list(pool.map(submit, range(args.jobs)))
             t_submitted = time.perf_counter()
             while active():
@@ -300,6 +340,8 @@ def run(args) -> dict:
                 time.sleep(0.5)
             wall = time.perf_counter() - t0
             load_after = os.getloadavg()[0]
+            cpu = {"studio": cpu_s(pid), "vendor": cpu_s(vendor.pid), "bench": cpu_s(), "machine": machine_busy_s()}
+            cpu = {k: cpu[k] - cpu_before[k] for k in cpu}
             sampler.stop_flag.set()
             monitor.stop_flag.set()
             sampler.join()
@@ -307,7 +349,7 @@ def run(args) -> dict:
             peak = proc_status(pid)
             done = []
             for offset in range(0, args.jobs + 1, 500):
-                done += client.predict({"limit": 500, "offset": offset}, api_name="/tasks")
+                done += call(client, "tasks", {"limit": 500, "offset": offset})
             parent.send("stop")
             fake = parent.recv()
         finally:
@@ -325,8 +367,9 @@ def run(args) -> dict:
             "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
             "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
             "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
+            "after_submitting": {k: sampler.ms(k, after=t_submitted) for k in sampler.KINDS},
             "rss_idle_mb": idle["VmRSS"] / 1024, "rss_peak_mb": peak["VmHWM"] / 1024, "fake": fake,
-            "bare_rest": bare_rest, "vendor_s": vendor_s}
+            "bare_rest": bare_rest, "vendor_s": vendor_s, "cpu": cpu}
 
 
 def table(r: dict, args) -> str:
@@ -340,7 +383,7 @@ def table(r: dict, args) -> str:
         ("jobs succeeded / submitted", f"{r['states'].get('succeeded', 0)} / {r['jobs']}  {r['states']}", ""),
         ("vendor latency", f"time-to-finish {args.finish:g} s, + {args.latency:g} s on every HTTP answer", ""),
         ("wall time, first submit -> all done", f"{r['wall_s']:.1f} s", ""),
-        ("  of which submitting (8 client threads)", f"{r['submit_s']:.1f} s", ""),
+        ("  of which submitting", f"{r['submit_s']:.1f} s", f"{args.submitters} client threads"),
         ("throughput", f"{r['jobs'] / r['wall_s']:.1f} jobs/s", ""),
         ("job run time (claimed -> succeeded) p50 / max", f"{r['run_s_p50']:.1f} s / {r['run_s_max']:.1f} s", ""),
         ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status"),
@@ -350,6 +393,9 @@ def table(r: dict, args) -> str:
         ("  same, while submitting", lat(r["while_submitting"]["client"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["client"]), ""),
         ("/status via Gradio HTTP call API", lat(r["during"]["http"]), ""),
+        ("  same, while submitting", lat(r["while_submitting"]["http"]), ""),
+        ("  same, once all are submitted (creates, polls, downloads in flight)", lat(r["after_submitting"]["http"]),
+         ""),
         ("  same, at rest before the run", lat(r["rest"]["http"]), ""),
         ("  bare Gradio app's /status at rest", lat(r["bare_rest"]), "same run, same call path"),
         ("  p99 under load / bare p99 at rest", f"{pct(r['during']['http'], 99) / pct(r['bare_rest'], 99):.2f}x",
@@ -364,6 +410,9 @@ def table(r: dict, args) -> str:
         ("client errors / failed samples", f"{len(r['client_errors'])} / {r['sample_errors']}",
          ", ".join(sorted(set(r["client_errors"])))),
         ("machine load average, start / end", f"{r['load'][0]:.1f} / {r['load'][1]:.1f} on {os.cpu_count()} CPUs", ""),
+        ("CPU seconds during the run: studio / fake vendor / bench client / whole machine",
+         f"{r['cpu']['studio']:.1f} / {r['cpu']['vendor']:.1f} / {r['cpu']['bench']:.1f} / {r['cpu']['machine']:.1f} "
+         f"(of {os.cpu_count() * r['wall_s']:.0f} available)", "the rest of the machine: other processes"),
     ]
     width = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a:<{width}}  {b}" + (f"   ({c})" if c else "") for a, b, c in rows)
@@ -375,10 +424,14 @@ def main() -> None:
     parser.add_argument("--finish", type=float, default=2.0, help="seconds from create until the task succeeds")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
     parser.add_argument("--io-workers", type=int, default=4)
+    parser.add_argument("--submitters", type=int, default=8, help="client threads calling /submit")
     parser.add_argument("--poll-scale", type=float, default=1.0, help="XIANYING_POLL_SCALE for the studio")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--async-cloud", choices=("on", "off"), default="on",
-                        help="queue.async_cloud: cloud polls on the event loop (on) or on io workers (off)")
+                        help="queue.async_cloud: each cloud job's create, polls and downloads on the event loop "
+                             "(on) or on the io workers (off)")
+    parser.add_argument("--concurrency", type=int, default=512,
+                        help="XIANYING_CLOUD_CONCURRENCY: requests in flight per vendor on the event loop")
     args = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

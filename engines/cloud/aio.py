@@ -1,19 +1,22 @@
 """Cloud HTTP on one event loop: a vendor slow to answer holds a coroutine, not a thread.
 
 One loop runs in a daemon thread (``cloud-aio``), started on first use and stopped with the studio
-(``shutdown``). Requests go through one ``httpx.AsyncClient`` and, per vendor, a semaphore that
-bounds how many are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per vendor).
-What a finished request leads to (database updates, the next poll, a download) runs on a small
-pool of completion threads (``after``), never on the loop.
+(``shutdown``). Requests go through ``httpx.AsyncClient`` pools (``client``: 16, a task keeps its
+own) and, per vendor, a semaphore that
+bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
+vendor; a job waiting between polls holds none). What a finished request leads to (database
+updates, journal files) runs on a small pool of completion threads (``after`` / ``blocking``,
+``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), never on the loop.
 
-``submit(coro, vendor) -> concurrent.futures.Future``   run ``coro`` on the loop under the vendor's
-                                                        semaphore
+``submit(coro, vendor=None) -> concurrent.futures.Future``   run ``coro`` on the loop
 ``after(fn, *args)``                                    run ``fn(*args)`` on a completion thread
+``await blocking(fn, *args)``  (async)  the same, awaited from the loop: its result or its error
+``slot(vendor)``  (async context manager)  one of the vendor's request slots
 ``send_json(...)``  (async)   ``http.send_json`` on the loop: same errors, same answer checks
 ``with_retries(afn, what, attempts)``  (async)  ``http.with_retries`` for coroutines: same policy
 ``enabled(settings) -> bool``  the ``queue.async_cloud`` setting (default on)
 ``retain()`` / ``release()``  a studio starts / stops using the loop; the last release shuts it down
-``shutdown(timeout)``         cancel what is in flight (a poll lost this way is re-sent by the
+``shutdown(timeout)``         cancel what is in flight (a chain cut this way is resumed by the
                               runner's reconcile at the next start) and stop the loop
 """
 
@@ -39,7 +42,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_client: httpx.AsyncClient | None = None
+_clients: list[httpx.AsyncClient] = []
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
 _users = 0  # studios in this process that use the loop (retain/release)
@@ -86,26 +89,46 @@ def _completions() -> concurrent.futures.ThreadPoolExecutor:
         return _done
 
 
+def shards() -> int:
+    try:
+        return max(1, int(os.environ.get("XIANYING_CLOUD_CLIENTS") or 16))
+    except ValueError:
+        return 16
+
+
 def client() -> httpx.AsyncClient:
-    """The loop's client (call on the loop)."""
-    global _client
-    if _client is None or _client.is_closed:
-        _client = httpx.AsyncClient(timeout=http.timeouts(), headers={"User-Agent": http.USER_AGENT},
-                                    limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-                                    follow_redirects=True, trust_env=True)
-    return _client
+    """The loop's client for the running task (call on the loop). There are ``XIANYING_CLOUD_CLIENTS``
+    (16) clients, each with its own connection pool, and a task always gets the same one, so a
+    chain keeps its connections. One pool with hundreds of connections costs time proportional to
+    connections x waiting requests on every request (httpcore assigns connections by scanning them
+    all): 16 pools of a few dozen cost ~1/256 of that."""
+    task = asyncio.current_task()
+    index = hash(task) % len(_clients) if task is not None and _clients else 0
+    if not _clients or _clients[index].is_closed:
+        _clients[:] = [httpx.AsyncClient(timeout=http.timeouts(), headers={"User-Agent": http.USER_AGENT},
+                                         limits=httpx.Limits(max_connections=512, max_keepalive_connections=32),
+                                         follow_redirects=True, trust_env=True) for _ in range(shards())]
+        index = hash(task) % len(_clients) if task is not None else 0
+    return _clients[index]
 
 
-async def _bounded(coro: Awaitable[T], vendor: str) -> T:
+def slot(vendor: str) -> asyncio.Semaphore:
+    """The vendor's request slots (on the loop): ``async with aio.slot(vendor): <one request>``."""
     sem = _sems.get(vendor)
     if sem is None:
         sem = _sems[vendor] = asyncio.Semaphore(concurrency())
-    async with sem:
-        return await coro
+    return sem
 
 
-def submit(coro: Awaitable[T], vendor: str) -> concurrent.futures.Future:
-    return asyncio.run_coroutine_threadsafe(_bounded(coro, vendor), loop())
+def submit(coro: Awaitable[T], vendor: str | None = None) -> concurrent.futures.Future:
+    """Run ``coro`` on the loop. Its requests take the vendor's slots one at a time (``send_json``),
+    so a long chain (create, polls, downloads) never holds a slot while it waits."""
+    return asyncio.run_coroutine_threadsafe(coro, loop())
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a completion thread, awaited from the loop (files, database, CPU work)."""
+    return await asyncio.wrap_future(_completions().submit(fn, *args))
 
 
 def after(fn: Callable[..., Any], *args: Any) -> None:
@@ -145,14 +168,13 @@ def shutdown(timeout: float = 5.0) -> None:
         _loop = _thread = _done = None
     if lp is not None and not lp.is_closed():
         async def close() -> None:
-            global _client
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if _client is not None:
-                await _client.aclose()
-                _client = None
+            for each in _clients:
+                await each.aclose()
+            _clients.clear()
             _sems.clear()
 
         try:
@@ -175,8 +197,9 @@ async def send_json(method: str, url: str, *, vendor: str, headers: dict | None 
                     timeout: httpx.Timeout | None = None) -> dict:
     parts = urlsplit(url)
     try:
-        response = await client().request(method, url, headers=headers, json=json, params=params, content=content,
-                                          timeout=timeout or http.timeouts())
+        async with slot(vendor):
+            response = await client().request(method, url, headers=headers, json=json, params=params,
+                                              content=content, timeout=timeout or http.timeouts())
     except httpx.HTTPError as exc:
         log.info("%s %s%s: %s", method, parts.netloc, parts.path, type(exc).__name__)
         raise http.transport_error(vendor, exc, idempotent=idempotent) from exc

@@ -16,9 +16,9 @@ import httpx
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, RemoteState
-from engines.cloud import aio, http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate, steps
 from engines.cloud.ark_params import ENDPOINT_ID, ArkParams, parse_prompt_flags, resolve_fields
-from engines.cloud.keyed import KeyedCloudEngine
+from engines.cloud.keyed import KeyedCloudEngine, ResultFile
 from engines.cloud.modeltable import ModelSpec
 
 __all__ = ["ArkEngine", "ArkParams", "check_against", "parse_prompt_flags", "resolve_fields", "task_state"]
@@ -70,18 +70,22 @@ def task_kind(request: EngineRequest) -> str:
 class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env="ARK_BASE_URL",
                 default_base=DEFAULT_BASE):
     id = "ark"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Volcengine Ark Seedance"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = ArkParams
     can_cancel = True
 
     # --- transport ------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kwargs) -> steps.Io:
+        """One Ark request as an ``Io`` (blocking or on the cloud loop); ``steps.json_call``'s options."""
+        key = self.require_key()
+        return steps.json_call(method, self.base_url() + path, vendor=VENDOR, headers=self.auth_headers(),
+                               error_of=lambda r: error_of(r, key), **kwargs)
+
     def _send(self, method: str, path: str, *, json: dict | None = None, params=None,
               idempotent: bool = True) -> dict:
-        key = self.require_key()
-        return http.send_json(method, self.base_url() + path, vendor=VENDOR, json=json, params=params,
-                              headers=self.auth_headers(), idempotent=idempotent,
-                              error_of=lambda r: error_of(r, key))
+        return self._call(method, path, json=json, params=params, idempotent=idempotent).sync()
 
     # --- checks and body ------------------------------------------------------------
     def model_spec(self, model: str) -> ModelSpec | None:
@@ -129,7 +133,7 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
         return {"model": p.model, "content": content, **fields}
 
     # --- create (made safe by the journal and a lookup) ------------------------------
-    def start(self, request: EngineRequest) -> str:
+    def create_plan(self, request: EngineRequest) -> safecreate.CreatePlan | str:
         job = request.job_id
         note = self.journal.load(job)
         known = note.get("remote_id") or note.get("task_id")
@@ -145,32 +149,34 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
             body["seed"] = note.get("seed") if note.get("seed") is not None else _secrets.randbelow(2**32)
         self.journal.save(job, seed=body["seed"], model=body["model"])
 
-        def send(generation: int) -> str:
-            answer = self._send("POST", "/contents/generations/tasks", json=body, idempotent=False)
+        def task_id(answer: dict) -> str:
             if not answer.get("id"):
                 raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
                                     f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_id")
             return str(answer["id"])
 
-        return safecreate.run_create(self.journal, job, safecreate.CreatePlan(
-            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: f"seed {body['seed']}",
-            lookup=lambda note: self.find_created(job, body, note), identifies=own_seed))
+        def send(generation: int) -> steps.Io:
+            return self._call("POST", "/contents/generations/tasks", json=body, idempotent=False, then=task_id)
+
+        return safecreate.CreatePlan(engine_id=self.id, vendor=VENDOR, send=send,
+                                     request_ref=lambda g: f"seed {body['seed']}",
+                                     lookup=lambda note: self.find_created(job, body, note), identifies=own_seed)
 
     def allow_resend(self, job_id: str) -> None:
         """"Retry anyway": the next start() sends a new create without looking for the earlier one."""
         safecreate.allow_resend(self.journal, job_id)
 
-    def find_created(self, job: str, body: dict, note: dict) -> list[str]:
+    def find_created(self, job: str, body: dict, note: dict) -> steps.Steps:
         """Unclaimed tasks of this model made since this job first sent its create, with its seed and
-        settings (Ark's list: ``filter.model``, newest first, paged)."""
+        settings (Ark's list: ``filter.model``, newest first, paged). As steps (``engines.cloud.steps``)."""
         since = float(note.get("first_sent_at") or note.get("sent_at") or time.time())
         since -= max(LOOKUP_SLACK_S, safecreate.lookup_slack_s())
         taken = safecreate.claimed_ids(self.journal, exclude_job=job)
         matches = []
         for page in (1, 2, 3):
             query = {"page_num": page, "page_size": 50, "filter.model": body["model"]}
-            data = http.with_retries(lambda q=query: self._send("GET", "/contents/generations/tasks", params=q),
-                                     what=f"{VENDOR} task list", attempts=safecreate.lookup_attempts())
+            data = yield self._call("GET", "/contents/generations/tasks", params=query, what=f"{VENDOR} task list",
+                                    retries=safecreate.lookup_attempts())
             items = data.get("items") or []
             for item in items:
                 if (item.get("id") and item.get("id") not in taken and item.get("seed") == body["seed"]
@@ -219,13 +225,12 @@ class ArkEngine(KeyedCloudEngine, vendor=VENDOR, keys=("ARK_API_KEY",), base_env
     def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         return {"model": state.info.get("model"), "last_frame_url": state.info.get("last_frame_url")}
 
-    def extra_outputs(self, state: RemoteState, request: EngineRequest, videos: list) -> list:
-        last = state.info.get("last_frame_url")
-        if not (last and videos):
+    def extra_files(self, state: RemoteState, request: EngineRequest) -> list[ResultFile]:
+        last = state.info.get("last_frame_url")  # return_last_frame: the next shot starts from it
+        if not last:
             return []
-        image = http.download_image(last, request.workdir, f"{self.id}-last", 0)  # return_last_frame: the
-        return [http.image_output(image, meta={"url": last, "provider": self.id, "role": "last_frame",  # next
-                                               "model": state.info.get("model")})]  # shot starts from it
+        return [ResultFile(last, "image", f"{self.id}-last", 0, {"url": last, "provider": self.id, "role": "last_frame",
+                                                                 "model": state.info.get("model")})]
 
     def cancel_remote(self, remote_id: str) -> bool:
         """Ark cancels queued tasks only (DELETE on a finished one would delete its record)."""

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import aio, http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate, steps
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.dashscope_errors import KEY, VENDOR, _remember_request_id, error_of, moderation_error
 from engines.cloud.modeltable import ModelSpec
@@ -76,6 +76,7 @@ def _invalid(en: str, zh: str) -> ValidationError:
 class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DASHSCOPE_HTTP_BASE_URL",
                       default_base=DEFAULT_BASE, content_type="application/json"):
     id = "dashscope"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "DashScope Wan (Alibaba Model Studio)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = DashScopeParams
@@ -214,7 +215,7 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
             params["seed"] = p.seed
         return f"{self.base_url()}/{path}", {"model": p.model, "input": inputs, "parameters": params}
 
-    def start(self, request: EngineRequest) -> str:
+    def create_plan(self, request: EngineRequest) -> safecreate.CreatePlan | str:
         note = self.journal.load(request.job_id) or {}
         if note.get("state") == "created" and note.get("remote_id"):
             return str(note["remote_id"])  # answered before a crash, never committed: follow it
@@ -223,28 +224,28 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         key = self.key()
         refs: dict[int, str] = {}
 
-        def send(generation: int) -> str:
-            answer = http.send_json("POST", url, vendor=VENDOR, headers=headers, json=body,
-                                    error_of=lambda r: _remember_request_id(r, refs, generation, key),
-                                    idempotent=False)
-            task_id = (answer.get("output") or {}).get("task_id")
-            if not task_id:
+        def task_id(answer: dict) -> str:
+            found = (answer.get("output") or {}).get("task_id")
+            if not found:
                 raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
                                     f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_task_id")
-            return str(task_id)
+            return str(found)
 
-        return safecreate.run_create(self.journal, request.job_id, safecreate.CreatePlan(
-            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: refs.get(g),
-            lookup=lambda note: self.find_created(request, note)))
+        def send(generation: int) -> steps.Io:
+            return steps.json_call("POST", url, vendor=VENDOR, headers=headers, json=body, idempotent=False,
+                                   error_of=lambda r: _remember_request_id(r, refs, generation, key), then=task_id)
+
+        return safecreate.CreatePlan(engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: refs.get(g),
+                                     lookup=lambda note: self.find_created(request, note))
 
     def allow_resend(self, job_id: str) -> None:
         """"Retry anyway": the next start() sends a new create without looking for the earlier one."""
         safecreate.allow_resend(self.journal, job_id)
 
-    def find_created(self, request: EngineRequest, note: dict) -> list[tuple[str, float | None]]:
+    def find_created(self, request: EngineRequest, note: dict) -> steps.Steps:
         """Unclaimed tasks of this model created in this job's send window whose prompt (when the task
         shows it) is this job's, with their creation time: ``GET {base}/tasks`` (the SDK's ``list``),
-        then each task's query."""
+        then each task's query. As steps: ``steps.run(...)`` or ``await steps.arun(...)``."""
         slack = safecreate.lookup_slack_s()
         since = float(note.get("first_sent_at") or note.get("sent_at") or time.time()) - slack
         until = time.time() + slack
@@ -252,13 +253,16 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         taken = safecreate.claimed_ids(self.journal, exclude_job=request.job_id)
         key = self.key()
         found: list[tuple[str, float | None]] = []
+
+        def get(path: str, what: str, params: dict | None = None) -> steps.Io:
+            return steps.json_call("GET", f"{self.base_url()}/{path}", vendor=VENDOR, headers=self._headers(),
+                                   params=params, error_of=lambda r: error_of(r, key), what=f"{VENDOR} {what}",
+                                   retries=safecreate.lookup_attempts())
+
         for page in range(1, LOOKUP_PAGES + 1):
             query = {"model_name": request.params.model, "start_time": _bj_time(since),
                      "end_time": _bj_time(until), "page_no": page, "page_size": LOOKUP_PAGE_SIZE}
-            data = http.with_retries(lambda q=query: http.send_json(
-                "GET", f"{self.base_url()}/tasks", vendor=VENDOR, headers=self._headers(), params=q,
-                error_of=lambda r: error_of(r, key)), what=f"{VENDOR} task list",
-                attempts=safecreate.lookup_attempts())
+            data = yield get("tasks", "task list", query)
             rows = [row for row in (data.get("data") or []) if isinstance(row, dict)]
             for row in rows:
                 task_id = str(row.get("task_id") or "")
@@ -270,10 +274,7 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
                 if len(found) >= LOOKUP_MAX_QUERIES:  # this many cannot be told apart anyway: stop asking
                     found.append((task_id, created))
                     continue
-                task = http.with_retries(lambda tid=task_id: http.send_json(
-                    "GET", f"{self.base_url()}/tasks/{tid}", vendor=VENDOR, headers=self._headers(),
-                    error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query",
-                    attempts=safecreate.lookup_attempts())
+                task = yield get(f"tasks/{task_id}", "query")
                 shown = (task.get("output") or {}).get("orig_prompt")
                 if shown is None or shown == request.prompt:
                     found.append((task_id, created))

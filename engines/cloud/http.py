@@ -40,6 +40,9 @@ Stable API (other adapters import these names; keep their signatures):
     An ``Output`` for a downloaded video: size / frames / fps read from the container
     (no full decode) and a JPEG thumbnail beside it.
 ``download_image(url, dest_dir, prefix, index) -> Path``   the same for a PNG / JPEG / WebP result.
+``await adownload_video(...)`` / ``await adownload_image(...)``   the same on the cloud loop (streamed
+    there under the vendor's request slots; same temp file, checks, retries and rename: one
+    ``_download_steps`` serves both).
 ``image_output(path, *, meta=None) -> Output``   an image ``Output`` (size, thumbnail).
     ``video_output`` also says whether the file has an audio track (``has_audio``, PyAV).
 ``poll_scale() -> float``   ``XIANYING_POLL_SCALE`` (default 1.0): multiply poll delays by it.
@@ -275,53 +278,119 @@ def _expired(status: int) -> ProviderError:
         retryable=False, vendor_code="url_expired", http_status=status)
 
 
-def _download_once(url: str, tmp: Path) -> None:
-    client = get_client()
-    read = _env_float("XIANYING_DOWNLOAD_TIMEOUT", 120.0)
-    try:
-        with client.stream("GET", url, timeout=timeouts(read)) as response:
-            if response.status_code in EXPIRED_STATUS:
-                raise _expired(response.status_code)
-            if response.status_code >= 400:
-                raise http_error("The result storage", response.status_code)
-            expected = response.headers.get("content-length")
-            head = b""
-            with open(tmp, "wb") as fh:
-                for chunk in response.iter_bytes(1 << 16):
-                    if len(head) < 12:
-                        head += chunk[:12]
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            got = response.num_bytes_downloaded
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"The download was interrupted ({type(exc).__name__}).",
-                            f"下载中断（{type(exc).__name__}）。", retryable=True, vendor_code="download") from exc
-    if expected is not None and expected.isdigit() and got != int(expected):
-        raise ProviderError(f"The download was truncated ({got} of {expected} bytes).",
-                            f"下载不完整（{got}/{expected} 字节）。", retryable=True, vendor_code="truncated")
+def _not_mp4(head: bytes) -> str:
     if not is_mp4(head):
         raise ProviderError("The downloaded file is not an MP4 video.", "下载的文件不是 MP4 视频。",
                             retryable=True, vendor_code="not_mp4")
+    return "mp4"
 
 
-def download_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f".{prefix}-{index}.part"
-    parts = urlsplit(url)
+def _interrupted(exc: httpx.HTTPError) -> ProviderError:
+    return ProviderError(f"The download was interrupted ({type(exc).__name__}).",
+                         f"下载中断（{type(exc).__name__}）。", retryable=True, vendor_code="download")
 
-    def once() -> None:
-        tmp.unlink(missing_ok=True)
-        _download_once(url, tmp)
 
+def _opened(response: httpx.Response) -> str | None:
+    """The storage's answer is worth reading: its Content-Length (or None); else the error."""
+    if response.status_code in EXPIRED_STATUS:
+        raise _expired(response.status_code)
+    if response.status_code >= 400:
+        raise http_error("The result storage", response.status_code)
+    return response.headers.get("content-length")
+
+
+def _received(expected: str | None, got: int, head: bytes, check: Callable[[bytes], str]) -> str:
+    """All of it arrived and it is what it says: the file's extension (``check(head)``), else the error."""
+    if expected is not None and expected.isdigit() and got != int(expected):
+        raise ProviderError(f"The download was truncated ({got} of {expected} bytes).",
+                            f"下载不完整（{got}/{expected} 字节）。", retryable=True, vendor_code="truncated")
+    return check(head)
+
+
+def _download_timeout() -> httpx.Timeout:
+    return timeouts(_env_float("XIANYING_DOWNLOAD_TIMEOUT", 120.0))
+
+
+def _fetch(url: str, tmp: Path, check: Callable[[bytes], str]) -> str:
+    """One streamed download to ``tmp`` (blocking), checked; -> the extension."""
+    tmp.unlink(missing_ok=True)
+    head = b""
     try:
-        with_retries(once, what=f"download from {parts.netloc}",
-                     attempts=attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3))
-        final = dest_dir / output_name(prefix, index, "mp4")
+        with get_client().stream("GET", url, timeout=_download_timeout()) as response:
+            expected = _opened(response)
+            with open(tmp, "wb") as fh:
+                for chunk in response.iter_bytes(1 << 16):
+                    head = head if len(head) >= 12 else head + chunk[:12]
+                    fh.write(chunk)
+                _synced(fh)
+            got = response.num_bytes_downloaded
+    except httpx.HTTPError as exc:
+        raise _interrupted(exc) from exc
+    return _received(expected, got, head, check)
+
+
+async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: str) -> str:
+    """``_fetch`` on the cloud loop: the bytes are awaited there, the final fsync on a completion thread."""
+    from engines.cloud import aio
+
+    tmp.unlink(missing_ok=True)
+    head = b""
+    try:
+        async with aio.slot(vendor):
+            async with aio.client().stream("GET", url, timeout=_download_timeout()) as response:
+                expected = _opened(response)
+                with open(tmp, "wb") as fh:
+                    async for chunk in response.aiter_bytes(1 << 16):
+                        head = head if len(head) >= 12 else head + chunk[:12]
+                        fh.write(chunk)
+                    await aio.blocking(_synced, fh)
+                got = response.num_bytes_downloaded
+    except httpx.HTTPError as exc:
+        raise _interrupted(exc) from exc
+    return _received(expected, got, head, check)
+
+
+def _synced(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: str,
+                    check: Callable[[bytes], str], attempts: int | None, vendor: str):
+    """Download to a temp file beside the result, retried (truncation, interruptions), then renamed to
+    ``output_name(prefix, index, ext)``: as steps (``engines.cloud.steps``), for both paths."""
+    from engines.cloud import aio
+    from engines.cloud.steps import Io
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".{prefix}-{index}{part}"
+    what = f"download from {urlsplit(url).netloc}"
+    attempts = attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3)
+    try:
+        ext = yield Io(lambda: with_retries(lambda: _fetch(url, tmp, check), what=what, attempts=attempts),
+                       lambda: aio.with_retries(lambda: _afetch(url, tmp, check, vendor), what=what,
+                                                attempts=attempts))
+        final = dest_dir / output_name(prefix, index, ext)
         replace_with_retry(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return final
+
+
+def download_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
+    from engines.cloud import steps
+
+    return steps.run(_download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4, attempts=attempts,
+                                     vendor="storage"))
+
+
+async def adownload_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None,
+                          vendor: str = "storage") -> Path:
+    """``download_video`` on the cloud loop, under the vendor's request slots."""
+    from engines.cloud import steps
+
+    return await steps.arun(_download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4,
+                                            attempts=attempts, vendor=vendor))
 
 
 def _container_info(path: Path) -> dict:
@@ -352,41 +421,30 @@ def _image_ext(head: bytes) -> str | None:
     return next((ext for sig, ext in IMAGE_SIGNATURES.items() if head.startswith(sig)), None)
 
 
+def _image_kind(head: bytes) -> str:
+    ext = _image_ext(head)
+    if ext is None:
+        raise ProviderError("The downloaded file is not a PNG, JPEG or WebP image.", "下载的文件不是图片。",
+                            retryable=True, vendor_code="not_image")
+    return ext
+
+
 def download_image(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
     """A result image (Seedance's ``last_frame_url``): same checks as ``download_video`` but for a
     PNG / JPEG / WebP; named ``output_name(prefix, index, ext)``."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f".{prefix}-{index}.img.part"
-    parts = urlsplit(url)
-    found: dict = {}
+    from engines.cloud import steps
 
-    def once() -> None:
-        tmp.unlink(missing_ok=True)
-        try:
-            with get_client().stream("GET", url, timeout=timeouts(_env_float("XIANYING_DOWNLOAD_TIMEOUT", 120.0))) as r:
-                if r.status_code in EXPIRED_STATUS:
-                    raise _expired(r.status_code)
-                if r.status_code >= 400:
-                    raise http_error("The result storage", r.status_code)
-                data = b"".join(r.iter_bytes(1 << 16))
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"The download was interrupted ({type(exc).__name__}).",
-                                f"下载中断（{type(exc).__name__}）。", retryable=True, vendor_code="download") from exc
-        ext = _image_ext(data[:12])
-        if ext is None:
-            raise ProviderError("The downloaded file is not a PNG, JPEG or WebP image.", "下载的文件不是图片。",
-                                retryable=True, vendor_code="not_image")
-        tmp.write_bytes(data)
-        found["ext"] = ext
+    return steps.run(_download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind,
+                                     attempts=attempts, vendor="storage"))
 
-    try:
-        with_retries(once, what=f"download from {parts.netloc}",
-                     attempts=attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3))
-        final = dest_dir / output_name(prefix, index, found["ext"])
-        replace_with_retry(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
+
+async def adownload_image(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None,
+                          vendor: str = "storage") -> Path:
+    """``download_image`` on the cloud loop."""
+    from engines.cloud import steps
+
+    return await steps.arun(_download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind,
+                                            attempts=attempts, vendor=vendor))
 
 
 def image_output(path: Path, *, meta: dict | None = None) -> Output:

@@ -19,16 +19,34 @@ the values are kept as class attributes:
 ``base_url()``              ``BASE_ENV`` or ``DEFAULT_BASE``, without a trailing slash.
 ``auth_headers(extra)``     ``Authorization: Bearer <key>``, ``Content-Type`` and ``extra``.
 ``journal``                 the engine's ``CreateJournal``, swept of old notes when the engine is built.
+
+Creates: an adapter writes ``create_plan(request)`` (the task id it already has, or a
+``safecreate.CreatePlan`` whose send and lookup are steps), and gets both ``start(request)`` (on an io
+worker) and ``await astart(request)`` (on the cloud loop) with the same journal and guarantees.
+Results: ``collect(state, request)`` and ``await acollect(state, request)`` download the same files
+(``result_files``) with the same checks (``http.download_video`` / ``http.adownload_video``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from core.errors import NotAvailable
 from engines.base import CloudEngine, Reason
+from engines.cloud import safecreate
 from engines.cloud.journal import CreateJournal
+
+
+class ResultFile(NamedTuple):
+    """One file of a finished task: its URL, ``video`` or ``image``, the output name's prefix and index,
+    and the meta its ``Output`` carries."""
+
+    url: str
+    kind: str
+    prefix: str
+    index: int
+    meta: dict
 
 
 class KeyedCloudEngine(CloudEngine):
@@ -56,20 +74,65 @@ class KeyedCloudEngine(CloudEngine):
         self.journal = CreateJournal(settings.workspace, self.id)
         self.journal.sweep()
 
+    # --- creates: one plan, run blocking or on the cloud loop ----------------------------
+    async_chain: ClassVar[bool] = False  # True: create_plan, apoll and acollect exist, so the runner may run
+    # the job's create, polls and downloads as one chain on the cloud loop (app/cloud_chain.py)
+
+    def create_plan(self, request):
+        """The task id this job already has (answered before a crash), or the ``CreatePlan`` to send."""
+        raise NotImplementedError
+
+    def start(self, request) -> str:
+        plan = self.create_plan(request)
+        return plan if isinstance(plan, str) else safecreate.run_create(self.journal, request.job_id, plan)
+
+    async def astart(self, request) -> str:
+        """``start`` on the cloud loop (``engines.cloud.aio``): the plan is made on a completion thread
+        (it reads the journal and image files), its requests are awaited on the loop."""
+        from engines.cloud import aio
+
+        plan = await aio.blocking(self.create_plan, request)
+        return plan if isinstance(plan, str) else await safecreate.arun_create(self.journal, request.job_id, plan)
+
     # --- results: one download loop for every vendor ---------------------------------
     CLEAR_JOURNAL_ON_COLLECT: ClassVar[bool] = False  # (Zhipu keeps its request-id generation)
 
+    def result_files(self, state, request) -> list[ResultFile]:
+        """What to download: each finished video with the vendor's facts as its meta, then whatever
+        else the vendor returns (``extra_files``)."""
+        files = []
+        for index, url in enumerate(state.urls):
+            meta = {"url": url, "provider": self.id, **self.output_meta(state, request, index)}
+            files.append(ResultFile(url, "video", self.id, index, {k: v for k, v in meta.items() if v not in (None, "")}))
+        return files + (self.extra_files(state, request) if files else [])
+
     def collect(self, state, request) -> list:
-        """Download each finished video (checked, streamed: ``http.download_video``) with the
-        vendor's facts as its meta, then whatever else the vendor returns (``extra_outputs``)."""
+        """Download each result file (checked, streamed: ``http.download_video``)."""
+        from engines.cloud import http
+
+        paths = [(http.download_video if f.kind == "video" else http.download_image)(f.url, request.workdir,
+                                                                                      f.prefix, f.index)
+                 for f in self.result_files(state, request)]
+        return self._collected(state, request, paths)
+
+    async def acollect(self, state, request) -> list:
+        """``collect`` on the cloud loop: downloads awaited there (``http.adownload_video``), in order; the
+        container probe and the thumbnails on a completion thread."""
+        from engines.cloud import aio, http
+
+        paths = []
+        for f in self.result_files(state, request):
+            fetch = http.adownload_video if f.kind == "video" else http.adownload_image
+            paths.append(await fetch(f.url, request.workdir, f.prefix, f.index, vendor=self.VENDOR))
+        return await aio.blocking(self._collected, state, request, paths)
+
+    def _collected(self, state, request, paths: list) -> list:
         from engines.cloud import http
 
         outputs = []
-        for index, url in enumerate(state.urls):
-            path = http.download_video(url, request.workdir, self.id, index)
-            meta = {"url": url, "provider": self.id, **self.output_meta(state, request, index)}
-            outputs.append(http.video_output(path, meta={k: v for k, v in meta.items() if v not in (None, "")}))
-        outputs += self.extra_outputs(state, request, outputs)
+        for f, path in zip(self.result_files(state, request), paths):
+            make = http.video_output if f.kind == "video" else http.image_output
+            outputs.append(make(path, meta=f.meta))
         if self.CLEAR_JOURNAL_ON_COLLECT:
             self.journal.clear(request.job_id)
             self.journal.sweep()
@@ -79,8 +142,8 @@ class KeyedCloudEngine(CloudEngine):
         """What the vendor said about output ``index`` (model, the prompt it really used...)."""
         return {"model": state.info.get("model")}
 
-    def extra_outputs(self, state, request, videos: list) -> list:
-        """Outputs besides the videos (Seedance's last frame)."""
+    def extra_files(self, state, request) -> list[ResultFile]:
+        """Files besides the videos (Seedance's last frame), downloaded after them."""
         return []
 
     # --- keys -----------------------------------------------------------------------

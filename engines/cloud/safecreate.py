@@ -22,6 +22,10 @@ safe) or **maybe created** (re-sending may bill a second task):
                       attempt is written to the create journal before it is sent and again with
                       its classification, so a crash between send and answer resumes by looking
                       up (or failing clearly), never by re-sending.
+``await arun_create(journal, job_id, plan) -> task id``   the same loop on the cloud event loop.
+                      Both drive one generator, ``create_steps``, that yields its sends, lookups
+                      and pauses (``engines.cloud.steps``): the rules exist once. A plan's ``send``
+                      and ``lookup`` are written as steps too (an ``Io`` per request).
 ``maybe_created(...) -> ProviderError``   the failure a person sees (English + Chinese): the
                       create may have been accepted, the request id to look for in the vendor's
                       console, nothing was sent twice; "Retry anyway" sends a new create.
@@ -42,13 +46,16 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from core.errors import AppError, ProviderError
+from engines.cloud import steps
 from engines.cloud.journal import CreateJournal
+from engines.cloud.steps import Io, Sleep, Steps
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +182,9 @@ def maybe_created(vendor: str, request_ref: str | None, why_en: str = "", why_zh
 class CreatePlan:
     engine_id: str
     vendor: str
-    send: Callable[[int], str]                      # send(generation) -> task id; raises on failure
+    send: Callable[[int], Any]                      # send(generation) -> task id, as steps (engines.cloud.steps)
     request_ref: Callable[[int], str | None]        # the id a person can look for (per generation)
-    lookup: Callable[[dict], list] | None = None  # lookup(note) -> unclaimed candidates: ids or (id, created_at)
+    lookup: Callable[[dict], Any] | None = None  # lookup(note) -> candidates as steps: ids or (id, created_at)
     identifies: bool = False  # a lookup match is this job's task for sure (Ark: its own random seed)
 
     @property
@@ -189,11 +196,12 @@ def allow_resend(journal: CreateJournal, job_id: str) -> None:
     journal.save(job_id, resend=True)
 
 
-def log_attempt(journal: CreateJournal, job_id: str, **entry) -> dict:
-    note = journal.load(job_id)
-    attempts = list(note.get("attempts") or [])[-19:]
+def log_attempt(journal: CreateJournal, job_id: str, *, note: dict | None = None, **entry) -> dict:
+    """Append ``entry`` to the job's attempt log; ``note``: fields of the note saved in the same write."""
+    current = journal.load(job_id)
+    attempts = list(current.get("attempts") or [])[-19:]
     attempts.append({"at": round(time.time(), 3), **entry})
-    return journal.save(job_id, attempts=attempts)
+    return journal.save(job_id, **(note or {}), attempts=attempts)
 
 
 def claim_lock(journal: CreateJournal) -> threading.Lock:
@@ -249,12 +257,29 @@ def _windows(journal: CreateJournal, job_id: str) -> list[tuple[float, float, bo
     return out
 
 
-def _lookup_once(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str], bool]:
-    """(adopted id or None, candidates, worth waiting). Adopting writes the id under the claim lock.
-    ``plan.lookup`` gives ids, or ``(id, created_at)`` pairs (epoch seconds, None when unknown)."""
+def _rows(found) -> list[tuple[str, float | None]]:
+    return [r if isinstance(r, tuple) else (r, None) for r in (found or [])]
+
+
+def _steps_of(value):
+    """An adapter's send or lookup: steps (a generator) are run, one request (an ``Io``) is yielded, a
+    plain value is taken as is."""
+    if isinstance(value, Generator):
+        return (yield from value)
+    if isinstance(value, Io):
+        return (yield value)
+    return value
+
+
+def _adopt(journal: CreateJournal, job_id: str, plan: CreatePlan, rows: list) -> tuple[str | None, list[str], bool]:
+    """(adopted id or None, candidates, worth waiting), decided under the claim lock from the rows a
+    lookup found (ids, or ``(id, created_at)`` pairs, epoch seconds or None). The rows are read before
+    the lock is taken, so tasks another job claimed meanwhile are dropped here: two jobs never adopt
+    the same task."""
     with claim_lock(journal):
         note = journal.load(job_id)
-        rows = [r if isinstance(r, tuple) else (r, None) for r in (plan.lookup(note) if plan.lookup else [])]
+        taken = claimed_ids(journal, exclude_job=job_id)
+        rows = [(tid, c) for tid, c in _rows(rows) if tid not in taken]
         found = sorted({tid for tid, _ in rows})
         if len(found) != 1:
             return None, found, False
@@ -262,21 +287,22 @@ def _lookup_once(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple
         blocking = [w for w in ([] if plan.identifies else _windows(journal, job_id))
                     if created is None or w[0] <= created <= w[1]]
         if not blocking:
-            journal.save(job_id, state="created", remote_id=found[0], adopted=True)
-            log_attempt(journal, job_id, generation=note.get("generation"), outcome="adopted", task_id=found[0])
+            log_attempt(journal, job_id, note={"state": "created", "remote_id": found[0], "adopted": True},
+                        generation=note.get("generation"), outcome="adopted", task_id=found[0])
             return found[0], found, False
         return None, found, all(in_flight for _, _, in_flight in blocking)
 
 
-def _lookup(journal: CreateJournal, job_id: str, plan: CreatePlan) -> tuple[str | None, list[str]]:
+def _lookup(journal: CreateJournal, job_id: str, plan: CreatePlan) -> Steps:
     """Look up; while the one candidate could also be a task of another job still waiting for its answer,
-    wait for that job to resolve (it claims its task, or fails) and look again."""
+    wait for that job to resolve (it claims its task, or fails) and look again. -> (adopted, found)"""
     deadline = time.monotonic() + _env("XIANYING_HTTP_TIMEOUT", 60.0) + settle_s() + 1.0
     while True:
-        adopted, found, waiting = _lookup_once(journal, job_id, plan)
+        rows = (yield from _steps_of(plan.lookup(journal.load(job_id)))) if plan.lookup else []
+        adopted, found, waiting = _adopt(journal, job_id, plan, rows)
         if adopted is not None or not waiting or time.monotonic() > deadline:
             return adopted, found
-        time.sleep(0.05 + random.uniform(0, 0.05))
+        yield Sleep(0.05 + random.uniform(0, 0.05))
 
 
 def _undecided(found: list[str]) -> tuple[str, str]:
@@ -286,6 +312,19 @@ def _undecided(found: list[str]) -> tuple[str, str]:
 
 
 def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
+    """The create loop on this thread (an io worker): blocking requests."""
+    return steps.run(create_steps(journal, job_id, plan))
+
+
+async def arun_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
+    """The same loop from the cloud event loop: requests awaited there, journal work on a completion
+    thread. Same journal, same decisions (``create_steps``); a cancel (the studio stopping) leaves the
+    note as a crash would: the next start looks the task up."""
+    return await steps.arun(create_steps(journal, job_id, plan))
+
+
+def create_steps(journal: CreateJournal, job_id: str, plan: CreatePlan) -> Steps:
+    """Every rule of a create, as steps (``engines.cloud.steps``): sends, lookups and pauses are yielded."""
     note = journal.load(job_id)
     generation = int(note.get("generation") or 0)
     pending = note.get("state") in ("sending", MAYBE_CREATED)
@@ -294,24 +333,26 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
         log_attempt(journal, job_id, generation=generation, outcome="resend_requested")
         pending = False
     elif pending:
-        recovered = _resume(journal, job_id, plan, note)
+        recovered = yield from _resume(journal, job_id, plan, note)
         if recovered is not None:
             return recovered
         note = journal.load(job_id)
         pending = note.get("state") == "sending" and plan.recovery == "dedupe"
+    first: dict = {}
     if not pending:
         generation += 1
-        journal.save(job_id, first_sent_at=time.time())
+        first = {"first_sent_at": time.time()}
     attempts = max(1, int(_env("XIANYING_RETRY_ATTEMPTS", 3)))
     if plan.recovery == "dedupe":  # a re-send under the same key is safe: it may try as hard as a lookup
         attempts = max(attempts, lookup_attempts())
     uncertain = pending  # an earlier send under this key may have made the task
     for n in range(1, attempts + 1):
         ref = plan.request_ref(generation)
-        journal.save(job_id, state="sending", generation=generation, request_ref=ref, sent_at=time.time())
-        log_attempt(journal, job_id, generation=generation, n=n, outcome="sending", request_ref=ref)
+        sending = {**first, "state": "sending", "generation": generation, "request_ref": ref, "sent_at": time.time()}
+        log_attempt(journal, job_id, note=sending, generation=generation, n=n, outcome="sending", request_ref=ref)
+        first = {}
         try:
-            task_id = plan.send(generation)
+            task_id = yield from _steps_of(plan.send(generation))
         except Exception as exc:  # classified below; anything else is re-raised unchanged
             if not isinstance(exc, (ProviderError, httpx.HTTPError)):
                 # a local refusal (bad parameters, missing key) never reached the vendor; a bug might have
@@ -329,7 +370,7 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
             journal.save(job_id, state=MAYBE_CREATED if uncertain else outcome, failed_at=time.time())
             if outcome == NOT_CREATED:
                 if _retryable(exc) and n < attempts:
-                    time.sleep(backoff_s(n, exc))
+                    yield Sleep(backoff_s(n, exc))
                     continue
                 if uncertain:  # this send made nothing, but an earlier one under the same key may have
                     raise maybe_created(plan.vendor, ref) from exc
@@ -338,41 +379,47 @@ def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
             # maybe created
             if plan.recovery == "dedupe":
                 if n < attempts:
-                    time.sleep(backoff_s(n, exc))
+                    yield Sleep(backoff_s(n, exc))
                     continue
                 raise maybe_created(plan.vendor, ref) from exc
             if plan.recovery == "lookup":
-                adopted = _settled_lookup(journal, job_id, plan, kind, ref, exc)
+                adopted = yield from _settled_lookup(journal, job_id, plan, kind, ref, exc)
                 if adopted is not None:
                     return adopted
                 # the vendor answered and lists nothing: it was not created; send again
                 journal.save(job_id, state=NOT_CREATED)
                 uncertain = False
                 if n < attempts:
-                    time.sleep(backoff_s(n, exc))
+                    yield Sleep(backoff_s(n, exc))
                     generation += 1
                     continue
                 raise
             raise maybe_created(plan.vendor, ref, can_look=False) from exc
         with claim_lock(journal):  # not while another job's lookup is deciding whose task this is
-            journal.save(job_id, state="created", remote_id=task_id)
-        log_attempt(journal, job_id, generation=generation, n=n, outcome="created", task_id=task_id)
+            log_attempt(journal, job_id, note={"state": "created", "remote_id": task_id}, generation=generation, n=n,
+                        outcome="created", task_id=task_id)
         return task_id
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _looked_up(journal: CreateJournal, job_id: str, plan: CreatePlan, ref: str | None, why_en: str,
+               why_zh: str) -> Steps:
+    """A lookup whose own failure ends the create as "maybe created". -> (adopted, found)"""
+    try:
+        return (yield from _lookup(journal, job_id, plan))
+    except ProviderError as lookup_exc:
+        journal.save(job_id, state=MAYBE_CREATED)
+        raise maybe_created(plan.vendor, ref, why_en, why_zh) from lookup_exc
+
+
 def _settled_lookup(journal: CreateJournal, job_id: str, plan: CreatePlan, kind: str, ref: str | None,
-                    exc: BaseException) -> str | None:
+                    exc: BaseException) -> Steps:
     """After a maybe-created attempt: adopt the one match, or raise; None only when the vendor answered
     (5xx, unreadable body) and lists nothing, i.e. it did not create the task."""
     if kind not in ANSWERED:
-        time.sleep(settle_s())
-    try:
-        adopted, found = _lookup(journal, job_id, plan)
-    except ProviderError as lookup_exc:
-        journal.save(job_id, state=MAYBE_CREATED)
-        raise maybe_created(plan.vendor, ref, " and looking it up failed too",
-                            "，且查询任务也失败了") from lookup_exc
+        yield Sleep(settle_s())
+    adopted, found = yield from _looked_up(journal, job_id, plan, ref, " and looking it up failed too",
+                                           "，且查询任务也失败了")
     if adopted is not None:
         return adopted
     if found:
@@ -384,7 +431,7 @@ def _settled_lookup(journal: CreateJournal, job_id: str, plan: CreatePlan, kind:
     return None
 
 
-def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -> str | None:
+def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -> Steps:
     """A start() after a create that may have reached the vendor (crash mid-send, or a Retry)."""
     ref = note.get("request_ref")
     log_attempt(journal, job_id, generation=note.get("generation"), outcome="resume", state=note.get("state"))
@@ -392,11 +439,8 @@ def _resume(journal: CreateJournal, job_id: str, plan: CreatePlan, note: dict) -
         journal.save(job_id, state="sending")
         return None  # the same key again: the vendor refuses a duplicate and we find the task
     if plan.recovery == "lookup":
-        try:
-            adopted, found = _lookup(journal, job_id, plan)
-        except ProviderError as exc:
-            journal.save(job_id, state=MAYBE_CREATED)
-            raise maybe_created(plan.vendor, ref, " and looking it up failed", "，且查询任务失败") from exc
+        adopted, found = yield from _looked_up(journal, job_id, plan, ref, " and looking it up failed",
+                                               "，且查询任务失败")
         if adopted is not None:
             return adopted
         if found:

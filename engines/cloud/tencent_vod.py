@@ -19,7 +19,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import aio, http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate, steps
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
 from engines.cloud.tencent_sign import tc3_authorization
@@ -92,6 +92,7 @@ def _http_status_error(response: httpx.Response) -> ProviderError:
 class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_VOD_ENDPOINT",
                        keys=("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), default_base=DEFAULT_ENDPOINT):
     id = "tencent-vod"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Tencent Cloud VOD AIGC (Hailuo, Kling, Jimeng, Vidu, OS, GV, Hunyuan)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = TencentVodParams
@@ -136,10 +137,25 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         """``call`` on the cloud loop (``engines.cloud.aio``)."""
         url, body, headers, secrets = self._signed(action, payload)
         try:
-            response = await aio.client().post(url, content=body, headers=headers, timeout=http.timeouts())
+            async with aio.slot(VENDOR):
+                response = await aio.client().post(url, content=body, headers=headers, timeout=http.timeouts())
         except httpx.HTTPError as exc:
             raise http.transport_error(VENDOR, exc) from exc
         return _answer(response, action, secrets)
+
+    def _call_io(self, action: str, payload: dict, *, retries: int | None = None) -> steps.Io:
+        """``call`` / ``acall`` as one ``Io`` (``engines.cloud.steps``), retried ``retries`` times when set."""
+        what = f"{VENDOR} {action}"
+
+        def sync() -> dict:
+            once = lambda: self.call(action, payload)  # noqa: E731
+            return http.with_retries(once, what=what, attempts=retries) if retries else once()
+
+        async def async_() -> dict:
+            once = lambda: self.acall(action, payload)  # noqa: E731
+            return await (aio.with_retries(once, what=what, attempts=retries) if retries else once())
+
+        return steps.Io(sync, async_)
 
     # --- checks and body ------------------------------------------------------------
     def model_spec(self, model: str) -> ModelSpec | None:
@@ -246,7 +262,7 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         return body
 
     # --- create (idempotent through SessionId) --------------------------------------
-    def start(self, request: EngineRequest) -> str:
+    def create_plan(self, request: EngineRequest) -> safecreate.CreatePlan | str:
         job = request.job_id
         note = self.journal.load(job)
         known = note.get("remote_id") or note.get("task_id")
@@ -260,17 +276,16 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         def session(generation: int) -> str:
             return f"xianying-{job}" + (f"-{generation}" if generation > 1 else "")
 
-        def send(generation: int) -> str:
+        def send(generation: int) -> steps.Steps:
             sid = session(generation)
             try:
-                return str(self.call("CreateAigcVideoTask", self.create_payload(request, sid))["TaskId"])
+                answer = yield self._call_io("CreateAigcVideoTask", self.create_payload(request, sid))
+                return str(answer["TaskId"])
             except ProviderError as exc:
                 if exc.vendor_code != "InvalidParameterValue.SessionId":
                     raise
             try:  # a repeat: Tencent made it before, find it
-                found = http.with_retries(lambda: self.find_session(sid, request.params),
-                                          what=f"{VENDOR} DescribeTasks",
-                                          attempts=safecreate.lookup_attempts())
+                found = yield from self.find_session(sid, request.params)
             except ProviderError as exc:
                 raise safecreate.maybe_created(VENDOR, f"SessionId {sid}", " (Tencent has it, but listing its "
                                                "tasks failed)", "（腾讯云已有该任务，但查询任务列表失败）") from exc
@@ -281,8 +296,8 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
             return found
 
         # SessionId makes a re-send safe: safecreate.RECOVERY["tencent-vod"] == "dedupe"
-        return safecreate.run_create(self.journal, job, safecreate.CreatePlan(
-            engine_id=self.id, vendor=VENDOR, send=send, request_ref=lambda g: f"SessionId {session(g)}"))
+        return safecreate.CreatePlan(engine_id=self.id, vendor=VENDOR, send=send,
+                                     request_ref=lambda g: f"SessionId {session(g)}")
 
     def allow_resend(self, job_id: str) -> None:
         """"Retry anyway": the next start() sends a new create under a new SessionId."""
@@ -298,15 +313,16 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
             return False
         return state.status in ("queued", "running", "succeeded")
 
-    def find_session(self, session: str, params: TencentVodParams | None = None) -> str | None:
-        """The task created earlier with this SessionId (DescribeTasks, last 3 days)."""
+    def find_session(self, session: str, params: TencentVodParams | None = None) -> steps.Steps:
+        """The task created earlier with this SessionId, or None (DescribeTasks, last 3 days; each page
+        tried ``XIANYING_LOOKUP_ATTEMPTS`` times). As steps (``engines.cloud.steps``)."""
         after = (datetime.now(timezone.utc) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
         query: dict = {"CreateTime": {"After": after}, "Limit": 100, "Sort": {"Field": "CreateTime", "Order": "Desc"}}
         sub = self._sub_app_id(params)
         if sub:
             query["SubAppId"] = sub
         for _ in range(LOOKUP_PAGES):
-            resp = self.call("DescribeTasks", query)
+            resp = yield self._call_io("DescribeTasks", dict(query), retries=safecreate.lookup_attempts())
             for task in resp.get("TaskSet") or []:
                 if task.get("SessionId") == session and task.get("TaskId"):
                     return str(task["TaskId"])

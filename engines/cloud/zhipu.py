@@ -17,7 +17,7 @@ from pydantic import Field
 
 from core.errors import ProviderError, ValidationError
 from engines.base import EngineRequest, Params, RemoteState
-from engines.cloud import aio, http, modeltable, safecreate
+from engines.cloud import aio, http, modeltable, safecreate, steps
 from engines.cloud.keyed import KeyedCloudEngine
 from engines.cloud.modeltable import ModelSpec
 
@@ -90,6 +90,7 @@ def error_of(response, key: str | None = None) -> ProviderError:
 class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUAI_BASE_URL",
                   default_base=DEFAULT_BASE, content_type="application/json"):
     id = "zhipu"
+    async_chain = True  # create, polls, downloads on the cloud loop (app/cloud_chain.py)
     title = "Zhipu CogVideoX / Vidu (BigModel)"
     tasks = ("t2v", "i2v", "kf2v", "ref2v")
     Params = ZhipuParams
@@ -187,7 +188,7 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
                 body[name] = value
         return body
 
-    def start(self, request: EngineRequest) -> str:
+    def create_plan(self, request: EngineRequest) -> safecreate.CreatePlan | str:
         note = self.journal.load(request.job_id) or {}
         if note.get("state") == "created" and note.get("remote_id"):
             return str(note["remote_id"])  # answered before a crash, never committed: follow it
@@ -197,20 +198,20 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         def request_id(generation: int) -> str:
             return f"xianying-{request.job_id}-{generation}"
 
-        def send(generation: int) -> str:
-            body = self.create_body(request, request_id(generation))
-            answer = http.send_json("POST", f"{self.base_url()}/videos/generations", vendor=VENDOR,
-                                    headers=headers, json=body, error_of=lambda r: error_of(r, key),
-                                    idempotent=False)
+        def task_id(answer: dict) -> str:
             if not answer.get("id"):
                 raise ProviderError(f"{VENDOR} accepted the request but returned no task id.",
                                     f"{VENDOR} 接受了请求但未返回任务 ID。", vendor_code="no_id")
             return str(answer["id"])
 
+        def send(generation: int) -> steps.Io:
+            body = self.create_body(request, request_id(generation))
+            return steps.json_call("POST", f"{self.base_url()}/videos/generations", vendor=VENDOR, headers=headers,
+                                   json=body, error_of=lambda r: error_of(r, key), idempotent=False, then=task_id)
+
         # Zhipu has no way to find a task by request_id and does not promise to refuse a repeated one:
         # a create whose answer was lost is never sent again (safecreate.RECOVERY["zhipu"] == "none").
-        return safecreate.run_create(self.journal, request.job_id, safecreate.CreatePlan(
-            engine_id=self.id, vendor=VENDOR, send=send, request_ref=request_id))
+        return safecreate.CreatePlan(engine_id=self.id, vendor=VENDOR, send=send, request_ref=request_id)
 
     def allow_resend(self, job_id: str) -> None:
         """"Retry anyway": the next start() sends a new create under a new request_id."""

@@ -1,4 +1,4 @@
-"""Helpers for cloud tests: wait for a job, run one, make a small image."""
+"""Helpers for cloud tests: wait for a job (or anything), run one, make a small image."""
 
 from __future__ import annotations
 
@@ -45,3 +45,14 @@ def wait_remote(studio, job_id: str, timeout: float = 20.0):
             return job
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} got no remote id within {timeout}s")
+
+
+def wait_until(check, what: str, timeout: float = 30.0):
+    """``check()``'s first true value; fails the test saying ``what`` did not happen within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what}: not within {timeout}s")

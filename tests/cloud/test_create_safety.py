@@ -85,42 +85,55 @@ def served(workspace, mp4_bytes, monkeypatch):
         fake.stop()
 
 
+@pytest.fixture(params=["sync", "async"])
+def start(request):
+    """``start(engine, request) -> task id or ProviderError``: ``engine.start`` on this thread (an io
+    worker's path), or ``engine.astart`` on the cloud loop (the chain's path, app/cloud_chain.py)."""
+    from engines.cloud import aio
+
+    def run(engine, req):
+        try:
+            if request.param == "sync":
+                return engine.start(req)
+            return aio.submit(engine.astart(req)).result(60)
+        except ProviderError as exc:
+            return exc
+
+    return run
+
+
 @pytest.mark.parametrize("lost", LOST)
 @pytest.mark.parametrize("vendor_id", IDS)
-def test_lost_answer_adopts_the_task_or_fails_saying_it_may_exist(served, monkeypatch, vendor_id, lost):
+def test_lost_answer_adopts_the_task_or_fails_saying_it_may_exist(served, start, monkeypatch, vendor_id, lost):
     monkeypatch.setenv("XIANYING_HTTP_TIMEOUT", "0.3")
     vendor, fake, engine = served(vendor_id)
     req = vendor.request(engine, JOB, "丢失的回答")
     fake.inject(vendor.create_route, LOST[lost]())
-    try:
-        outcome = engine.start(req)
-    except ProviderError as exc:
-        outcome = exc
+    outcome = start(engine, req)
     tasks = vendor.tasks(fake)
     assert len(tasks) == 1  # the lost one; never a second
     if vendor_id == "zhipu":  # cannot be asked: fail, show the request id, send nothing more
         assert isinstance(outcome, ProviderError) and outcome.vendor_code == "uncertain_create"
         assert f"xianying-{JOB}-1" in outcome.en and f"xianying-{JOB}-1" in outcome.zh
-        assert "Nothing was sent twice" in outcome.en and not outcome.retryable
+        assert "Nothing was sent twice" in outcome.en and "未重复提交" in outcome.zh and not outcome.retryable
         assert fake.count("create") == 1
     else:
         assert outcome == next(iter(tasks)), outcome
+        if vendor.list_route and vendor_id != "tencent-vod":  # looked up, not sent again
+            assert fake.count(vendor.list_route) >= 1 and fake.count(vendor.create_route) == 1
     kinds = {"cut": "dropped", "timeout": "timeout", "502": "http_5xx"}
     logged = [a for a in engine.journal.load(JOB)["attempts"] if a["outcome"] == "maybe_created"]
     assert logged and logged[0]["kind"] == kinds[lost]
 
 
 @pytest.mark.parametrize("vendor_id", IDS)
-def test_crash_between_send_and_answer_looks_up_never_resends(served, vendor_id):
+def test_crash_between_send_and_answer_looks_up_never_resends(served, start, vendor_id):
     vendor, fake, engine = served(vendor_id)
     req = vendor.request(engine, JOB, "重启之后")
-    first = engine.start(req)
+    first = start(engine, req)
     # the process died after sending, before the answer was noted
     engine.journal.save(JOB, state="sending", remote_id=None, task_id=None, sent_at=time.time())
-    try:
-        again = engine.start(req)
-    except ProviderError as exc:
-        again = exc
+    again = start(engine, req)
     assert list(vendor.tasks(fake)) == [first]
     if vendor_id == "zhipu":
         assert isinstance(again, ProviderError) and again.vendor_code == "uncertain_create"

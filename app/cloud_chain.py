@@ -1,0 +1,169 @@
+"""A cloud job's create, polls and downloads as one ordered chain on the cloud event loop.
+
+With ``queue.async_cloud`` on, an io worker claims a cloud job and hands it here at once
+(``CloudChain.begin``): the chain awaits the vendor on the loop (``engines/cloud/aio.py``), so a
+vendor slow to answer holds a coroutine, not a thread. Its steps keep the job's order:
+
+    astart (create, journal first: engines/cloud/safecreate.py)  → commit the task id
+    → sleep, apoll, record …  → acollect (downloads) → publish
+
+Every database write is the runner's own (``created``, ``polled``, ``collected``: the job-state
+rules of ``app/jobstate.py``), made on a completion thread, never on the loop.
+
+Only one chain moves a job: a step re-sent to this process while its chain runs does nothing
+(``runner.chains``), and before each poll the chain takes the job's poll token (``polls``), as a
+scheduled poll task does, so a chain superseded elsewhere (a restart's reconcile, another
+process) stops there. It also stops when the job is cancelled (a create answered after a cancel is
+cancelled at the vendor where it can be) and when the studio stops: the loop's shutdown cancels
+it mid-request, nothing more is written, and the next start resumes the job from its row (a
+create from its journal, a poll from its task id) as after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.errors import AppError
+from engines.cloud import aio
+
+from .db import Job, connection
+
+log = logging.getLogger(__name__)
+
+
+class CloudChain:
+    def __init__(self, runner, job: Job, engine, request):
+        self.runner, self.engine, self.request = runner, engine, request
+        self.job_id, self.token = job.id, job.polls
+        self.remote_id = job.remote_id
+
+    @classmethod
+    def begin(cls, runner, job: Job, engine) -> None:
+        """On the io worker that claimed the job: build the request, then leave the rest to the loop."""
+        try:
+            request = runner.request_for(job)
+        except Exception as exc:
+            runner.create_failed(job, exc)
+            return
+        if not job.remote_id:
+            runner.creating(job)
+        chain = cls(runner, job, engine, request)
+        runner.chains.add(job.id)
+        try:
+            aio.submit(chain.run()).add_done_callback(chain._ended)
+        except BaseException:
+            runner.chains.discard(job.id)
+            raise
+
+    def _ended(self, future) -> None:
+        self.runner.chains.discard(self.job_id)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("cloud chain of job %s broke", self.job_id, exc_info=future.exception())
+
+    # --- on the loop ----------------------------------------------------------------
+    async def run(self) -> None:
+        if not self.remote_id:
+            try:
+                remote_id = await self.engine.astart(self.request)
+            except Exception as exc:  # (a CancelledError is not one: the studio is stopping)
+                await self._db(self._create_failed, exc)
+                return
+            if not await self._db(self._created, remote_id):
+                return
+            self.remote_id = remote_id
+        polls = 0
+        while True:
+            await asyncio.sleep(self.runner.poll_delay(self.engine, polls))
+            if not await self._db(self._take_turn):
+                return
+            try:
+                state, exc = await self.engine.apoll(self.remote_id, self.request), None
+            except Exception as err:
+                state, exc = None, err
+            following = await self._db(self._polled, state, exc)
+            if following == "collect":
+                break
+            if following != "poll":
+                return
+            polls += 1
+        if not await self._db(self._collecting):
+            return
+        try:
+            outputs, exc = await self.engine.acollect(state, self.request), None
+        except Exception as err:
+            outputs, exc = None, err
+        await self._db(self._collected, state, outputs, exc)
+
+    async def _db(self, fn, *args):
+        return await aio.blocking(self._in_db, fn, *args)
+
+    @staticmethod
+    def _in_db(fn, *args):
+        with connection():
+            return fn(*args)
+
+    # --- on a completion thread -----------------------------------------------------
+    def _job(self) -> Job | None:
+        """The row while this chain may still move it (running, not cancelled, the studio not stopping)."""
+        job = Job.get_or_none(Job.id == self.job_id)
+        if job is None or job.status != "running" or job.cancel_requested or self.runner.stopping.is_set():
+            return None
+        return job
+
+    def _create_failed(self, exc: Exception) -> None:
+        job = Job.get_or_none(Job.id == self.job_id)
+        if job is not None and not self.runner.stopping.is_set():
+            self.runner.create_failed(job, exc)
+
+    def _created(self, remote_id: str) -> bool:
+        if not self.runner.created(self.job_id, remote_id, while_running=True):
+            job = Job.get_or_none(Job.id == self.job_id)  # cancelled (or gone) while the create was on the wire
+            if job is not None:
+                self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
+                self._cancel_remote(job, remote_id)
+            return False
+        self.token = 0  # created() restarts the poll count
+        return not self.runner.stopping.is_set()
+
+    def _cancel_remote(self, job: Job, remote_id: str) -> None:
+        """Cancelled while its create was on the wire: the service could not cancel a task it did not know."""
+        if not getattr(self.engine, "can_cancel", False):
+            return
+        try:
+            if self.engine.cancel_remote(remote_id):
+                info = {**job.info, "cancel_note": "Cancelled at the provider.", "cancel_note_zh": "已在服务商处取消。"}
+                Job.update(info=info).where(Job.id == job.id).execute()
+        except Exception as exc:  # the provider refused: the local cancel stands
+            log.warning("remote cancel of %s failed: %s", job.id, type(exc).__name__)
+
+    def _take_turn(self) -> bool:
+        """This chain's next poll, as a scheduled poll task would take it: only with the newest token."""
+        n = (Job.update(polls=Job.polls + 1)
+             .where(Job.id == self.job_id, Job.polls == self.token, Job.status == "running",
+                    Job.cancel_requested == False)  # noqa: E712 (peewee)
+             .execute())
+        if n and not self.runner.stopping.is_set():
+            self.token += 1
+            return True
+        return False
+
+    def _polled(self, state, exc) -> str | None:
+        job = self._job()
+        if job is None:
+            return None
+        if exc is not None and not isinstance(exc, AppError):
+            log.error("poll of job %s failed", job.id, exc_info=exc)
+            exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
+        return self.runner.polled(job, self.engine, state, exc)
+
+    def _collecting(self) -> bool:
+        return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
+
+    def _collected(self, state, outputs, exc) -> None:
+        job = Job.get_or_none(Job.id == self.job_id)
+        if job is None:
+            return
+        if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
+            return
+        self.runner.collected(job, state, outputs, exc)
