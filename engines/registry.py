@@ -9,6 +9,7 @@ from __future__ import annotations
 from engines.base import Engine
 from engines.cloud.ark import ArkEngine
 from engines.cloud.dashscope import DashScopeEngine
+from engines.cloud.dashscope_image import DashScopeImageEngine
 from engines.cloud.dashscope_tts import DashScopeTtsEngine
 from engines.cloud.tencent_tts import TencentTtsEngine
 from engines.cloud.tencent_vod import TencentVodEngine
@@ -36,6 +37,7 @@ ENGINE_CLASSES: tuple[type[Engine], ...] = (
     TencentVodEngine,
     ArkEngine,
     DashScopeEngine,
+    DashScopeImageEngine,
     ZhipuEngine,
     LocalTtsEngine,
     DashScopeTtsEngine,

@@ -76,7 +76,7 @@ CREATE_FAILURES: dict[str, str] = {
     "unknown": MAYBE_CREATED,
 }
 VENDOR_OVERRIDES: dict[str, dict[str, str]] = {}  # engine id -> {kind: outcome}, when a vendor promises more
-RECOVERY = {"tencent-vod": "dedupe", "dashscope": "lookup", "ark": "lookup", "zhipu": "none"}
+RECOVERY = {"tencent-vod": "dedupe", "dashscope": "lookup", "dashscope-image": "lookup", "ark": "lookup", "zhipu": "none"}
 ANSWERED = frozenset({"http_5xx", "bad_body", "internal"})  # the vendor finished with the request
 DUPLICATE_CODES = frozenset({"1231", "InvalidParameterValue.SessionId"})
 INTERNAL_CODES = ("InternalError", "ResourceUnavailable", "FailedOperation")
