@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -54,10 +53,7 @@ def enabled(settings) -> bool:
 
 
 def concurrency() -> int:
-    try:
-        return max(1, int(os.environ.get("XIANYING_CLOUD_CONCURRENCY") or 64))
-    except ValueError:
-        return 64
+    return http._env_int("XIANYING_CLOUD_CONCURRENCY", 64)
 
 
 def loop() -> asyncio.AbstractEventLoop:
@@ -83,17 +79,14 @@ def _completions() -> concurrent.futures.ThreadPoolExecutor:
     global _done
     with _lock:
         if _done is None:
-            workers = int(os.environ.get("XIANYING_CLOUD_COMPLETION_THREADS") or 4)
-            _done = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers),
+            workers = http._env_int("XIANYING_CLOUD_COMPLETION_THREADS", 4)
+            _done = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                           thread_name_prefix="cloud-done")
         return _done
 
 
 def shards() -> int:
-    try:
-        return max(1, int(os.environ.get("XIANYING_CLOUD_CLIENTS") or 16))
-    except ValueError:
-        return 16
+    return http._env_int("XIANYING_CLOUD_CLIENTS", 16)
 
 
 def client() -> httpx.AsyncClient:
