@@ -27,6 +27,7 @@ import logging
 from core.errors import AppError
 from engines.cloud import aio
 
+from . import jobstate
 from .db import Job, connection
 
 log = logging.getLogger(__name__)
@@ -132,18 +133,14 @@ class CloudChain:
             return
         try:
             if self.engine.cancel_remote(remote_id):
-                info = {**job.info, "cancel_note": "Cancelled at the provider.", "cancel_note_zh": "已在服务商处取消。"}
-                Job.update(info=info).where(Job.id == job.id).execute()
+                jobstate.save_info(job.id, {"cancel_note": "Cancelled at the provider.",
+                                            "cancel_note_zh": "已在服务商处取消。"})
         except Exception as exc:  # the provider refused: the local cancel stands
             log.warning("remote cancel of %s failed: %s", job.id, type(exc).__name__)
 
     def _take_turn(self) -> bool:
         """This chain's next poll, as a scheduled poll task would take it: only with the newest token."""
-        n = (Job.update(polls=Job.polls + 1)
-             .where(Job.id == self.job_id, Job.polls == self.token, Job.status == "running",
-                    Job.cancel_requested == False)  # noqa: E712 (peewee)
-             .execute())
-        if n and not self.runner.stopping.is_set():
+        if jobstate.take_turn(self.job_id, self.token, not_cancelled=True) and not self.runner.stopping.is_set():
             self.token += 1
             return True
         return False

@@ -20,7 +20,7 @@ that lost its lease (team mode: another worker took the job over) therefore chan
 
 Fields beside the status (queue message id, leases, a step's turn token, ``info``) are written
 here too, by the functions at the end (``set_huey_id``, ``note_queued``, ``touch_if_unchanged``,
-``renew_leases``, ``take_turn``, ``save_info``). No other module writes ``Job.status``:
+``renew_leases``, ``take_turn``, ``save_info``, ``remote_phase``, ``remote_created``). No other module writes ``Job.status``:
 ``grep -n "status=" app`` finds the writes here.
 """
 
@@ -189,10 +189,14 @@ def renew_leases(owner: str, held: list[str] | None, expires: float) -> list[str
     return [j.id for j in Job.select(Job.id).where(mine)]
 
 
-def take_turn(job_id: str, expected_polls: int) -> bool:
-    """A running job's next step, once: ``polls`` is the step's token; a stale message changes nothing."""
-    return bool(Job.update(polls=Job.polls + 1)
-                .where(Job.id == job_id, Job.polls == expected_polls, Job.status == "running").execute())
+def take_turn(job_id: str, expected_polls: int, *, not_cancelled: bool = False) -> bool:
+    """A running job's next step (an episode's, a cloud job's poll), once: ``polls`` is the step's token,
+    so a stale message changes nothing; with ``not_cancelled`` not after a cancel was asked."""
+    query = Job.update(polls=Job.polls + 1).where(Job.id == job_id, Job.polls == expected_polls,
+                                                  Job.status == "running")
+    if not_cancelled:
+        query = query.where(Job.cancel_requested == False)  # noqa: E712 (peewee)
+    return bool(query.execute())
 
 
 def save_info(job_id: str, changes: dict, **fields) -> dict:
@@ -202,3 +206,21 @@ def save_info(job_id: str, changes: dict, **fields) -> dict:
     info = {**Job.get_by_id(job_id).info, **changes}
     Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job_id).execute()
     return info
+
+
+def remote_phase(job_id: str, phase: str, message: str, *, while_running: bool = False) -> bool:
+    """A cloud job's step with the vendor (creating, collecting); ``while_running``: only while it runs
+    and no cancel was asked (False: nothing was written)."""
+    query = Job.update(remote_phase=phase, message=message).where(Job.id == job_id)
+    if while_running:
+        query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+    return bool(query.execute())
+
+
+def remote_created(job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
+    """The vendor's task id, committed on the row before anything else happens (polls start at 0)."""
+    query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
+                        updated_at=time.time()).where(Job.id == job_id))
+    if while_running:
+        query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+    return bool(query.execute())

@@ -200,8 +200,7 @@ class JobRunner:
         if job.id in self.chains:  # this process already moves it on the cloud loop (a re-sent step: nothing to do)
             return
         if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
-            n = Job.update(polls=Job.polls + 1).where(Job.id == job.id, Job.polls == token).execute()
-            if not n:
+            if not jobstate.take_turn(job.id, token):
                 return
             job = Job.get_by_id(job.id)
         if self.chained(engine):
@@ -230,7 +229,7 @@ class JobRunner:
         self.schedule_poll(job.id, engine, 0)
 
     def creating(self, job: Job) -> None:
-        Job.update(remote_phase="creating", message="sending to provider").where(Job.id == job.id).execute()
+        jobstate.remote_phase(job.id, "creating", "sending to provider")
 
     def create_failed(self, job: Job, exc: Exception) -> None:
         if not isinstance(exc, AppError):
@@ -241,11 +240,7 @@ class JobRunner:
     def created(self, job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
         """The vendor's task id, committed on the row (before anything else happens). ``while_running``:
         only while the job runs and no cancel was asked (False: it was not written)."""
-        query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
-                            updated_at=time.time()).where(Job.id == job_id))
-        if while_running:
-            query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
-        return bool(query.execute())
+        return jobstate.remote_created(job_id, remote_id, while_running=while_running)
 
     def schedule_poll(self, job_id: str, engine, polls: int) -> None:
         self.service.enqueue(Job.get_by_id(job_id), delay=self.poll_delay(engine, polls), token=polls)
@@ -271,20 +266,17 @@ class JobRunner:
         if isinstance(exc, ProviderError):
             errors = job.info.get("_poll_errors", 0) + 1
             if exc.retryable and errors < MAX_POLL_ERRORS:
-                Job.update(info={**job.info, "_poll_errors": errors}, message=f"provider busy: {exc.en}",
-                           updated_at=time.time()).where(Job.id == job.id).execute()
+                jobstate.save_info(job.id, {"_poll_errors": errors}, message=f"provider busy: {exc.en}")
                 return "poll"
             self.fail(job, exc)
             return None
         if exc is not None:
             self.fail(job, exc)
             return None
-        info = {**job.info, **state.info, "_poll_errors": 0}
-        fields = {"remote_status": state.raw_status, "updated_at": time.time(), "info": info,
-                  "message": f"provider: {state.raw_status}"}
+        fields = {"remote_status": state.raw_status, "message": f"provider: {state.raw_status}"}
         if state.progress is not None:
             fields["progress"] = min(float(state.progress), 99.0)
-        Job.update(**fields).where(Job.id == job.id).execute()
+        jobstate.save_info(job.id, {**state.info, "_poll_errors": 0}, **fields)
         if state.status in ("queued", "running"):
             return "poll"
         if state.status == "succeeded":
@@ -306,10 +298,7 @@ class JobRunner:
 
     def collecting(self, job_id: str) -> bool:
         """The downloads start (a fresh staging folder), while the job runs and no cancel was asked."""
-        n = (Job.update(remote_phase="collecting", message="downloading")
-             .where(Job.id == job_id, Job.status == "running", Job.cancel_requested == False)  # noqa: E712
-             .execute())
-        if not n:
+        if not jobstate.remote_phase(job_id, "collecting", "downloading", while_running=True):
             return False
         work = self.workdir(job_id)
         shutil.rmtree(work, ignore_errors=True)
