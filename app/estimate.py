@@ -56,7 +56,8 @@ def local_seconds(engine_id: str, params: dict) -> float | None:
     return statistics.median(times) if times else None
 
 
-def _duration(seconds: float, zh: bool) -> str:
+def duration_text(seconds: float, zh: bool) -> str:
+    """Seconds as people read them: "40 s" / "2.5 min" (or in Chinese)."""
     if seconds < 90:
         return f"{seconds:.0f} 秒" if zh else f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} 分钟" if zh else f"{seconds / 60:.1f} min"
@@ -73,7 +74,7 @@ def estimate(engine, params: dict, lang: str = "en") -> dict:
             ("暂无此模型的价格表" if zh else "no price table for this model")
         return {"cny": cny, "seconds": None, "text": text}
     seconds = local_seconds(engine.id, full)
-    text = (f"预计约 {_duration(seconds, zh)}（本机同尺寸任务的中位数）" if zh else
-            f"about {_duration(seconds, zh)} (median of this machine's runs at this size)") if seconds is not None \
+    text = (f"预计约 {duration_text(seconds, zh)}（本机同尺寸任务的中位数）" if zh else
+            f"about {duration_text(seconds, zh)} (median of this machine's runs at this size)") if seconds is not None \
         else ("本机首次运行此尺寸" if zh else "first run on this machine at this size")
     return {"cny": None, "seconds": seconds, "text": text}

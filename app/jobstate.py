@@ -160,6 +160,11 @@ def reset_for_retry(job: Job) -> bool:
                 .where(Job.id == job.id, Job.status.in_(("failed", "cancelled"))).execute())
 
 
+def _while_running(query):
+    """Only while the job runs and no cancel was asked."""
+    return query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+
+
 # --- fields beside the status --------------------------------------------------------------
 # Every other write to a job row also lives here, so one module answers "who changes a job?".
 # None of these touches ``status``; each names the rows it may change.
@@ -195,7 +200,7 @@ def take_turn(job_id: str, expected_polls: int, *, not_cancelled: bool = False) 
     query = Job.update(polls=Job.polls + 1).where(Job.id == job_id, Job.polls == expected_polls,
                                                   Job.status == "running")
     if not_cancelled:
-        query = query.where(Job.cancel_requested == False)  # noqa: E712 (peewee)
+        query = _while_running(query)
     return bool(query.execute())
 
 
@@ -213,7 +218,7 @@ def remote_phase(job_id: str, phase: str, message: str, *, while_running: bool =
     and no cancel was asked (False: nothing was written)."""
     query = Job.update(remote_phase=phase, message=message).where(Job.id == job_id)
     if while_running:
-        query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+        query = _while_running(query)
     return bool(query.execute())
 
 
@@ -222,5 +227,5 @@ def remote_created(job_id: str, remote_id: str, *, while_running: bool = False) 
     query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
                         updated_at=time.time()).where(Job.id == job_id))
     if while_running:
-        query = query.where(Job.status == "running", Job.cancel_requested == False)  # noqa: E712 (peewee)
+        query = _while_running(query)
     return bool(query.execute())

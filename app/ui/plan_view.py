@@ -14,6 +14,7 @@ import gradio as gr
 
 from app.access import caller
 from app.episode_estimate import preview
+from app.estimate import duration_text
 from core.errors import AppError
 
 from .api import on
@@ -26,12 +27,6 @@ HEAD = {"en": ("Scene", "Step", "Engine", "What happens", "Estimate"),
         "zh": ("场景", "步骤", "引擎", "处理", "预估")}
 
 
-def _minutes(seconds: float, zh: bool) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} 秒" if zh else f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} 分钟" if zh else f"{seconds / 60:.1f} min"
-
-
 def totals_line(p: dict, lang: str) -> str:
     zh = lang == "zh"
     reused = sum(1 for r in p["steps"] if r["state"] in ("cached", "shared"))
@@ -41,8 +36,8 @@ def totals_line(p: dict, lang: str) -> str:
     if p["cny"]:
         parts.append(f"云端约 ¥{p['cny']:.2f}" if zh else f"cloud about ¥{p['cny']:.2f}")
     if p["local_seconds"]:
-        parts.append(f"本机约 {_minutes(p['local_seconds'], zh)}" if zh
-                     else f"local about {_minutes(p['local_seconds'], zh)}")
+        parts.append(f"本机约 {duration_text(p['local_seconds'], zh)}" if zh
+                     else f"local about {duration_text(p['local_seconds'], zh)}")
     if p["unknown"]:
         parts.append(f"{p['unknown']} 步暂无预估（本机首次运行或无价格表）" if zh
                      else f"{p['unknown']} without an estimate (first run here, or no price table)")
