@@ -91,21 +91,13 @@ def plan_scene(project: Project, engines: dict, index: int, scene, check) -> Sce
         notes += [f"{cid} has no reference face: text-to-video (add one in {cfg.character_profiles} for the same "
                   "face in every scene)" for cid in scene.characters if not project.faces(cid)]
     usable(engine, where, what)
-    params, computed = video_params(engine, task, project, scene, seed)
+    params, _computed = video_params(engine, task, project, scene, seed)
     request = {"engine": engine.id, "prompt": prompt, "negative_prompt": negative, "project": project.id,
                "params": params}
     images = []
     if first_frame:
         request["image"] = first_frame[0]
         images = [("first_frame", first_frame[1])]
-    try:
-        check(request, images)
-    except ValidationError:
-        if "duration" not in computed:
-            _checked(check, request, images, what, engine.id)  # raises, naming the scene
-        request["params"] = {k: v for k, v in params.items() if k != "duration"}
-        _checked(check, request, images, what, engine.id)
-        notes.append(f"{engine.id} chooses the clip length; it is trimmed or held to {scene.duration:g} s")
     _clip_step(engine, task, project, scene, seed, check, request, images, what, notes, steps)
     return _finish_scene(project, engines, index, scene, check, seed, task, prompt, negative, steps, notes)
 
