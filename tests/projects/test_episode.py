@@ -178,7 +178,8 @@ def test_failed_scene_fails_the_episode_clearly_then_retry_reuses_the_rest(proje
 def test_cancelling_the_episode_cancels_its_running_scenes(project_studio):
     st = project_studio
     slow = PROJECT_YAML.replace("wan2.1-t2v-1.3b: {num_inference_steps: 2, fps: 8}",
-                           "wan2.1-t2v-1.3b: {num_inference_steps: 200, fps: 8}")
+                           "wan2.1-t2v-1.3b: {num_inference_steps: 200, fps: 8}").replace(
+        "resolution: 64x48", "resolution: 192x128")  # long enough on a quiet machine for the cancel to catch it
     write_project(st.settings.projects_dir, project=slow, scenes=TWO_SCENES.replace("duration: 4", "duration: 8"),
                   face=False)
     episodes = EpisodeService(st.service)
