@@ -49,6 +49,8 @@ class JobRunner:
         self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
         self.isolation = None  # gpu_pool.isolation "process": app.isolation runs gpu-lane local jobs
         self.chains: set[str] = set()  # jobs this process moves on the cloud loop (app/cloud_chain.py)
+        self.host = None  # queue.cloud_process: app.cloud_host runs the chains in a child process
+        self.on_chain_end = None  # in that child: tells the studio a chain ended
 
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
@@ -205,6 +207,8 @@ class JobRunner:
             job = Job.get_by_id(job.id)
         if self.chained(engine):
             # create, polls and downloads as one chain on the cloud loop: this io worker is free at once
+            if self.host is not None and self.host.begin(job):
+                return
             from .cloud_chain import CloudChain
 
             CloudChain.begin(self, job, engine)
@@ -317,6 +321,14 @@ class JobRunner:
                 self.fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
         finally:
             shutil.rmtree(self.workdir(job.id), ignore_errors=True)
+
+    def resume_chains(self, job_ids) -> None:
+        """The process that moved these jobs' chains died: put each one still running back on its
+        way through the queue, as a restart's reconcile does (a create resumes from its journal)."""
+        with connection():
+            for job in Job.select().where(Job.id.in_(list(job_ids)), Job.status == "running"):
+                if not job.cancel_requested:
+                    self.service.enqueue(job, token=job.polls)
 
     # --- startup --------------------------------------------------------------------
     def reconcile(self) -> dict:

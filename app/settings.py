@@ -53,6 +53,8 @@ class QueueSettings(_Strict):
     async_cloud: bool = Field(True, description="a cloud job's create, polls and downloads run as one chain on one "
                                                 "event loop (app/cloud_chain.py): a vendor slow to answer holds no "
                                                 "io worker")
+    cloud_process: bool = Field(True, description="those chains run in a process of their own (app/cloud_host.py), "
+                                                  "so hundreds of cloud jobs leave the UI's core alone")
 
 
 class TeamSettings(_Strict):
@@ -189,6 +191,8 @@ def load_settings(workspace: Path | str | None = None, **overrides) -> Settings:
         data.setdefault("gpu_pool", {})["max_concurrent"] = int(os.environ["XIANYING_GPU_MAX_CONCURRENT"])
     if os.environ.get("XIANYING_GPU_ISOLATION"):
         data.setdefault("gpu_pool", {})["isolation"] = os.environ["XIANYING_GPU_ISOLATION"]
+    if os.environ.get("XIANYING_CLOUD_PROCESS"):
+        data.setdefault("queue", {})["cloud_process"] = os.environ["XIANYING_CLOUD_PROCESS"]
     if os.environ.get("XIANYING_SECRETS"):
         data["secrets_file"] = os.environ["XIANYING_SECRETS"]
     for key in ("queue_url", "database_url"):  # team mode (app.backends)

@@ -71,6 +71,10 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
         from .isolation import ProcessIsolation  # injected engines (tests) cannot cross a process
 
         runner.isolation = ProcessIsolation(runner)  # gpu-lane local jobs in a process a cancel can end
+    from . import cloud_host
+
+    if isolate and cloud_host.wanted(settings, injected=engines_injected):
+        runner.host = cloud_host.CloudHost(runner)  # cloud chains in a process of their own
     return Core(settings, secrets, cache, database, engines, service, runner, queue)
 
 
@@ -109,6 +113,8 @@ class Studio:
         if self.team:
             self.team.start()
         cloud_aio.retain()  # cloud polls run on one event loop (engines/cloud/aio.py)
+        if self.runner.host is not None:
+            self.runner.host.start()  # ...in a process of their own (app/cloud_host.py)
         self.queue.start()
         self.ops.start()
         self.started = True
@@ -126,6 +132,8 @@ class Studio:
         self.queue.stop(timeout=timeout)
         if self.runner.isolation is not None:
             self.runner.isolation.close()
+        if self.runner.host is not None:
+            self.runner.host.close()  # its chains stop where they stand; the next start resumes them
         cloud_aio.release()  # the last studio out cancels polls in flight; reconcile re-sends them at its next start
         if self.team:
             self.team.stop()

@@ -10,8 +10,8 @@ HTTP call API), then polls ``/tasks`` until none is queued or running, while
 
 * a sampler thread times ``/status`` (its own client, one call every 50 ms; see
   ``StatusSampler``), compared with the same calls against the idle studio before the run;
-* a monitor thread reads ``/proc/<studio pid>/status`` every 0.2 s (Threads, VmRSS; VmHWM
-  at the end is the peak RSS).
+* a monitor thread reads ``/proc/<pid>/status`` of the studio and its children (the cloud
+  process) every 0.2 s and sums them (Threads, VmRSS; VmHWM at the end is the peak RSS).
 
 Printed: wall time (first submit -> all finished), submit time, jobs per second, studio
 threads (idle before the run and peak during it), configured io workers and the most
@@ -166,6 +166,18 @@ def proc_status(pid: int) -> dict:
     return out
 
 
+def family_status(pid: int) -> dict:
+    """``proc_status`` summed over the studio and its children (threads, RSS, peak RSS)."""
+    total = proc_status(pid)
+    for child in children(pid):
+        try:
+            for key, value in proc_status(child).items():
+                total[key] = total.get(key, 0) + value
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def cpu_s(pid: int | None = None) -> float:
     """CPU seconds (user + system) a process has used: ``pid``, or this one."""
     if pid is None:
@@ -174,6 +186,28 @@ def cpu_s(pid: int | None = None) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The process's children (the cloud process, app/cloud_host.py; a gpu worker if one runs)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def family_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of the studio's server process and of its children, apart."""
+    kids = 0.0
+    for child in children(pid):
+        try:
+            kids += cpu_s(child)
+        except FileNotFoundError:
+            pass
+    return {"server": cpu_s(pid), "children": kids}
 
 
 def machine_busy_s() -> float:
@@ -192,7 +226,7 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_flag.wait(0.2):
-            s = proc_status(self.pid)
+            s = family_status(self.pid)
             self.threads.append(s["Threads"])
             self.rss_kb.append(s["VmRSS"])
 
@@ -295,7 +329,7 @@ def run(args) -> dict:
                     local.http = httpx.Client(base_url=studio.url, timeout=60)
                 return local.http
             time.sleep(2.0)  # let start-up settle before reading the idle thread count
-            idle = proc_status(pid)
+            idle = family_status(pid)
             warm = call(client, "submit", request)["task_id"]  # one job, then /status at rest
             t_warm = time.perf_counter()
             while call(client, "status", warm)["status"] in ACTIVE:
@@ -310,7 +344,9 @@ def run(args) -> dict:
             rest = {k: sampler.ms(k) for k in sampler.KINDS}
             sampler.samples = {k: [] for k in sampler.KINDS}
             load_before = os.getloadavg()[0]
-            cpu_before = {"studio": cpu_s(pid), "vendor": cpu_s(vendor.pid), "bench": cpu_s(), "machine": machine_busy_s()}
+            fam = family_cpu_s(pid)
+            cpu_before = {"studio": fam["server"], "cloud": fam["children"], "vendor": cpu_s(vendor.pid),
+                          "bench": cpu_s(), "machine": machine_busy_s()}
             monitor.start()
             sampler.start()
             errors: list[str] = []
@@ -331,8 +367,13 @@ def run(args) -> dict:
                 raise RuntimeError(f"/tasks keeps failing: {errors[-5:]}")
 
             t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.submitters) as pool:
-                list(pool.map(submit, range(args.jobs)))
+            if args.submit == "batch":  # /submit_many: one call per --batch jobs
+                for start in range(0, args.jobs, args.batch):
+                    answers = call(caller(), "submit_many", [request] * min(args.batch, args.jobs - start))
+                    ids.extend(a["task_id"] for a in answers)
+            else:
+                with ThreadPoolExecutor(args.submitters) as pool:
+                    list(pool.map(submit, range(args.jobs)))
             t_submitted = time.perf_counter()
             while active():
                 if time.perf_counter() - t0 > args.timeout:
@@ -340,13 +381,15 @@ def run(args) -> dict:
                 time.sleep(0.5)
             wall = time.perf_counter() - t0
             load_after = os.getloadavg()[0]
-            cpu = {"studio": cpu_s(pid), "vendor": cpu_s(vendor.pid), "bench": cpu_s(), "machine": machine_busy_s()}
+            fam = family_cpu_s(pid)
+            cpu = {"studio": fam["server"], "cloud": fam["children"], "vendor": cpu_s(vendor.pid), "bench": cpu_s(),
+                   "machine": machine_busy_s()}
             cpu = {k: cpu[k] - cpu_before[k] for k in cpu}
             sampler.stop_flag.set()
             monitor.stop_flag.set()
             sampler.join()
             monitor.join()
-            peak = proc_status(pid)
+            peak = family_status(pid)
             done = []
             for offset in range(0, args.jobs + 1, 500):
                 done += call(client, "tasks", {"limit": 500, "offset": offset})
@@ -383,10 +426,11 @@ def table(r: dict, args) -> str:
         ("jobs succeeded / submitted", f"{r['states'].get('succeeded', 0)} / {r['jobs']}  {r['states']}", ""),
         ("vendor latency", f"time-to-finish {args.finish:g} s, + {args.latency:g} s on every HTTP answer", ""),
         ("wall time, first submit -> all done", f"{r['wall_s']:.1f} s", ""),
-        ("  of which submitting", f"{r['submit_s']:.1f} s", f"{args.submitters} client threads"),
+        ("  of which submitting", f"{r['submit_s']:.1f} s",
+         f"{args.submitters} client threads" if args.submit == "each" else f"/submit_many, {args.batch} per call"),
         ("throughput", f"{r['jobs'] / r['wall_s']:.1f} jobs/s", ""),
         ("job run time (claimed -> succeeded) p50 / max", f"{r['run_s_p50']:.1f} s / {r['run_s_max']:.1f} s", ""),
-        ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status"),
+        ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status, with its children"),
         ("io-lane workers", f"{r['io_workers']}", "configured; target <= 4"),
         ("vendor requests in flight at once, max", f"{r['max_inflight']}", "seen by the fake"),
         ("/status via gradio_client p50 / p99 / max", lat(r["during"]["client"]), "target p99 <= 200 ms"),
@@ -404,14 +448,15 @@ def table(r: dict, args) -> str:
          f"{r['wall_s'] / r['vendor_s']:.2f}x", "goal <= 1.2x"),
         ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
-        ("studio RSS idle / peak (VmHWM)", f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f} MB", ""),
+        ("studio RSS idle / peak (VmHWM), with its children", f"{r['rss_idle_mb']:.0f} / {r['rss_peak_mb']:.0f} MB", ""),
         ("fake requests: create / poll / download", f"{f['create']} / {f['poll']} / {f['download']}",
          "creates include the warm-up job"),
         ("client errors / failed samples", f"{len(r['client_errors'])} / {r['sample_errors']}",
          ", ".join(sorted(set(r["client_errors"])))),
         ("machine load average, start / end", f"{r['load'][0]:.1f} / {r['load'][1]:.1f} on {os.cpu_count()} CPUs", ""),
-        ("CPU seconds during the run: studio / fake vendor / bench client / whole machine",
-         f"{r['cpu']['studio']:.1f} / {r['cpu']['vendor']:.1f} / {r['cpu']['bench']:.1f} / {r['cpu']['machine']:.1f} "
+        ("CPU seconds during the run: studio server / its cloud process / fake vendor / bench client / whole machine",
+         f"{r['cpu']['studio']:.1f} / {r['cpu']['cloud']:.1f} / {r['cpu']['vendor']:.1f} / {r['cpu']['bench']:.1f} / "
+         f"{r['cpu']['machine']:.1f} "
          f"(of {os.cpu_count() * r['wall_s']:.0f} available)", "the rest of the machine: other processes"),
     ]
     width = max(len(a) for a, _, _ in rows)
@@ -425,6 +470,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
     parser.add_argument("--io-workers", type=int, default=4)
     parser.add_argument("--submitters", type=int, default=8, help="client threads calling /submit")
+    parser.add_argument("--submit", choices=("each", "batch"), default="each",
+                        help="one /submit call per job (each), or /submit_many with --batch jobs per call")
+    parser.add_argument("--batch", type=int, default=500, help="jobs per /submit_many call")
     parser.add_argument("--poll-scale", type=float, default=1.0, help="XIANYING_POLL_SCALE for the studio")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--async-cloud", choices=("on", "off"), default="on",

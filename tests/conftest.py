@@ -15,6 +15,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # local jobs run inside the test's studio (fast, and cache counters are visible); the process
 # isolation that launch.py uses by default has its own tests (tests/local/test_isolation.py)
 os.environ.setdefault("XIANYING_GPU_ISOLATION", "thread")
+# cloud chains run in the test's own process too, where tests watch and patch them; the cloud
+# process (app/cloud_host.py, on by default) has its own tests, and launch.py in tests/e2e/proc.py has it on
+os.environ.setdefault("XIANYING_CLOUD_PROCESS", "0")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -77,6 +77,7 @@ def studio_for(workspace, monkeypatch, mp4_bytes):
 
     yield make
     for studio, fake, ctx in made:
-        ctx.__exit__(None, None, None)
+        if studio.started:  # (a test may have stopped it, which closed the database)
+            ctx.__exit__(None, None, None)
         studio.stop()
         fake.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -62,6 +63,21 @@ def tencent(mp4: bytes) -> Drill:
                  release=release)
 
 
+def child_pids(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone for our purpose
+    except FileNotFoundError:
+        return False
+
+
 def wait_until(fn, timeout: float, what: str, proc: StudioProcess):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -92,7 +108,11 @@ def test_kill9_while_polling_then_restart_finishes_with_one_create(tmp_path, mp4
         remote_id = next(iter(drill.fake.tasks))
         wait_until(lambda: drill.queries(remote_id) >= 3, 30, "the vendor was not polled", proc)
         before = client.predict(task_id, api_name="/status")
+        children = child_pids(proc.proc.pid)  # the cloud process (app/cloud_host.py) among them
+        assert children, "the studio runs its cloud chains in a child process"
         proc.kill9()
+        wait_until(lambda: not any(alive(pid) for pid in children), 10,
+                   "the studio's child processes outlived it", proc)
         asked = drill.queries(remote_id)
         assert first["remote_status"] and before["remote_status"] in ("RUNNING", "PROCESSING"), before
         assert drill.creates() == 1 and before["status"] == "running"

@@ -30,7 +30,7 @@ class StudioProcess:
         self.workspace = workspace
         self.port = port or free_port()
         self.env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "PYTHONUNBUFFERED": "1", "XIANYING_CLOUD_PROCESS": "1", **(env or {})}
         self.log_path = log_path or workspace.parent / f"studio-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 

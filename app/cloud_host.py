@@ -1,0 +1,234 @@
+"""Cloud chains in a process of their own (``queue.cloud_process``, on by default).
+
+The studio's server and its cloud chains (``app/cloud_chain.py``) used to share one Python process,
+so one core (the GIL): 500 jobs polling a slow vendor took the CPU the UI needed, and ``/status``
+answered 20x slower than at rest. Now the io worker that claims a cloud job hands its id to a
+child process (``multiprocessing`` *spawn*, as ``app/isolation.py`` does), which builds the same
+engines and runner from the settings and runs the chain on its own event loop, against the same
+database and the same create journals. Nothing else changes hands:
+
+* the row is the truth: the child's writes are the runner's own (``app/jobstate.py``), a cancel is
+  a row change it reads before each step, and the parent's ``runner.chains`` names the jobs the
+  child moves (the child says ``ended`` for each);
+* the parent keeps the queue: it claims, takes the poll turn, and only then hands over;
+* a studio stop asks the child to stop (its chains are cut where they stand, as by a stop in
+  one process) and kills it if it has not exited after ``STOP_S``; the next start resumes
+  each job from its row and its journal;
+* a child that dies on its own (killed, out of memory) is replaced, and each job it moved is
+  handed again to the new one through the queue (a create resumes from its journal, so the vendor
+  sees no second create); after ``MAX_FAILED_STARTS`` children in a row die before they are ready,
+  the studio runs the chains in its own process again, and says so in the log;
+* a child whose studio was killed (kill -9) sees its pipe close and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+STOP_S = 5.0  # a stopping child that has not exited by then is killed
+MAX_FAILED_STARTS = 3  # children dead before saying "ready": then the chains run in the studio's own process
+
+
+def wanted(settings, *, injected: bool) -> bool:
+    """The studio runs its chains in a child: async chains on, a local (not team) workspace, and
+    engines built from the settings (tests that inject engines cannot send them to a process)."""
+    from engines.cloud import aio
+
+    from .backends import is_team
+
+    queue = settings.queue
+    return bool(queue.cloud_process) and aio.enabled(settings) and not injected and not is_team(settings)
+
+
+class CloudHost:
+    """The parent's side: one child process, the pipe to it, and the thread that hears it."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.settings = runner.settings
+        self._lock = threading.Lock()
+        self._process = None
+        self._commands = None  # parent -> child
+        self._listener: threading.Thread | None = None
+        self._started = 0.0
+        self._failed_starts = 0
+        self.closing = False
+        self.failed = False  # too many failed starts: chains run in this process (app/cloud_chain.py)
+        self.ready = threading.Event()
+        self.pid: int | None = None
+
+    # --- the io worker's side --------------------------------------------------------------
+    def begin(self, job) -> bool:
+        """Hand ``job`` (claimed, its turn taken) to the child; False: run it here instead."""
+        with self._lock:
+            if self.failed or self.closing:
+                return False
+            if self._process is None or not self._process.is_alive():
+                self._start()
+            self.runner.chains.add(job.id)
+            try:
+                self._commands.send(("chain", job.id))
+            except (OSError, ValueError):  # died just now: the listener re-sends what it held
+                log.warning("cloud process pipe closed while handing over job %s", job.id)
+        return True
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._process is None and not self.failed:
+                self._start()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        commands_in, commands = ctx.Pipe(duplex=False)
+        events, events_out = ctx.Pipe(duplex=False)
+        level = logging.getLogger().getEffectiveLevel()
+        process = ctx.Process(target=child_main, name="xianying-cloud", daemon=True,
+                              args=(self.settings.model_dump(mode="json"), self.runner.owner, level,
+                                    commands_in, events_out))
+        process.start()
+        commands_in.close()  # the child holds these ends now: its death closes the pipe here
+        events_out.close()
+        self.ready.clear()
+        self._process, self._commands, self._started = process, commands, time.monotonic()
+        self.pid = process.pid
+        self._listener = threading.Thread(target=self._listen, args=(process, events), name="cloud-host",
+                                          daemon=True)
+        self._listener.start()
+
+    def _listen(self, process, events) -> None:
+        """Hear the child until its pipe closes, then reap it (this thread alone waits for it)."""
+        while True:
+            try:
+                kind, value = events.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "ready":
+                self.ready.set()
+            elif kind == "ended":
+                self.runner.chains.discard(value)
+        process.join()
+        events.close()
+        if self.closing:
+            return
+        self._died(process)
+
+    def _died(self, process) -> None:
+        """The child is gone while the studio runs: replace it and hand its jobs over again."""
+        with self._lock:
+            if process is not self._process:
+                return
+            lived = time.monotonic() - self._started
+            log.warning("the cloud process (pid %s) exited (code %s) after %.1f s; starting another",
+                        process.pid, process.exitcode, lived)
+            self._failed_starts = 0 if self.ready.is_set() else self._failed_starts + 1
+            self._process = None
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                self.failed = True
+                log.error("the cloud process failed to start %d times: cloud jobs run in the studio's process",
+                          self._failed_starts)
+            else:
+                self._start()
+            lost = set(self.runner.chains)
+            self.runner.chains.clear()
+        self.runner.resume_chains(lost)
+
+    def close(self, timeout: float = STOP_S) -> None:
+        """Studio stop: the child cuts its chains where they stand and exits (killed if it does not)."""
+        with self._lock:
+            self.closing = True
+            process, commands, listener = self._process, self._commands, self._listener
+            self._process = None
+        if process is None:
+            return
+        try:
+            commands.send(("stop", None))
+        except (OSError, ValueError):
+            pass
+        listener.join(timeout)  # it returns once the child has exited and been reaped
+        if listener.is_alive():
+            log.warning("the cloud process did not stop within %.0f s; killing it", timeout)
+            process.kill()
+            listener.join(2.0)
+        commands.close()
+        self.runner.chains.clear()
+
+
+# --- the child ------------------------------------------------------------------------------------
+def child_main(settings_data: dict, owner: str, level: int, commands, events) -> None:
+    """Entry point of the cloud process: build engines and a runner, then run the chains it is handed."""
+    import queue
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the studio's to handle
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s cloud %(name)s: %(message)s")
+    for noisy in ("huey", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    send_lock = threading.Lock()
+
+    def send(kind: str, value) -> None:
+        with send_lock:
+            try:
+                events.send((kind, value))
+            except (OSError, ValueError):
+                pass
+
+    def listen() -> None:
+        while True:
+            try:
+                message = commands.recv()
+            except (EOFError, OSError):  # the studio is gone (killed): so is this run
+                os._exit(0)
+            todo.put(message)
+            if message[0] == "stop":
+                return
+
+    threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
+
+    from engines.cloud import aio
+    from engines.local.weights import PipelineCache
+    from engines.registry import build_engines
+
+    from .cloud_chain import CloudChain
+    from .db import Job, connection, open_db
+    from .jobs import JobService
+    from .runner import JobRunner
+    from .secrets import SecretStore
+    from .settings import Settings
+
+    settings = Settings.model_validate(settings_data)
+    open_db(settings)
+    engines = build_engines(settings, SecretStore(settings.secrets_file), PipelineCache(0))
+    runner = JobRunner(JobService(settings, engines))
+    runner.owner = owner  # its writes read as the studio's own
+    runner.on_chain_end = lambda job_id: send("ended", job_id)
+    aio.retain()
+    send("ready", os.getpid())
+    while True:
+        kind, job_id = todo.get()
+        if kind == "stop":
+            break
+        try:
+            with connection():
+                job = Job.get_or_none(Job.id == job_id)
+                engine = engines.get(job.engine) if job is not None else None
+                if job is None or engine is None or job.status != "running" or job.cancel_requested:
+                    send("ended", job_id)
+                    continue
+                CloudChain.begin(runner, job, engine)
+            if job_id not in runner.chains:  # it ended at once (no request could be built)
+                send("ended", job_id)
+        except Exception:  # a bug here must not end the other chains
+            log.exception("cloud process: job %s could not start its chain", job_id)
+            send("ended", job_id)
+    runner.stopping.set()
+    aio.release()
+    sys.exit(0)

@@ -1,0 +1,146 @@
+"""Cloud chains in a process of their own (``queue.cloud_process``: app/cloud_host.py).
+
+A real studio hands its cloud jobs to a real child process, which talks to the loopback fake
+vendor through the real adapters. The tests kill that child at the worst moments (a create on the
+wire, a job between polls) and check what a user would: the job still finishes, and the vendor saw
+exactly one create. A cancel and a studio stop reach the child through the job row and the pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from app.access import LOCAL
+from tests.cloud.fakeserver import Fault
+from tests.cloud.helpers import wait_job, wait_until
+from tests.cloud.vendors import VENDORS
+
+ON = {"queue": {"cloud_process": True}}
+
+
+@pytest.fixture(autouse=True)
+def cloud_process_on(monkeypatch):
+    monkeypatch.setenv("XIANYING_CLOUD_PROCESS", "1")  # tests/conftest.py turns it off for the other tests
+
+
+def submit(studio, prompt: str) -> str:
+    return studio.service.submit({"engine": "dashscope", "prompt": prompt, "params": VENDORS["dashscope"].params},
+                                 LOCAL).id
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is gone for our purpose
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def started_child(studio) -> int:
+    host = studio.runner.host
+    assert host is not None, "cloud_process is on: the studio has a cloud host"
+    assert host.ready.wait(60), "the cloud process never said it was ready"
+    assert host.pid != os.getpid()
+    return host.pid
+
+
+def test_jobs_run_in_the_cloud_process_and_finish(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    pid = started_child(studio)
+    ids = [submit(studio, f"御剑飞行 {i}") for i in range(6)]
+    jobs = [wait_job(studio, job_id, timeout=60) for job_id in ids]
+    assert [job.status for job in jobs] == ["succeeded"] * 6, [job.error for job in jobs]
+    assert fake.count("create") == 6
+    assert all((studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0 for job in jobs)
+    assert studio.runner.chains == set()  # the child said "ended" for each
+    assert studio.runner.host.pid == pid and alive(pid)
+
+
+def test_a_cloud_process_killed_while_a_create_is_on_the_wire_is_replaced_and_the_vendor_sees_one_create(
+        studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    pid = started_child(studio)
+    fake.faults["create"] = [Fault(late=3.0)]  # the vendor makes the task; its answer is late
+    job_id = submit(studio, "雷劫降临")
+    wait_until(lambda: fake.tasks, "the vendor made the task")
+    os.kill(pid, signal.SIGKILL)  # with the answer still on its way
+    wait_until(lambda: studio.runner.host.pid != pid and studio.runner.host.ready.is_set(), "a new cloud process")
+    job = wait_job(studio, job_id, timeout=60)
+    assert job.status == "succeeded", job.error
+    assert fake.count("create") == 1  # the new child found the task the dead one had asked for
+
+
+def test_a_cloud_process_killed_between_polls_is_replaced_and_the_job_resumes(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    pid = started_child(studio)
+    fake.plan = ["RUNNING"]  # until released
+    job_id = submit(studio, "剑气纵横三万里")
+    task_id = wait_until(lambda: studio.service.get(job_id, LOCAL).remote_id, "the task id is on the row")
+    wait_until(lambda: fake.tasks[task_id]["queries"] >= 1, "a first poll")
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: studio.runner.host.pid != pid, "a new cloud process")
+    asked = fake.tasks[task_id]["queries"]
+    wait_until(lambda: fake.tasks[task_id]["queries"] > asked, "the new process polls the same task")
+    fake.plan = ["RUNNING"] * fake.tasks[task_id]["queries"] + ["SUCCEEDED"]
+    job = wait_job(studio, job_id, timeout=60)
+    assert job.status == "succeeded", job.error
+    assert fake.count("create") == 1
+
+
+def test_a_cancel_in_the_studio_stops_the_chain_in_the_cloud_process(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    started_child(studio)
+    fake.plan = ["RUNNING"]
+    job_id = submit(studio, "闭关修炼")
+    task_id = wait_until(lambda: studio.service.get(job_id, LOCAL).remote_id, "the task id is on the row")
+    wait_until(lambda: fake.tasks[task_id]["queries"] >= 1, "a first poll")
+    studio.service.cancel(job_id, LOCAL)
+    assert studio.service.get(job_id, LOCAL).status == "cancelled"
+    wait_until(lambda: job_id not in studio.runner.chains, "the child ends the chain")
+    asked = fake.tasks[task_id]["queries"]
+    time.sleep(1.0)  # several poll intervals at the tests' poll scale
+    assert fake.tasks[task_id]["queries"] == asked
+    assert studio.service.get(job_id, LOCAL).status == "cancelled"
+
+
+def test_a_studio_stop_ends_the_cloud_process_and_the_next_start_finishes_the_job(studio_for, workspace):
+    from app.settings import load_settings
+    from app.studio import Studio
+
+    studio, fake = studio_for("dashscope", config=ON)
+    pid = started_child(studio)
+    fake.plan = ["RUNNING"]
+    job_id = submit(studio, "渡劫飞升")
+    task_id = wait_until(lambda: studio.service.get(job_id, LOCAL).remote_id, "the task id is on the row")
+    studio.stop()
+    assert not alive(pid)
+    fake.plan = ["SUCCEEDED"]
+    again = Studio(load_settings(workspace))
+    again.start()
+    try:
+        job = wait_job(again, job_id, timeout=60)
+        assert job.status == "succeeded", job.error
+        assert job.remote_id == task_id and fake.count("create") == 1
+    finally:
+        again.stop()
+
+
+def test_the_cloud_process_is_off_where_it_is_not_wanted(studio_for):
+    studio, _ = studio_for("dashscope", config={"queue": {"async_cloud": False}})
+    assert studio.runner.host is None  # no chains: the io workers run each step
+
+
+def test_the_setting_turns_it_off(studio_for, monkeypatch):
+    monkeypatch.delenv("XIANYING_CLOUD_PROCESS")
+    studio, fake = studio_for("dashscope", config={"queue": {"cloud_process": False}})
+    assert studio.runner.host is None
+    job = wait_job(studio, submit(studio, "山门"), timeout=60)
+    assert job.status == "succeeded" and fake.count("create") == 1
