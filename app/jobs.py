@@ -1,4 +1,4 @@
-"""The job service: submit · get · list · cancel · retry · rerun. The only place with rules.
+"""The job service: submit · submit_many · get · list · cancel · retry · rerun. The only place with rules.
 
 Every interface (Gradio UI, Gradio API, REST) is a thin layer over this class. A job row is
 written and committed first, then the job is enqueued; the row is the source of truth.
@@ -7,7 +7,9 @@ written and committed first, then the job is enqueued; the row is the source of 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,12 +20,33 @@ from engines.base import reason_text
 from . import jobstate
 from .access import Principal, not_found
 from .db import Job, db
-from core.errors import Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
+from core.errors import AppError, Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
 from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
 
 FILTER_KEYS = {"status", "engine", "project", "parent", "user", "kind", "limit", "offset"}
+MAX_BATCH = 500  # requests in one submit_many call
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request ``JobService.prepare`` found ready to store."""
+
+    req: SubmitRequest
+    engine: object
+    params: object
+    task: str
+    images: list[dict]
+
+
+def numbered(exc: AppError, n: int, note_en: str = "", note_zh: str = "") -> AppError:
+    """``exc`` naming the ``n``-th request of a batch (from 1): same class, status and fields."""
+    out = type(exc).__new__(type(exc))
+    out.__dict__.update(exc.__dict__)
+    out.en, out.zh = f"Request {n}: {exc.en}{note_en}", f"第 {n} 个请求：{exc.zh}{note_zh}"
+    out.args = (out.en,)
+    return out
 
 
 def public_image(image: dict) -> dict:
@@ -34,6 +57,19 @@ def public_image(image: dict) -> dict:
     shown = {k: v for k, v in image.items() if k != "path"}
     shown["file"] = image["path"]
     return shown
+
+
+def non_finite(value, where: str, depth: int = 0) -> str | None:
+    """Where ``value`` holds an infinite or NaN number (``params.x``), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if depth < 8 and isinstance(value, dict):
+        items = ((f"{where}.{str(k)[:40]}", v) for k, v in value.items())
+    elif depth < 8 and isinstance(value, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((w for path, v in items if (w := non_finite(v, path, depth + 1)) is not None), None)
 
 
 def iso(ts: float | None) -> str | None:
@@ -81,6 +117,8 @@ class JobService:
             req = SubmitRequest.model_validate(request)
         except PydanticError as exc:
             raise ValidationError(*pydantic_message(exc)) from exc
+        if (where := non_finite(req.params, "params")) is not None:  # 1e400 reads as inf; JSON cannot store it
+            raise ValidationError(f"{where}: must be a finite number.", f"{where}：必须是有限数值。")
         engine = self.engine(req.engine)
         task = task_for(req)
         if "tts" in engine.tasks:
@@ -109,6 +147,46 @@ class JobService:
 
         ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
         here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
+        checked = self.prepare(request, principal, images=images)
+        with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
+            job = self.store(checked, principal.user, source=source, parent=parent, rerun_of=rerun_of)
+        self.enqueue(job)
+        return job
+
+    def submit_many(self, requests: list, principal: Principal, *, source: str = "api") -> list[Job]:
+        """Several requests, all or nothing: each is checked as ``submit`` checks one (an error names
+        the request, from 1), then all rows are stored in one transaction (the quota counts the
+        batch's own earlier rows), then all are enqueued. Returns the jobs in the requests' order."""
+        if not isinstance(requests, list):
+            raise ValidationError("Send a list of requests, e.g. [{\"engine\": ..., \"prompt\": ...}, ...].",
+                                  "请发送请求列表，例如 [{\"engine\": ..., \"prompt\": ...}, ...]。")
+        if not requests:
+            raise ValidationError("The list of requests is empty.", "请求列表为空。")
+        if len(requests) > MAX_BATCH:
+            raise ValidationError(f"At most {MAX_BATCH} requests in one call (this one has {len(requests)}); "
+                                  "split the list.",
+                                  f"一次最多提交 {MAX_BATCH} 个请求（本次 {len(requests)} 个），请分批提交。")
+        checked = []
+        for n, request in enumerate(requests, 1):
+            try:
+                checked.append(self.prepare(request, principal))
+            except AppError as exc:
+                raise numbered(exc, n) from exc
+        with db.atomic("IMMEDIATE"):
+            jobs = []
+            for n, one in enumerate(checked, 1):
+                try:
+                    jobs.append(self.store(one, principal.user, source=source))
+                except AppError as exc:  # a quota or limit: nothing of the batch is kept
+                    before = (f" (requests 1-{n - 1} of this call count towards it; none of them was stored)",
+                              f"（本次调用的第 1-{n - 1} 个请求已计入；均未保存）") if n > 1 else ("", "")
+                    raise numbered(exc, n, *before) from exc
+        self.enqueue_many(jobs)
+        return jobs
+
+    def prepare(self, request: dict, principal: Principal, *, images: list[dict] | None = None) -> "Checked":
+        """Everything ``submit`` checks before its transaction: the request, its images (resolved with
+        ``principal``'s rights unless given), the engine's availability and its own ``check``."""
         req, engine, params, task = self.validate(request)
         if images is None:  # bad input is named before "not available": it is the caller's to fix
             images = []
@@ -122,24 +200,26 @@ class JobService:
         if not ok:
             raise NotAvailable(f"{engine.id} is not available: {reason}",
                                f"{engine.id} 不可用：{reason_text(reason, 'zh')}")
-        user = principal.user
         from engines.base import EngineRequest
 
         probe = EngineRequest(job_id="", prompt=req.prompt, negative_prompt=req.negative_prompt,
                               params=params, workdir=self.settings.staging_dir,
                               images=self.image_inputs(images))
         engine.check(probe)
-        with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
-            if self.admission is not None:
-                self.admission(user=user, engine=engine, task=task, params=params, parent=parent)
-            job = jobstate.create(
-                engine=engine.id, kind=engine.kind, lane=engine.lane, task=task,
-                prompt=req.prompt, negative_prompt=req.negative_prompt, images=images,
-                params=params.model_dump(mode="json"),
-                request=req.model_dump(mode="json", exclude={"image", "last_image", "reference_images"}),
-                project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of)
-        self.enqueue(job)
-        return job
+        return Checked(req, engine, params, task, images)
+
+    def store(self, checked: "Checked", user: str | None, *, source: str, parent: str | None = None,
+              rerun_of: str | None = None) -> Job:
+        """The admission check and the row; call inside ``db.atomic("IMMEDIATE")``."""
+        req, engine, params = checked.req, checked.engine, checked.params
+        if self.admission is not None:
+            self.admission(user=user, engine=engine, task=checked.task, params=params, parent=parent)
+        return jobstate.create(
+            engine=engine.id, kind=engine.kind, lane=engine.lane, task=checked.task,
+            prompt=req.prompt, negative_prompt=req.negative_prompt, images=checked.images,
+            params=params.model_dump(mode="json"),
+            request=req.model_dump(mode="json", exclude={"image", "last_image", "reference_images"}),
+            project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of)
 
     def submit_step(self, kind: str, principal: Principal, *, prompt: str, params: dict, request: dict,
                     project: str | None, parent: str | None = None, source: str = "project",
@@ -161,6 +241,19 @@ class JobService:
             return
         huey_id = self.queue.enqueue(job.lane, job.id, delay=delay, token=token, priority=priority)
         jobstate.set_huey_id(job.id, huey_id)
+
+    def enqueue_many(self, jobs: list[Job]) -> None:
+        """Enqueue new jobs: one queue transaction per lane where the lane can (SQLite), and their
+        queue ids written in one transaction."""
+        if self.queue is None or not jobs:
+            return
+        ids = {}
+        for lane in dict.fromkeys(job.lane for job in jobs):
+            ours = [job.id for job in jobs if job.lane == lane]
+            ids.update(zip(ours, self.queue.enqueue_many(lane, ours)))
+        with db.atomic():
+            for job_id, huey_id in ids.items():
+                jobstate.set_huey_id(job_id, huey_id)
 
     # --- read -----------------------------------------------------------------------
     def row(self, job_id: str) -> Job:

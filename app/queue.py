@@ -19,6 +19,8 @@ from typing import Callable
 
 from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
+from huey.signals import SIGNAL_ENQUEUED
+from huey.storage import SqliteStorage
 from huey.utils import normalize_time
 
 from core.errors import ConfigError
@@ -133,6 +135,23 @@ class JobQueue:
             log.warning("queue %s unreachable (%s); job %s stays queued", lane, type(exc).__name__, job_id)
             return None
         return task.id
+
+    def enqueue_many(self, lane: str, job_ids: list[str]) -> list[str | None]:
+        """New jobs, in order (no delay, no priority): one transaction where the lane is a SQLite
+        file, one message at a time elsewhere (Redis, Postgres, immediate mode)."""
+        huey = self.hueys[lane]
+        if huey.immediate or not isinstance(huey.storage, SqliteStorage):
+            return [self.enqueue(lane, job_id) for job_id in job_ids]
+        tasks = [self.tasks[lane].s(job_id, None) for job_id in job_ids]
+        rows = []
+        for task in tasks:
+            huey._emit(SIGNAL_ENQUEUED, task)
+            rows.append((huey.storage.name, huey.storage.to_blob(huey.serialize_task(task)), task.priority or 0))
+        with huey.storage.db(commit=True) as cursor:
+            cursor.executemany("insert into task (queue, data, priority) values (?, ?, ?)", rows)
+        if huey.waker is not None:
+            huey.waker.notify()
+        return [task.id for task in tasks]
 
     def revoke(self, lane: str, task_id: str | None) -> None:
         if task_id:

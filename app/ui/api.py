@@ -2,6 +2,7 @@
 
     /engines ()              -> [{id, kind, tasks, available, reason, voices, params_schema}]
     /submit (request)        -> {task_id, status}
+    /submit_many (requests)  -> [{task_id, status}, ...]   (1-500 requests, all or nothing, in order)
     /status (task_id)        -> {task_id, status, progress, error, engine, params, outputs, ...}
     /cancel (task_id)        -> {task_id, status}
     /retry  (task_id, resend=False) -> {task_id, status}   (resend: "Retry anyway", a new cloud create)
@@ -78,6 +79,10 @@ def register(service) -> None:
         return short(service.submit(task, caller(request), source="api"))
 
     @on("user")
+    def submit_many(requests: list, request: gr.Request = None) -> list:
+        return [short(job) for job in service.submit_many(requests, caller(request), source="api")]
+
+    @on("user")
     def status(task_id: str, request: gr.Request = None) -> dict:
         return service.status_dict(service.get(task_id, caller(request)))
 
@@ -108,5 +113,5 @@ def register(service) -> None:
         principal = caller(request)
         return ledger(filter or {}, user=None if principal.admin else principal.user)
 
-    for fn in (engines, submit, status, cancel, retry, rerun, result, tasks, usage):
+    for fn in (engines, submit, submit_many, status, cancel, retry, rerun, result, tasks, usage):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -30,15 +30,16 @@ PREVIEW = "preview.png"  # written by local engines beside the running job (engi
 HEAD = {"en": ["", "ID", "Engine", "Status", "Progress", "Time left", "Prompt", "Info", ""],
         "zh": ["", "ID", "引擎", "状态", "进度", "剩余时间", "提示词", "信息", ""]}
 ACTIONS = {"cancel": ("Cancel", "取消"), "retry": ("Retry", "重试"), "rerun": ("Re-run", "再次生成")}
-# Row buttons write "<action>:<task id>" into a hidden box and press a hidden button (one listener).
+# Row buttons write "<action>:<task id>|<ms>" into a hidden box; the box's own change runs the action,
+# with the value that changed it (a separate button pressed later could reach the server before the
+# box's new value did). The time makes two clicks of the same action in a row still a change.
 ROW_JS = """() => {
   if (window.__xyRows) return; window.__xyRows = true;
   document.addEventListener('click', ev => {
     const b = ev.target.closest('#job-table button[data-act]'); if (!b) return;
     const box = document.querySelector('#row-action textarea, #row-action input');
-    box.value = b.dataset.act + ':' + b.dataset.task;
+    box.value = b.dataset.act + ':' + b.dataset.task + '|' + Date.now();
     box.dispatchEvent(new Event('input', {bubbles: true}));
-    setTimeout(() => document.querySelector('#row-action-go').click(), 50);
   });
 }"""
 
@@ -153,7 +154,6 @@ def build(service, t) -> str:
         refresh = gr.Button(t("refresh"), scale=1)
     table = gr.HTML(elem_id="job-table")
     row_action = gr.Textbox(elem_id="row-action", elem_classes="xy-hidden", show_label=False, container=False)
-    row_go = gr.Button("go", elem_id="row-action-go", elem_classes="xy-hidden")
     with gr.Row():
         selected = gr.Dropdown(choices=[], label=t("selected_job"), scale=4, elem_id="selected-job",
                                allow_custom_value=True)
@@ -195,13 +195,13 @@ def build(service, t) -> str:
 
     @on("user")
     def on_row(value, request: gr.Request = None):
-        act, _, job_id = (value or "").partition(":")
+        act, _, job_id = (value or "").split("|", 1)[0].partition(":")
         if act not in ops or not job_id:
-            return gr.update(), ""
+            return gr.update()
         job = ops[act](job_id, caller(request))
-        return gr.update(value=job.id), ""
+        return gr.update(value=job.id)
 
-    row_go.click(on_row, row_action, [selected, row_action], api_visibility="private").then(
+    row_action.change(on_row, row_action, selected, api_visibility="private").then(
         refresh_view, [show, selected], outs, api_visibility="private", show_progress="hidden")
     cancel.click(action(ops["cancel"]), selected, selected, api_visibility="private")
     retry.click(action(ops["retry"]), selected, selected, api_visibility="private")
