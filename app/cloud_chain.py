@@ -119,19 +119,19 @@ class CloudChain:
     # --- on a completion thread -----------------------------------------------------
     def _job(self) -> Job | None:
         """The row while this chain may still move it (running, not cancelled, the studio not stopping)."""
-        job = Job.get_or_none(Job.id == self.job_id)
+        job = Job.find(self.job_id)
         if job is None or job.status != "running" or job.cancel_requested or self.runner.stopping.is_set():
             return None
         return job
 
     def _create_failed(self, exc: Exception) -> None:
-        job = Job.get_or_none(Job.id == self.job_id)
+        job = Job.find(self.job_id)
         if job is not None and not self.runner.stopping.is_set():
             self.runner.create_failed(job, exc)
 
     def _created(self, remote_id: str) -> bool:
         if not self.runner.created(self.job_id, remote_id, while_running=True):
-            job = Job.get_or_none(Job.id == self.job_id)  # cancelled (or gone) while the create was on the wire
+            job = Job.find(self.job_id)  # cancelled (or gone) while the create was on the wire
             if job is not None:
                 self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
                 self._cancel_remote(job, remote_id)
@@ -170,7 +170,7 @@ class CloudChain:
         return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
 
     def _collected(self, state, outputs, exc) -> None:
-        job = Job.get_or_none(Job.id == self.job_id)
+        job = Job.find(self.job_id)
         if job is None:
             return
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start

@@ -2,15 +2,16 @@
 
 The studio's server and its cloud chains (``app/cloud_chain.py``) used to share one Python process,
 so one core (the GIL): 500 jobs polling a slow vendor took the CPU the UI needed, and ``/status``
-answered 20x slower than at rest. Now the io worker that claims a cloud job hands its id to a
-child process (``multiprocessing`` *spawn*, as ``app/isolation.py`` does), which builds the same
-engines and runner from the settings and runs the chain on its own event loop, against the same
-database and the same create journals. Nothing else changes hands:
+answered 20x slower than at rest. Now the io worker that takes a cloud job's step off the queue
+hands its id to a child process (``multiprocessing`` *spawn*, as ``app/isolation.py`` does). The
+child builds the same engines and runner from the settings and runs that step with the runner's
+own code (``JobRunner.execute``: claim, poll turn, then the chain on its own event loop), against
+the same database and the same create journals. Nothing else changes hands:
 
-* the row is the truth: the child's writes are the runner's own (``app/jobstate.py``), a cancel is
-  a row change it reads before each step, and the parent's ``runner.chains`` names the jobs the
-  child moves (the child says ``ended`` for each);
-* the parent keeps the queue: it claims, takes the poll turn, and only then hands over;
+* the row is the truth: every write is the runner's (``app/jobstate.py``), and a cancel is a row
+  change the chain reads before each step;
+* the parent keeps the queue and counts the steps it handed over (``handed``); the child says
+  ``ended`` once for each, when its chain ends or at once when none began;
 * a studio stop asks the child to stop (its chains are cut where they stand, as by a stop in
   one process) and kills it if it has not exited after ``STOP_S``; the next start resumes
   each job from its row and its journal;
@@ -18,7 +19,9 @@ database and the same create journals. Nothing else changes hands:
   handed again to the new one through the queue (a create resumes from its journal, so the vendor
   sees no second create); after ``MAX_FAILED_STARTS`` children in a row die before they are ready,
   the studio runs the chains in its own process again, and says so in the log;
-* a child whose studio was killed (kill -9) sees its pipe close and exits.
+* a child whose studio was killed (kill -9) sees its pipe close and exits;
+* the child runs at a lower priority (``core.platform.lower_priority``): when the machine is busy,
+  the server answering the UI and the API gets the CPU first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +68,22 @@ class CloudHost:
         self.failed = False  # too many failed starts: chains run in this process (app/cloud_chain.py)
         self.ready = threading.Event()
         self.pid: int | None = None
+        self.handed: Counter[str] = Counter()  # steps the child holds, per job (each ends with one "ended")
 
     # --- the io worker's side --------------------------------------------------------------
-    def begin(self, job) -> bool:
-        """Hand ``job`` (claimed, its turn taken) to the child; False: run it here instead."""
+    def hand(self, job_id: str, token: int | None) -> bool:
+        """Give the child this step of a cloud job (it claims the job and runs its chain); False: run
+        it here instead (the child cannot start, or the studio is stopping)."""
         with self._lock:
             if self.failed or self.closing:
                 return False
             if self._process is None or not self._process.is_alive():
                 self._start()
-            self.runner.chains.add(job.id)
+            self.handed[job_id] += 1
             try:
-                self._commands.send(("chain", job.id))
-            except (OSError, ValueError):  # died just now: the listener re-sends what it held
-                log.warning("cloud process pipe closed while handing over job %s", job.id)
+                self._commands.send((job_id, token))
+            except (OSError, ValueError):  # died just now: its listener hands the job on again
+                log.warning("cloud process pipe closed while handing over job %s", job_id)
         return True
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -114,7 +120,10 @@ class CloudHost:
             if kind == "ready":
                 self.ready.set()
             elif kind == "ended":
-                self.runner.chains.discard(value)
+                with self._lock:
+                    self.handed[value] -= 1
+                    if self.handed[value] <= 0:
+                        del self.handed[value]
         process.join()
         events.close()
         if self.closing:
@@ -137,9 +146,9 @@ class CloudHost:
                           self._failed_starts)
             else:
                 self._start()
-            lost = set(self.runner.chains)
-            self.runner.chains.clear()
-        self.runner.resume_chains(lost)
+            lost = set(self.handed)
+            self.handed.clear()
+        self.runner.resume(lost)
 
     def close(self, timeout: float = STOP_S) -> None:
         """Studio stop: the child cuts its chains where they stand and exits (killed if it does not)."""
@@ -150,7 +159,7 @@ class CloudHost:
         if process is None:
             return
         try:
-            commands.send(("stop", None))
+            commands.send(None)
         except (OSError, ValueError):
             pass
         listener.join(timeout)  # it returns once the child has exited and been reaped
@@ -159,7 +168,7 @@ class CloudHost:
             process.kill()
             listener.join(2.0)
         commands.close()
-        self.runner.chains.clear()
+        self.handed.clear()
 
 
 # --- the child ------------------------------------------------------------------------------------
@@ -167,7 +176,10 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events) ->
     """Entry point of the cloud process: build engines and a runner, then run the chains it is handed."""
     import queue
 
+    from core.platform import lower_priority
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the studio's to handle
+    lower_priority()  # the UI's process comes first when both want the CPU
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s cloud %(name)s: %(message)s")
     for noisy in ("huey", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -188,7 +200,7 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events) ->
             except (EOFError, OSError):  # the studio is gone (killed): so is this run
                 os._exit(0)
             todo.put(message)
-            if message[0] == "stop":
+            if message is None:  # stop
                 return
 
     threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
@@ -197,8 +209,7 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events) ->
     from engines.local.weights import PipelineCache
     from engines.registry import build_engines
 
-    from .cloud_chain import CloudChain
-    from .db import Job, connection, open_db
+    from .db import open_db
     from .jobs import JobService
     from .runner import JobRunner
     from .secrets import SecretStore
@@ -207,27 +218,32 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events) ->
     settings = Settings.model_validate(settings_data)
     open_db(settings)
     engines = build_engines(settings, SecretStore(settings.secrets_file), PipelineCache(0))
+    class Chains(set):
+        """``runner.chains`` that counts the chains begun here."""
+
+        begun = 0
+
+        def add(self, job_id) -> None:
+            self.begun += 1
+            super().add(job_id)
+
     runner = JobRunner(JobService(settings, engines))
-    runner.owner = owner  # its writes read as the studio's own
-    runner.on_chain_end = lambda job_id: send("ended", job_id)
+    runner.owner = owner  # its claims read as the studio's own
+    runner.chains = Chains()
+    runner.on_chain_end = lambda job_id: send("ended", job_id)  # the step that began a chain ends with it
     aio.retain()
     send("ready", os.getpid())
     while True:
-        kind, job_id = todo.get()
-        if kind == "stop":
+        item = todo.get()
+        if item is None:
             break
+        job_id, token = item
+        begun = runner.chains.begun
         try:
-            with connection():
-                job = Job.get_or_none(Job.id == job_id)
-                engine = engines.get(job.engine) if job is not None else None
-                if job is None or engine is None or job.status != "running" or job.cancel_requested:
-                    send("ended", job_id)
-                    continue
-                CloudChain.begin(runner, job, engine)
-            if job_id not in runner.chains:  # it ended at once (no request could be built)
-                send("ended", job_id)
+            runner.execute(job_id, token)  # claim, poll turn, then the chain on this process's loop
         except Exception:  # a bug here must not end the other chains
-            log.exception("cloud process: job %s could not start its chain", job_id)
+            log.exception("cloud process: step of job %s failed", job_id)
+        if runner.chains.begun == begun:  # no chain began: this step ends here
             send("ended", job_id)
     runner.stopping.set()
     aio.release()

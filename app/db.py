@@ -73,6 +73,25 @@ class Job(BaseModel):
     class Meta:
         table_name = "jobs"
 
+    @classmethod
+    def find(cls, job_id: str) -> Job | None:
+        """The row, or None: ``get_or_none(Job.id == job_id)``, with its SQL built once per database.
+        Peewee builds the 30-column SELECT anew on every call (about 0.4 ms of CPU, five times the
+        query); the cloud chains read a row several times per job."""
+        database = db.obj
+        sql = getattr(database, "_xianying_find_job", None)
+        if sql is None:
+            sql = database._xianying_find_job = cls.select().where(cls.id == "").sql()[0]
+        return next(iter(cls.raw(sql, job_id)), None)
+
+    @classmethod
+    def fetch(cls, job_id: str) -> Job:
+        """``find``, for a row that must exist: ``get_by_id`` (raises ``Job.DoesNotExist``)."""
+        job = cls.find(job_id)
+        if job is None:
+            raise cls.DoesNotExist(f"job {job_id}")
+        return job
+
 
 class ProjectOwner(BaseModel):
     """Who a project belongs to (``app.projects``); a project with no row is shared read-only."""

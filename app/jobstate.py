@@ -208,7 +208,7 @@ def save_info(job_id: str, changes: dict, **fields) -> dict:
     """Merge ``changes`` into the job's ``info`` (and set ``fields``, never the status); the new info."""
     if "status" in fields:
         raise ValueError("save_info does not change a job's status")
-    info = {**Job.get_by_id(job_id).info, **changes}
+    info = {**Job.fetch(job_id).info, **changes}
     Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job_id).execute()
     return info
 

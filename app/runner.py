@@ -55,7 +55,7 @@ class JobRunner:
     # --- entry point ----------------------------------------------------------------
     def execute(self, job_id: str, token: int | None = None) -> None:
         with connection():
-            job = Job.get_or_none(Job.id == job_id)
+            job = Job.find(job_id)
             if job is None or job.status in TERMINAL:
                 return
             if self.gate is not None and not self.gate(job):
@@ -116,7 +116,7 @@ class JobRunner:
 
     def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
         """Write job.json, move the staging folder into outputs/, mark succeeded."""
-        fence, job = job.fence, Job.get_by_id(job.id)  # the fencing token this run claimed the job with
+        fence, job = job.fence, Job.fetch(job.id)  # the fencing token this run claimed the job with
         work = self.workdir(job.id)
         now = time.time()
         final = self.settings.outputs_dir / time.strftime("%Y-%m-%d", time.localtime(job.created_at)) / job.id
@@ -164,7 +164,7 @@ class JobRunner:
     def _run_local(self, job: Job, engine) -> None:
         if not self.claim(job):
             return
-        job = Job.get_by_id(job.id)
+        job = Job.fetch(job.id)
         work = self.workdir(job.id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -173,7 +173,7 @@ class JobRunner:
             outputs = engine.run(request, self.progress_fn(job.id), self.cancelled_fn(job.id))
             self._finish(job, outputs)
         except Cancelled:
-            if self.stopping.is_set() and not Job.get_by_id(job.id).cancel_requested:
+            if self.stopping.is_set() and not Job.fetch(job.id).cancel_requested:
                 self.requeue(job, "the studio stopped; it will run again at the next start")
             else:
                 self.fail(job, Cancelled(), status="cancelled")
@@ -193,10 +193,12 @@ class JobRunner:
 
     # --- cloud ----------------------------------------------------------------------
     def _cloud_step(self, job: Job, engine, token: int | None) -> None:
+        if self.host is not None and self.chained(engine) and self.host.hand(job.id, token):
+            return  # the cloud process claims it and runs its chain (app/cloud_host.py)
         if job.status == "queued":
             if not self.claim(job):
                 return
-            job = Job.get_by_id(job.id)
+            job = Job.fetch(job.id)
         if job.cancel_requested:
             return
         if job.id in self.chains:  # this process already moves it on the cloud loop (a re-sent step: nothing to do)
@@ -204,11 +206,9 @@ class JobRunner:
         if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
             if not jobstate.take_turn(job.id, token):
                 return
-            job = Job.get_by_id(job.id)
+            job = Job.fetch(job.id)
         if self.chained(engine):
             # create, polls and downloads as one chain on the cloud loop: this io worker is free at once
-            if self.host is not None and self.host.begin(job):
-                return
             from .cloud_chain import CloudChain
 
             CloudChain.begin(self, job, engine)
@@ -247,7 +247,7 @@ class JobRunner:
         return jobstate.remote_created(job_id, remote_id, while_running=while_running)
 
     def schedule_poll(self, job_id: str, engine, polls: int) -> None:
-        self.service.enqueue(Job.get_by_id(job_id), delay=self.poll_delay(engine, polls), token=polls)
+        self.service.enqueue(Job.fetch(job_id), delay=self.poll_delay(engine, polls), token=polls)
 
     def poll_delay(self, engine, polls: int) -> float:
         return min(engine.poll_delay(polls), self.settings.queue.poll_max_interval_s)
@@ -322,12 +322,14 @@ class JobRunner:
         finally:
             shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
-    def resume_chains(self, job_ids) -> None:
-        """The process that moved these jobs' chains died: put each one still running back on its
-        way through the queue, as a restart's reconcile does (a create resumes from its journal)."""
+    def resume(self, job_ids) -> None:
+        """The process that ran these jobs' cloud steps died: put each one back on its way through the
+        queue, as a restart's reconcile does (a create resumes from its journal, a poll from its task id)."""
         with connection():
-            for job in Job.select().where(Job.id.in_(list(job_ids)), Job.status == "running"):
-                if not job.cancel_requested:
+            for job in Job.select().where(Job.id.in_(list(job_ids))):
+                if job.status == "queued":
+                    self.service.enqueue(job, priority=RESUMED)
+                elif job.status == "running" and not job.cancel_requested:
                     self.service.enqueue(job, token=job.polls)
 
     # --- startup --------------------------------------------------------------------

@@ -493,3 +493,29 @@ def test_the_key_file_gets_a_user_only_acl_on_windows(tmp_path):
     entries = [line for line in listing.splitlines()[:-1] if ":" in line and "(" in line]
     assert entries and "(I)" not in listing, listing  # nothing inherited from the folder
     assert all(os.environ["USERNAME"].lower() in line.lower() for line in entries), listing
+
+
+def test_lower_priority_asks_windows_for_below_normal(windows, monkeypatch):
+    import ctypes
+
+    calls = []
+
+    class Kernel32:
+        def GetCurrentProcess(self):
+            return "me"
+
+        def SetPriorityClass(self, handle, cls):
+            calls.append((handle, cls))
+            return 1
+
+    monkeypatch.setattr(ctypes, "windll", type("WinDLL", (), {"kernel32": Kernel32()})(), raising=False)
+    assert platform.lower_priority() is True
+    assert calls == [("me", 0x4000)]  # BELOW_NORMAL_PRIORITY_CLASS
+
+
+def test_lower_priority_on_posix_is_nice_10(posix, monkeypatch):
+    steps = []
+    monkeypatch.setattr(platform.os, "nice", lambda n: steps.append(n) or n)
+    assert platform.lower_priority() is True and steps == [10]
+    monkeypatch.setattr(platform.os, "nice", lambda n: (_ for _ in ()).throw(PermissionError("no")))
+    assert platform.lower_priority() is False

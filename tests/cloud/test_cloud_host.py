@@ -60,8 +60,11 @@ def test_jobs_run_in_the_cloud_process_and_finish(studio_for):
     assert [job.status for job in jobs] == ["succeeded"] * 6, [job.error for job in jobs]
     assert fake.count("create") == 6
     assert all((studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0 for job in jobs)
-    assert studio.runner.chains == set()  # the child said "ended" for each
+    assert not studio.runner.host.handed  # the child said "ended" for each step it was handed
     assert studio.runner.host.pid == pid and alive(pid)
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        nice = int(fh.read().rsplit(")", 1)[1].split()[16])
+    assert nice == os.nice(0) + 10  # it yields the CPU to the studio's server
 
 
 def test_a_cloud_process_killed_while_a_create_is_on_the_wire_is_replaced_and_the_vendor_sees_one_create(
