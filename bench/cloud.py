@@ -24,6 +24,11 @@ studio's under load, the time one job alone takes (the vendor time) beside the w
 
     python bench/cloud.py [--jobs 500] [--finish 2] [--latency 0.05] [--io-workers 4] [--poll-scale 1]
     python bench/cloud.py --jobs 500 --finish 0 --latency 2 --async-cloud on   # issue 18's slow vendor
+    python bench/cloud.py --jobs 500 --latency 2 --submit batch [--cloud-process on|off]
+
+``--cloud-process`` (issue 18, second pass): the chains in a process of their own (on, the default)
+or in the studio's server process (off, the first pass); ``--submit batch`` queues the jobs with
+one ``/submit_many`` call instead of one ``/submit`` each.
 """
 
 from __future__ import annotations
@@ -330,7 +335,8 @@ def run(args) -> dict:
                                         f"{'true' if args.async_cloud == 'on' else 'false'}\n", encoding="utf-8")
         env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
                "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml"),
-               "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency)}
+               "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency),
+               "XIANYING_CLOUD_PROCESS": "1" if args.cloud_process == "on" else "0"}
         studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
         pid = studio.proc.pid
         request = {"engine": "dashscope", "prompt": "剑仙御剑穿过云海",
@@ -500,6 +506,9 @@ def main() -> None:
     parser.add_argument("--async-cloud", choices=("on", "off"), default="on",
                         help="queue.async_cloud: each cloud job's create, polls and downloads on the event loop "
                              "(on) or on the io workers (off)")
+    parser.add_argument("--cloud-process", choices=("on", "off"), default="on",
+                        help="queue.cloud_process: the chains in a child process of the studio (on) or in its "
+                             "server process (off)")
     parser.add_argument("--concurrency", type=int, default=512,
                         help="XIANYING_CLOUD_CONCURRENCY: requests in flight per vendor on the event loop")
     args = parser.parse_args()

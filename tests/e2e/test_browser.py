@@ -124,8 +124,11 @@ def test_cancel_from_the_queue_row(page, studio_proc, client):
 
 
 def test_a_running_local_job_shows_a_preview_that_changes(page, studio_proc, client):
+    # a large enough frame that the job still runs when the page has shown two previews: at 64x64x33
+    # it finished in 6 s on a quiet machine, before the table could show a second one (320x320x81:
+    # about 2 minutes, a preview every ~12 s; the test cancels it once the preview changed)
     slow = {"engine": "wan2.1-t2v-1.3b", "prompt": "预览：山门云海",
-            "params": {"width": 64, "height": 64, "num_frames": 33, "num_inference_steps": 200}}
+            "params": {"width": 320, "height": 320, "num_frames": 81, "num_inference_steps": 200}}
     task = client.predict(slow, api_name="/submit")["task_id"]
     try:
         page.goto(studio_proc.url + "/")
