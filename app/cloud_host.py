@@ -20,6 +20,8 @@ the same database and the same create journals. Nothing else changes hands:
   sees no second create); after ``MAX_FAILED_STARTS`` children in a row die before they are ready,
   the studio runs the chains in its own process again, and says so in the log;
 * a child whose studio was killed (kill -9) sees its pipe close and exits;
+* ``queue.cloud_processes`` children (one by default) can share the jobs, each job always in the
+  same one (by its id), each with its share of the per-vendor request bound;
 * the child runs at a lower priority (``core.platform.lower_priority``): when the machine is busy,
   the server answering the UI and the API gets the CPU first.
 """
@@ -33,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,53 @@ def wanted(settings, *, injected: bool) -> bool:
 
 
 class CloudHost:
-    """The parent's side: one child process, the pipe to it, and the thread that hears it."""
+    """The parent's side: ``queue.cloud_processes`` children (one by default). A job always goes to
+    the same one (its id's hash), so a step re-sent while its chain runs finds that chain."""
 
     def __init__(self, runner):
+        count = runner.settings.queue.cloud_processes
+        self.children = [CloudProcess(runner, slot, count) for slot in range(count)]
+
+    def child(self, job_id: str) -> CloudProcess:
+        return self.children[zlib.crc32(job_id.encode("utf-8")) % len(self.children)]
+
+    def hand(self, job_id: str, token: int | None) -> bool:
+        return self.child(job_id).hand(job_id, token)
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def close(self, timeout: float = STOP_S) -> None:
+        for child in self.children:  # all are asked first, then each is waited for
+            child.closing = True
+        threads = [threading.Thread(target=child.close, args=(timeout,)) for child in self.children]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # the only child's, when there is one (tests, logs)
+    @property
+    def pid(self) -> int | None:
+        return self.children[0].pid
+
+    @property
+    def ready(self) -> threading.Event:
+        return self.children[0].ready
+
+    @property
+    def handed(self) -> Counter:
+        return sum((child.handed for child in self.children), Counter())
+
+
+class CloudProcess:
+    """One child process, the pipe to it, and the thread that hears it."""
+
+    def __init__(self, runner, slot: int = 0, count: int = 1):
         self.runner = runner
         self.settings = runner.settings
+        self.slot, self.count = slot, count
         self._lock = threading.Lock()
         self._process = None
         self._commands = None  # parent -> child
@@ -97,9 +142,9 @@ class CloudHost:
         commands_in, commands = ctx.Pipe(duplex=False)
         events, events_out = ctx.Pipe(duplex=False)
         level = logging.getLogger().getEffectiveLevel()
-        process = ctx.Process(target=child_main, name="xianying-cloud", daemon=True,
+        process = ctx.Process(target=child_main, name=f"xianying-cloud-{self.slot}", daemon=True,
                               args=(self.settings.model_dump(mode="json"), self.runner.owner, level,
-                                    commands_in, events_out))
+                                    commands_in, events_out, self.count))
         process.start()
         commands_in.close()  # the child holds these ends now: its death closes the pipe here
         events_out.close()
@@ -172,9 +217,14 @@ class CloudHost:
 
 
 # --- the child ------------------------------------------------------------------------------------
-def child_main(settings_data: dict, owner: str, level: int, commands, events) -> None:
-    """Entry point of the cloud process: build engines and a runner, then run the chains it is handed."""
+def child_main(settings_data: dict, owner: str, level: int, commands, events, count: int = 1) -> None:
+    """Entry point of the cloud process: build engines and a runner, then run the chains it is handed.
+    ``count``: cloud processes in all; each takes its share of the per-vendor request bound."""
     import queue
+
+    from engines.cloud import http
+
+    os.environ["XIANYING_CLOUD_CONCURRENCY"] = str(max(1, http._env_int("XIANYING_CLOUD_CONCURRENCY", 64) // count))
 
     from core.platform import lower_priority
 

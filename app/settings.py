@@ -55,6 +55,9 @@ class QueueSettings(_Strict):
                                                 "io worker")
     cloud_process: bool = Field(True, description="those chains run in a process of their own (app/cloud_host.py), "
                                                   "so hundreds of cloud jobs leave the UI's core alone")
+    cloud_processes: int = Field(1, ge=1, le=16, description="how many such processes share the cloud jobs (more "
+                                                           "for hundreds of jobs at once on a machine with cores "
+                                                           "to spare)")
 
 
 class TeamSettings(_Strict):
@@ -193,6 +196,8 @@ def load_settings(workspace: Path | str | None = None, **overrides) -> Settings:
         data.setdefault("gpu_pool", {})["isolation"] = os.environ["XIANYING_GPU_ISOLATION"]
     if os.environ.get("XIANYING_CLOUD_PROCESS"):
         data.setdefault("queue", {})["cloud_process"] = os.environ["XIANYING_CLOUD_PROCESS"]
+    if os.environ.get("XIANYING_CLOUD_PROCESSES"):
+        data.setdefault("queue", {})["cloud_processes"] = os.environ["XIANYING_CLOUD_PROCESSES"]
     if os.environ.get("XIANYING_SECRETS"):
         data["secrets_file"] = os.environ["XIANYING_SECRETS"]
     for key in ("queue_url", "database_url"):  # team mode (app.backends)

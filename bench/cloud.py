@@ -336,7 +336,8 @@ def run(args) -> dict:
         env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
                "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml"),
                "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency),
-               "XIANYING_CLOUD_PROCESS": "1" if args.cloud_process == "on" else "0"}
+               "XIANYING_CLOUD_PROCESS": "1" if args.cloud_process == "on" else "0",
+               "XIANYING_CLOUD_PROCESSES": str(args.cloud_processes)}
         studio = StudioProcess(ws, env=env, log_path=tmp / "studio.log").start()
         pid = studio.proc.pid
         request = {"engine": "dashscope", "prompt": "剑仙御剑穿过云海",
@@ -509,6 +510,7 @@ def main() -> None:
     parser.add_argument("--cloud-process", choices=("on", "off"), default="on",
                         help="queue.cloud_process: the chains in a child process of the studio (on) or in its "
                              "server process (off)")
+    parser.add_argument("--cloud-processes", type=int, default=1, help="queue.cloud_processes")
     parser.add_argument("--concurrency", type=int, default=512,
                         help="XIANYING_CLOUD_CONCURRENCY: requests in flight per vendor on the event loop")
     args = parser.parse_args()

@@ -36,15 +36,12 @@ Stable API (other adapters import these names; keep their signatures):
     Streams to a temp file in ``dest_dir``; checks HTTP status (403/404/410 = expired link,
     not retried), Content-Length (truncation retried) and the MP4 signature; renames to
     ``engines.base.output_name(prefix, index, "mp4")``. ``XIANYING_DOWNLOAD_ATTEMPTS`` (3).
-``video_output(path, *, meta=None, thumb_name=None) -> Output``
-    An ``Output`` for a downloaded video: size / frames / fps read from the container
-    (no full decode) and a JPEG thumbnail beside it.
 ``download_image(url, dest_dir, prefix, index) -> Path``   the same for a PNG / JPEG / WebP result.
 ``await adownload_video(...)`` / ``await adownload_image(...)``   the same on the cloud loop (streamed
     there under the vendor's request slots; same temp file, checks, retries and rename: one
     ``_download_steps`` serves both).
-``image_output(path, *, meta=None) -> Output``   an image ``Output`` (size, thumbnail).
-    ``video_output`` also says whether the file has an audio track (``has_audio``, PyAV).
+(What a downloaded file becomes, an ``Output`` with its size, audio and thumbnail:
+``engines/cloud/results.py``.)
 ``poll_scale() -> float``   ``XIANYING_POLL_SCALE`` (default 1.0): multiply poll delays by it.
 """
 
@@ -62,9 +59,9 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from core.errors import ProviderError, ValidationError
-from core.media import is_mp4, write_thumbnail
+from core.media import is_mp4
 from core.platform import replace_with_retry
-from engines.base import ImageInput, Output, output_name
+from engines.base import ImageInput, output_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -393,35 +390,6 @@ async def adownload_video(url: str, dest_dir: Path, prefix: str, index: int, *, 
                                             attempts=attempts, vendor=vendor))
 
 
-def _container_info(path: Path, *, first_frame: bool = False) -> dict:
-    """Size, frames, fps and audio of a video; with ``first_frame``, also its first picture (PIL), read
-    in the same pass (opening the file twice cost a tenth of a cloud job's CPU)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate) if stream.average_rate else None
-        frames = stream.frames or None
-        if not frames and fps and stream.duration and stream.time_base:
-            frames = round(float(stream.duration * stream.time_base) * fps)
-        info = {"width": stream.codec_context.width, "height": stream.codec_context.height,
-                "frames": frames, "fps": fps, "has_audio": bool(container.streams.audio)}
-        if first_frame:
-            picture = next(container.decode(stream), None)
-            if picture is None:
-                raise ValueError(f"{path} has no video frames")
-            info["first_frame"] = picture.to_image()
-        return info
-
-
-def video_output(path: Path, *, meta: dict | None = None, thumb_name: str | None = None) -> Output:
-    info = _container_info(path, first_frame=True)
-    thumb = write_thumbnail(info["first_frame"], path.parent / (thumb_name or f"{path.stem}.jpg"))
-    return Output(path=path, kind="video", width=info["width"], height=info["height"], frames=info["frames"],
-                  fps=info["fps"], thumbnail=thumb, meta={**(meta or {}), "has_audio": info["has_audio"]},
-                  has_audio=info["has_audio"])
-
-
 IMAGE_SIGNATURES = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
 
 
@@ -453,14 +421,3 @@ async def adownload_image(url: str, dest_dir: Path, prefix: str, index: int, *, 
 
     return await steps.arun(_download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind,
                                             attempts=attempts, vendor=vendor))
-
-
-def image_output(path: Path, *, meta: dict | None = None) -> Output:
-    """An ``Output`` of kind image for a downloaded picture, with a JPEG thumbnail beside it."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        width, height = im.size
-        thumb = write_thumbnail(im.convert("RGB"), path.with_name(f"{path.stem}_thumb.jpg"))
-    return Output(path=path, kind="image", width=width, height=height, thumbnail=thumb, meta=dict(meta or {}))

@@ -127,11 +127,11 @@ class KeyedCloudEngine(CloudEngine):
         return await aio.blocking(self._collected, state, request, paths)
 
     def _collected(self, state, request, paths: list) -> list:
-        from engines.cloud import http
+        from engines.cloud import results
 
         outputs = []
         for f, path in zip(self.result_files(state, request), paths):
-            make = http.video_output if f.kind == "video" else http.image_output
+            make = results.video_output if f.kind == "video" else results.image_output
             outputs.append(make(path, meta=f.meta))
         if self.CLEAR_JOURNAL_ON_COLLECT:
             self.journal.clear(request.job_id)

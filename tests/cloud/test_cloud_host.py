@@ -147,3 +147,22 @@ def test_the_setting_turns_it_off(studio_for, monkeypatch):
     assert studio.runner.host is None
     job = wait_job(studio, submit(studio, "山门"), timeout=60)
     assert job.status == "succeeded" and fake.count("create") == 1
+
+
+def test_two_cloud_processes_share_the_jobs(studio_for, monkeypatch):
+    monkeypatch.setenv("XIANYING_CLOUD_PROCESSES", "2")
+    studio, fake = studio_for("dashscope", config=ON)
+    host = studio.runner.host
+    assert len(host.children) == 2
+    for child in host.children:
+        assert child.ready.wait(60)
+    pids = {child.pid for child in host.children}
+    assert len(pids) == 2 and os.getpid() not in pids and all(alive(pid) for pid in pids)
+    ids = [submit(studio, f"万剑归宗 {i}") for i in range(12)]
+    jobs = [wait_job(studio, job_id, timeout=60) for job_id in ids]
+    assert [job.status for job in jobs] == ["succeeded"] * 12, [job.error for job in jobs]
+    assert fake.count("create") == 12
+    assert {host.child(job_id).slot for job_id in ids} == {0, 1}  # (12 random ids all in one: 1 in 2048)
+    assert not host.handed
+    studio.stop()
+    assert not any(alive(pid) for pid in pids)
