@@ -427,10 +427,13 @@ def run(args) -> dict:
     for job in done:
         states[job["status"]] = states.get(job["status"], 0) + 1
     run_s = [job["timings"].get("run_s", 0.0) for job in done if job["status"] == "succeeded"]
+    queued_s = [job["timings"].get("queued_s", 0.0) for job in done if job["status"] == "succeeded"]
     during = {k: sampler.ms(k) for k in sampler.KINDS}
     return {"jobs": args.jobs, "wall_s": wall, "submit_s": t_submitted - t0, "states": states,
             "client_errors": errors, "sample_errors": sampler.errors, "load": (load_before, load_after),
             "run_s_p50": statistics.median(run_s) if run_s else float("nan"), "run_s_max": max(run_s or [0]),
+            "queued_s_p50": statistics.median(queued_s) if queued_s else float("nan"),
+            "queued_s_max": max(queued_s or [0]),
             "threads_idle": idle["Threads"], "threads_peak": max(monitor.threads or [0]),
             "io_workers": args.io_workers, "max_inflight": fake["max_inflight"], "rest": rest, "during": during,
             "while_submitting": {k: sampler.ms(k, before=t_submitted) for k in sampler.KINDS},
@@ -455,6 +458,7 @@ def table(r: dict, args) -> str:
          f"{args.submitters} client threads" if args.submit == "each" else f"/submit_many, {args.batch} per call"),
         ("throughput", f"{r['jobs'] / r['wall_s']:.1f} jobs/s", ""),
         ("job run time (claimed -> succeeded) p50 / max", f"{r['run_s_p50']:.1f} s / {r['run_s_max']:.1f} s", ""),
+        ("  time queued (stored -> claimed) p50 / max", f"{r['queued_s_p50']:.2f} s / {r['queued_s_max']:.2f} s", ""),
         ("studio threads idle / peak", f"{r['threads_idle']} / {r['threads_peak']}", "/proc/<pid>/status, with its children"),
         ("io-lane workers", f"{r['io_workers']}", "configured; target <= 4"),
         ("vendor requests in flight at once, max", f"{r['max_inflight']}", "seen by the fake"),
