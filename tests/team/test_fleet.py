@@ -85,6 +85,15 @@ def team(servers, tmp_path_factory, tiny_wan_dir):
         w.start()
     database = open_db(load_settings(studio_ws, database_url=database_url, queue_url=redis.url))
     client = Client(studio.url, download_files=str(root / "downloads"), verbose=False)
+    # a worker prints its banner before its first heartbeat: wait until the studio offers the engine
+    # through its workers, as a person would see on the Fleet tab (under load that took seconds)
+    from app.team.fleet import snapshot
+
+    owners = {w.owner for w in workers}
+    wait_for(lambda: owners <= {r["id"] for r in snapshot(0.5) if r["state"] == "alive" and WAN in r["engines"]},
+             timeout=90, interval=0.2)
+    wait_for(lambda: any(e["id"] == WAN and e["available"] for e in client.predict(api_name="/engines")),
+             timeout=30, interval=0.5)
     yield Team(studio, workers, client, studio_ws, redis, key)
     for w in workers:
         w.stop()
