@@ -228,6 +228,8 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events, co
 
     from core.platform import lower_priority
 
+    from .isolation import listen_to_studio
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the studio's to handle
     lower_priority()  # the UI's process comes first when both want the CPU
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s cloud %(name)s: %(message)s")
@@ -243,17 +245,11 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events, co
             except (OSError, ValueError):
                 pass
 
-    def listen() -> None:
-        while True:
-            try:
-                message = commands.recv()
-            except (EOFError, OSError):  # the studio is gone (killed): so is this run
-                os._exit(0)
-            todo.put(message)
-            if message is None:  # stop
-                return
+    def handle(message) -> bool:
+        todo.put(message)
+        return message is not None  # None: stop
 
-    threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
+    listen_to_studio(commands, handle)
 
     from engines.cloud import aio
     from engines.local.weights import PipelineCache

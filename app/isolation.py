@@ -263,6 +263,22 @@ class ProcessIsolation:
 
 
 # --- the child -------------------------------------------------------------------------------
+def listen_to_studio(commands, handle) -> None:
+    """A child process's pipe from its studio, read on a daemon thread: ``handle(message)`` for each
+    message, until it returns False. When the studio is gone (killed), so is the child."""
+
+    def listen() -> None:
+        while True:
+            try:
+                message = commands.recv()
+            except (EOFError, OSError):
+                os._exit(0)
+            if not handle(message):
+                return
+
+    threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
+
+
 def child_main(settings_data: dict, owner: str, slot: int, level: int, commands, events) -> None:
     """Entry point of a worker process: build the engines, then run jobs as told."""
     import queue
@@ -276,20 +292,16 @@ def child_main(settings_data: dict, owner: str, slot: int, level: int, commands,
     jobs: queue.Queue = queue.Queue()
     stopping = threading.Event()
 
-    def listen() -> None:
-        while True:
-            try:
-                message = commands.recv()
-            except (EOFError, OSError):  # the studio is gone (killed): so is this run
-                os._exit(0)
-            if message[0] == "run":
-                jobs.put(message[1:])
-            elif message[0] == "stop":
-                stopping.set()
-            elif message[0] == "exit":
-                jobs.put(None)
+    def handle(message) -> bool:
+        if message[0] == "run":
+            jobs.put(message[1:])
+        elif message[0] == "stop":
+            stopping.set()
+        elif message[0] == "exit":
+            jobs.put(None)
+        return True
 
-    threading.Thread(target=listen, name="studio-pipe", daemon=True).start()
+    listen_to_studio(commands, handle)
     try:  # progress bars would take a multiprocessing lock, which a kill leaves behind ("leaked semaphore")
         from tqdm import tqdm
 
