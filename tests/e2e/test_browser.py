@@ -94,8 +94,10 @@ def test_human_controls_set_the_stored_size_and_frames(page, studio_proc, client
 
 def test_cancel_from_the_queue_row(page, studio_proc, client):
     """The row's own Cancel button cancels that job; the card shows it in the page's language."""
-    slow = {"engine": "wan2.1-t2v-1.3b", "prompt": "长任务：云海", "params": {"width": 32, "height": 32,
-                                                                         "num_frames": 9, "num_inference_steps": 200}}
+    # the first job must still run when the test cancels it at the end: at 32x32x9 it finished first
+    # in a CI run; 320x320x81 takes about 2 minutes on this machine
+    slow = {"engine": "wan2.1-t2v-1.3b", "prompt": "长任务：云海", "params": {"width": 320, "height": 320,
+                                                                         "num_frames": 81, "num_inference_steps": 200}}
     first = client.predict(slow, api_name="/submit")["task_id"]
     second = client.predict({**slow, "prompt": "排队任务：取消我"}, api_name="/submit")["task_id"]
     page.goto(studio_proc.url + "/")
