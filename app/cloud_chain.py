@@ -86,14 +86,12 @@ class CloudChain:
                 state, exc = await self.engine.apoll(self.remote_id, self.request), None
             except Exception as err:
                 state, exc = None, err
-            following = await self._db(self._polled, state, exc)
+            following = await self._db(self._polled, state, exc)  # "collect": its collecting phase is written
             if following == "collect":
                 break
             if following != "poll":
                 return
             polls += 1
-        if not await self._db(self._collecting):
-            return
         try:
             outputs, exc = await self.engine.acollect(state, self.request), None
         except Exception as err:
@@ -164,9 +162,13 @@ class CloudChain:
         if exc is not None and not isinstance(exc, AppError):
             log.error("poll of job %s failed", job.id, exc_info=exc)
             exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
-        return self.runner.polled(job, self.engine, state, exc)
+        following = self.runner.polled(job, self.engine, state, exc)
+        if following == "collect" and not self._collecting():
+            return None
+        return following
 
     def _collecting(self) -> bool:
+        """In the same completion call as the poll that found the task done (one trip off the loop fewer)."""
         return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
 
     def _collected(self, state, outputs, exc) -> None:

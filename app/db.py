@@ -6,11 +6,12 @@ never at import.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from peewee import (BooleanField, CharField, DatabaseProxy, FloatField, IntegerField, JSONField,
-                    Model, SqliteDatabase, TextField)
+from peewee import (BooleanField, CharField, DatabaseProxy, FloatField, IntegerField, InterfaceError, JSONField,
+                    Model, OperationalError, SqliteDatabase, TextField)
 
 db = DatabaseProxy()
 
@@ -121,8 +122,20 @@ def open_db(target: Path | object) -> SqliteDatabase:
     return database
 
 
+_kept = threading.local()
+
+
+def keep_connection() -> None:
+    """This thread keeps its connection open between ``connection()`` blocks: for the studio's own
+    long-lived threads (queue workers, the cloud process's), which run a step after another. Opening a
+    connection (the file, its WAL and shared memory, four pragmas) was most of what a cloud step cost
+    its worker. A block that fails on the connection itself closes it; the next one opens a new one."""
+    _kept.keep = True
+
+
 class connection:
-    """Use the thread's open connection, or open one for the duration of the block."""
+    """Use the thread's open connection, or open one for the duration of the block (on a thread that
+    ``keep_connection()``, it stays open after)."""
 
     def __enter__(self):
         self._opened = db.is_closed()
@@ -130,7 +143,12 @@ class connection:
             db.connect()
         return db
 
-    def __exit__(self, *exc):
-        if self._opened and not db.is_closed():
+    def __exit__(self, exc_type, exc, tb):
+        if db.is_closed():
+            return False
+        if getattr(_kept, "keep", False):
+            if exc is not None and isinstance(exc, (OperationalError, InterfaceError)):
+                db.close()
+        elif self._opened:
             db.close()
         return False

@@ -52,7 +52,22 @@ class Waker:
             return self.generation
 
 
+class LaneStorage(SqliteStorage):
+    """Huey's SQLite storage, with ``synchronous=NORMAL`` in WAL mode (as ``studio.db``): huey sets FULL
+    or OFF, and FULL is an fsync at every commit, under the one lock that all the lane's workers share
+    (two per step: taking the message, then its revoke key). 500 cloud steps took 0.8 s to leave the
+    queue. A message that a power cut takes back is re-sent at the next start: the job row is the truth
+    and ``JobRunner.reconcile`` re-queues a queued job that has no message."""
+
+    def _create_connection(self):
+        conn = super()._create_connection()
+        if str(self._journal_mode).lower() == "wal":  # (rollback journal on a network drive: FULL stays)
+            conn.execute("pragma synchronous=NORMAL")
+        return conn
+
+
 class LaneHuey(SqliteHuey):
+    storage_class = LaneStorage
     waker: Waker | None = None
 
     def enqueue(self, task):
@@ -63,6 +78,14 @@ class LaneHuey(SqliteHuey):
 
 
 class _WakeableWorker(Worker):
+    def loop(self, now=None):
+        if not getattr(self, "_set_up", False):  # once, on this worker's own thread
+            self._set_up = True
+            setup = getattr(self.huey, "worker_setup", None)
+            if setup is not None:
+                setup()
+        return super().loop(now)
+
     def sleep(self):
         waker: Waker | None = getattr(self.huey, "waker", None)
         if waker is None:
@@ -106,7 +129,10 @@ class JobQueue:
     """
 
     def __init__(self, queue_dir: Path, execute: Callable[..., None], *, gpu_workers: int = 1,
-                 io_workers: int = 4, immediate: bool = False, settings=None):
+                 io_workers: int = 4, immediate: bool = False, settings=None,
+                 worker_setup: Callable[[], None] | None = None):
+        """``worker_setup()`` runs once on each worker thread before its first step (the studio: keep
+        the thread's database connection, ``app.db.keep_connection``)."""
 
         self.workers = {"gpu": gpu_workers, "io": io_workers}  # a lane with 0 workers is not consumed here
         self.hueys: dict[str, LaneHuey] = {}
@@ -117,6 +143,7 @@ class JobQueue:
             huey = make_lane(settings, lane, queue_dir=queue_dir, immediate=immediate)
             self.outage[lane] = queue_outage_errors(huey)
             huey.waker = Waker()
+            huey.worker_setup = worker_setup
             self.hueys[lane] = huey
             self.tasks[lane] = huey.task(name=f"{lane}.step", retries=0)(_as_runner_task(execute))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from engines.cloud import aio as cloud_aio
 
 from .backends import is_team
-from .db import open_db
+from .db import keep_connection, open_db
 from .jobs import JobService
 from .queue import JobQueue
 from .runner import JobRunner
@@ -63,7 +63,7 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
     runner = None  # the queue calls the runner, which needs the service, which enqueues on the queue
     workers = lane_workers(settings, lanes)
     queue = JobQueue(settings.queue_dir, lambda *args: runner.execute(*args), gpu_workers=workers["gpu"],
-                     io_workers=workers["io"], immediate=immediate, settings=settings)
+                     io_workers=workers["io"], immediate=immediate, settings=settings, worker_setup=keep_connection)
     admission = admission_factory(engines) if admission_factory is not None else None
     service = JobService(settings, engines, queue=queue, admission=admission)
     runner = runner_factory(service)

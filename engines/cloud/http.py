@@ -319,7 +319,6 @@ def _fetch(url: str, tmp: Path, check: Callable[[bytes], str]) -> str:
                 for chunk in response.iter_bytes(1 << 16):
                     head = head if len(head) >= 12 else head + chunk[:12]
                     fh.write(chunk)
-                _synced(fh)
             got = response.num_bytes_downloaded
     except httpx.HTTPError as exc:
         raise _interrupted(exc) from exc
@@ -327,7 +326,8 @@ def _fetch(url: str, tmp: Path, check: Callable[[bytes], str]) -> str:
 
 
 async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: str) -> str:
-    """``_fetch`` on the cloud loop: the bytes are awaited there, the final fsync on a completion thread."""
+    """``_fetch`` on the cloud loop: the bytes are awaited there; the fsync is the download steps' (on a
+    completion thread, in the same trip off the loop as the rename)."""
     from engines.cloud import aio
 
     tmp.unlink(missing_ok=True)
@@ -340,16 +340,19 @@ async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: st
                     async for chunk in response.aiter_bytes(1 << 16):
                         head = head if len(head) >= 12 else head + chunk[:12]
                         fh.write(chunk)
-                    await aio.blocking(_synced, fh)
                 got = response.num_bytes_downloaded
     except httpx.HTTPError as exc:
         raise _interrupted(exc) from exc
     return _received(expected, got, head, check)
 
 
-def _synced(fh) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
+def _fsync_path(path: Path) -> None:
+    """The file's data on disk before it is renamed into place (an fsync through a new descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: str,
@@ -367,6 +370,7 @@ def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: 
         ext = yield Io(lambda: with_retries(lambda: _fetch(url, tmp, check), what=what, attempts=attempts),
                        lambda: aio.with_retries(lambda: _afetch(url, tmp, check, vendor), what=what,
                                                 attempts=attempts))
+        _fsync_path(tmp)
         final = dest_dir / output_name(prefix, index, ext)
         replace_with_retry(tmp, final)
     finally:
