@@ -60,7 +60,9 @@ def test_jobs_run_in_the_cloud_process_and_finish(studio_for):
     assert [job.status for job in jobs] == ["succeeded"] * 6, [job.error for job in jobs]
     assert fake.count("create") == 6
     assert all((studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0 for job in jobs)
-    assert not studio.runner.host.handed  # the child said "ended" for each step it was handed
+    # the child says "ended" for each step it was handed, once the chain is over: just after the row's
+    # last write, which wait_job may have seen first
+    wait_until(lambda: not studio.runner.host.handed, "the child ended every step it was handed", timeout=10)
     assert studio.runner.host.pid == pid and alive(pid)
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         nice = int(fh.read().rsplit(")", 1)[1].split()[16])
@@ -163,6 +165,6 @@ def test_two_cloud_processes_share_the_jobs(studio_for, monkeypatch):
     assert [job.status for job in jobs] == ["succeeded"] * 12, [job.error for job in jobs]
     assert fake.count("create") == 12
     assert {host.child(job_id).slot for job_id in ids} == {0, 1}  # (12 random ids all in one: 1 in 2048)
-    assert not host.handed
+    wait_until(lambda: not host.handed, "the children ended every step they were handed", timeout=10)
     studio.stop()
     assert not any(alive(pid) for pid in pids)
