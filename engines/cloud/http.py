@@ -347,8 +347,9 @@ async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: st
 
 
 def _fsync_path(path: Path) -> None:
-    """The file's data on disk before it is renamed into place (an fsync through a new descriptor)."""
-    fd = os.open(path, os.O_RDONLY)
+    """The file's data on disk before it is renamed into place (an fsync through a new descriptor, opened
+    for writing: Windows' ``_commit`` refuses a read-only one)."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     try:
         os.fsync(fd)
     finally:
