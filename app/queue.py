@@ -59,6 +59,16 @@ class LaneStorage(SqliteStorage):
     queue. A message that a power cut takes back is re-sent at the next start: the job row is the truth
     and ``JobRunner.reconcile`` re-queues a queued job that has no message."""
 
+    def close(self):
+        """Huey reads ``_conn`` before taking the lock: two stops at once (a server's lifespan and a
+        signal) could both pass the check, and the second closed ``None``."""
+        with self.lock:
+            if self._conn is None:
+                return False
+            self._conn.close()
+            self._conn = None
+        return True
+
     def _create_connection(self):
         conn = super()._create_connection()
         if str(self._journal_mode).lower() == "wal":  # (rollback journal on a network drive: FULL stays)

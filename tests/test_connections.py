@@ -122,3 +122,22 @@ def test_the_queue_file_commits_without_an_fsync_in_wal_mode(tmp_path, mode, exp
     huey.storage.close()
     with sqlite3.connect(tmp_path / "q.db") as check:  # the file is a normal huey queue
         assert check.execute("select count(*) from task").fetchone()[0] == 0
+
+
+def test_the_queue_file_closes_once_when_several_threads_close_it(tmp_path):
+    """A studio stopped twice at once (its server's lifespan and a signal) closes each lane once."""
+    huey = LaneHuey("x", filename=str(tmp_path / "q.db"), journal_mode="wal", results=False)
+    for _ in range(20):
+        huey.storage.conn  # noqa: B018 - opens it
+        barrier, results = threading.Barrier(8), []
+
+        def close():
+            barrier.wait(5)
+            results.append(huey.storage.close())
+
+        threads = [threading.Thread(target=close) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert sorted(results) == [False] * 7 + [True]
