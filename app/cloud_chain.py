@@ -49,7 +49,7 @@ class CloudChain:
         except Exception as exc:
             runner.create_failed(job, exc)
             return
-        if not job.remote_id:
+        if not job.remote_id and job.remote_phase != "creating":  # (a claim for a chain already wrote it)
             runner.creating(job)
         chain = cls(runner, job, engine, request)
         runner.chains.add(job.id)

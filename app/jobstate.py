@@ -45,11 +45,13 @@ def create(**fields) -> Job:
     return Job.create(**fields)
 
 
-def claim(job_id: str, owner: str | None, lease_s: float) -> bool:
+def claim(job_id: str, owner: str | None, lease_s: float, *, creating: bool = False) -> bool:
+    """``queued → running`` for ``owner``. ``creating``: a cloud job about to send its create says so in
+    the same write (its ``creating`` phase), not in a second one."""
     now = time.time()
+    fields = {"remote_phase": "creating", "message": "sending to provider"} if creating else {"message": "starting"}
     n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
-                    progress=0, message="starting", fence=Job.fence + 1, lease_owner=owner,
-                    lease_expires=now + lease_s)
+                    progress=0, fence=Job.fence + 1, lease_owner=owner, lease_expires=now + lease_s, **fields)
          .where(Job.id == job_id, Job.status == "queued").execute())
     return bool(n)
 

@@ -78,9 +78,9 @@ class JobRunner:
                 self._cloud_step(job, engine, token)
 
     # --- shared pieces --------------------------------------------------------------
-    def claim(self, job: Job) -> bool:
+    def claim(self, job: Job, *, creating: bool = False) -> bool:
         """queued → running for this runner (app/jobstate.py owns the transition)."""
-        return jobstate.claim(job.id, self.owner, self.lease_s)
+        return jobstate.claim(job.id, self.owner, self.lease_s, creating=creating)
 
     def workdir(self, job_id: str) -> Path:
         return self.settings.staging_dir / job_id
@@ -193,10 +193,11 @@ class JobRunner:
 
     # --- cloud ----------------------------------------------------------------------
     def _cloud_step(self, job: Job, engine, token: int | None) -> None:
-        if self.host is not None and self.chained(engine) and self.host.hand(job.id, token):
+        chained = self.chained(engine)
+        if self.host is not None and chained and self.host.hand(job.id, token):
             return  # the cloud process claims it and runs its chain (app/cloud_host.py)
-        if job.status == "queued":
-            if not self.claim(job):
+        if job.status == "queued":  # a chain's claim also says "creating" (one write, not two)
+            if not self.claim(job, creating=chained and not job.remote_id):
                 return
             job = Job.fetch(job.id)
         if job.cancel_requested:

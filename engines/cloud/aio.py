@@ -1,17 +1,28 @@
 """Cloud HTTP on one event loop: a vendor slow to answer holds a coroutine, not a thread.
 
 One loop runs in a daemon thread (``cloud-aio``), started on first use and stopped with the studio
-(``shutdown``). Requests go through ``httpx.AsyncClient`` pools (``client``: 64, a task keeps its
-own) and, per vendor, a semaphore that
+(``shutdown``). Requests go through one ``aiohttp`` session (its connection pool is a dict by
+host, so hundreds of jobs in flight cost no scan per request) and, per vendor, a semaphore that
 bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
 vendor; a job waiting between polls holds none). What a finished request leads to (database
 updates, journal files) runs on a small pool of completion threads (``after`` / ``blocking``,
 ``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), never on the loop.
 
+Why aiohttp here and httpx on the blocking path: for 500 jobs polling a slow vendor, httpx's async
+client (httpcore's pool, anyio, h11) was a third of the cloud process's CPU; the same requests
+through aiohttp cost about a third as much (``bench/cloud.py``). The rest of the code still sees
+httpx: ``request`` returns an ``httpx.Response`` (read whole) and raises httpx's errors, mapped so
+that "never sent" (``ConnectError``, ``ConnectTimeout``) and "maybe sent" (anything later) mean what
+they mean on the blocking path: ``http.transport_error`` decides from them whether a create may
+have reached the vendor.
+
 ``submit(coro, vendor=None) -> concurrent.futures.Future``   run ``coro`` on the loop
 ``after(fn, *args)``                                    run ``fn(*args)`` on a completion thread
 ``await blocking(fn, *args)``  (async)  the same, awaited from the loop: its result or its error
 ``slot(vendor)``  (async context manager)  one of the vendor's request slots
+``await request(method, url, *, headers, json, params, content, timeout) -> httpx.Response``
+``stream(url, *, timeout)``  (async context manager)  a download: ``status_code``, ``headers``,
+                              ``aiter_bytes(n)``, ``num_bytes_downloaded``; httpx's errors
 ``send_json(...)``  (async)   ``http.send_json`` on the loop: same errors, same answer checks
 ``with_retries(afn, what, attempts)``  (async)  ``http.with_retries`` for coroutines: same policy
 ``enabled(settings) -> bool``  the ``queue.async_cloud`` setting (default on)
@@ -24,16 +35,28 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import json as jsonlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from engines.cloud import http
+
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,7 +64,9 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_clients: list[httpx.AsyncClient] = []
+_session: aiohttp.ClientSession | None = None
+_session_loop: asyncio.AbstractEventLoop | None = None
+_timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
 _users = 0  # studios in this process that use the loop (retain/release)
@@ -83,29 +108,6 @@ def _completions() -> concurrent.futures.ThreadPoolExecutor:
             _done = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                           thread_name_prefix="cloud-done")
         return _done
-
-
-def shards() -> int:
-    return http._env_int("XIANYING_CLOUD_CLIENTS", 64)
-
-
-def client() -> httpx.AsyncClient:
-    """The loop's client for the running task (call on the loop). There are ``XIANYING_CLOUD_CLIENTS``
-    (64) clients, each with its own connection pool, and a task always gets the same one, so a
-    chain keeps its connections. One pool with hundreds of connections costs time proportional to
-    connections x waiting requests on every request (httpcore assigns connections by scanning them
-    all, with a system call for each idle one): 64 pools of a few connections cost a small part of
-    that. With 16, that scan was still a third of the loop's CPU for 500 jobs in flight."""
-    task = asyncio.current_task()
-    index = hash(task) % len(_clients) if task is not None and _clients else 0
-    if not _clients or _clients[index].is_closed:
-        tls = httpx.create_ssl_context(trust_env=True)  # one for all: each costs ~25 ms of CPU to build
-        _clients[:] = [httpx.AsyncClient(timeout=http.timeouts(), headers={"User-Agent": http.USER_AGENT},
-                                         verify=tls,
-                                         limits=httpx.Limits(max_connections=512, max_keepalive_connections=32),
-                                         follow_redirects=True, trust_env=True) for _ in range(shards())]
-        index = hash(task) % len(_clients) if task is not None else 0
-    return _clients[index]
 
 
 def slot(vendor: str) -> asyncio.Semaphore:
@@ -168,9 +170,10 @@ def shutdown(timeout: float = 5.0) -> None:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for each in _clients:
-                await each.aclose()
-            _clients.clear()
+            global _session
+            if _session is not None:
+                await _session.close()
+            _session = None
             _sems.clear()
 
         try:
@@ -187,6 +190,118 @@ def shutdown(timeout: float = 5.0) -> None:
 
 
 # --- requests ------------------------------------------------------------------------
+def session() -> aiohttp.ClientSession:
+    """The loop's HTTP session (call on the loop). Answers are not decompressed here: ``request`` hands
+    the raw body to ``httpx.Response``, which decodes it from its Content-Encoding."""
+    import aiohttp  # here, not at import: the studio's server imports this module and never sends from it
+
+    global _session, _session_loop
+    running = asyncio.get_running_loop()
+    if _session is None or _session.closed or _session_loop is not running:  # (a loop started again: a new one)
+        tls = httpx.create_ssl_context(trust_env=True)  # certifi's roots, SSL_CERT_FILE: as the blocking client
+        _session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=tls),
+            headers={"User-Agent": http.USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+            skip_auto_headers=("Content-Type",),  # a body's type is the caller's to say, as with httpx
+            auto_decompress=False, trust_env=True, max_line_size=16384, max_field_size=16384)
+        _session_loop = running
+    return _session
+
+
+def _client_timeout(timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
+    """httpx's four timeouts as aiohttp's: connecting (a free connection included), then each read.
+    aiohttp has no write timeout; a body that cannot be sent stalls until the read timeout."""
+    key = (timeout.connect, timeout.read, timeout.pool)
+    found = _timeouts.get(key)
+    if found is None:
+        import aiohttp
+
+        connect = None if timeout.connect is None else timeout.connect + (timeout.pool or 0.0)
+        found = _timeouts[key] = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=timeout.connect,
+                                                       sock_read=timeout.read)
+    return found
+
+
+def _url(url: str, params: dict | None = None) -> yarl.URL:
+    """The URL as httpx would put it on the wire (its quoting, ``params`` appended), untouched after that."""
+    import yarl
+
+    parsed = httpx.URL(url, params=params) if params else httpx.URL(url)  # (params=None would drop the query)
+    return yarl.URL(str(parsed), encoded=True)
+
+
+def _as_httpx(exc: BaseException) -> httpx.HTTPError:
+    """aiohttp's error as the httpx error that means the same for a create: ``ConnectError`` and
+    ``ConnectTimeout`` only when nothing was sent, anything after that as sent. The message is the
+    error's kind (and the system's reason): never a URL, whose query may be a signature."""
+    import aiohttp
+
+    reason = getattr(exc, "strerror", None)
+    what = type(exc).__name__ + (f": {reason}" if reason else "")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(what)
+    if isinstance(exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        return httpx.ReadTimeout(what)
+    if isinstance(exc, aiohttp.RedirectClientError):  # the vendor answered, with a redirect we cannot follow
+        return httpx.RemoteProtocolError(what)
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientHttpProxyError, aiohttp.InvalidUrlClientError)):
+        return httpx.ConnectError(what)
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return httpx.TooManyRedirects(what)
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
+        return httpx.RemoteProtocolError(what)
+    return httpx.ReadError(what)  # reset, closed mid-way: the request may have reached the vendor
+
+
+async def request(method: str, url: str, *, headers: dict | None = None, json: Any = None,
+                  params: dict | None = None, content: bytes | None = None,
+                  timeout: httpx.Timeout | None = None) -> httpx.Response:
+    """One request on the loop, its answer read whole: what ``httpx.AsyncClient.request`` would return
+    (a JSON body serialised as httpx does it) or raise."""
+    import aiohttp
+
+    if json is not None:
+        content = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        if not any(k.lower() == "content-type" for k in headers or ()):
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+    try:
+        async with session().request(method, _url(url, params), headers=headers, data=content,
+                                     timeout=_client_timeout(timeout or http.timeouts())) as answer:
+            body = await answer.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _as_httpx(exc) from None
+    return httpx.Response(answer.status, headers=answer.raw_headers, content=body)
+
+
+class Download:
+    """A streamed answer, as much of ``httpx.Response`` as a download reads."""
+
+    def __init__(self, answer: aiohttp.ClientResponse):
+        self._answer = answer
+        self.status_code = answer.status
+        self.headers = answer.headers
+        self.num_bytes_downloaded = 0
+
+    async def aiter_bytes(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
+        async for chunk in self._answer.content.iter_chunked(size):
+            self.num_bytes_downloaded += len(chunk)
+            yield chunk
+
+
+@contextlib.asynccontextmanager
+async def stream(url: str, *, timeout: httpx.Timeout | None = None) -> AsyncIterator[Download]:
+    """GET ``url`` as a stream (asking for the bytes as stored: ``Accept-Encoding: identity``, so the
+    length checked is the file's); aiohttp's errors, on the way or while reading, as httpx's."""
+    import aiohttp
+
+    try:
+        async with session().get(_url(url), headers={"Accept-Encoding": "identity"},
+                                 timeout=_client_timeout(timeout or http.timeouts())) as answer:
+            yield Download(answer)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _as_httpx(exc) from None
+
+
 async def send_json(method: str, url: str, *, vendor: str, headers: dict | None = None, json: Any = None,
                     params: dict | None = None, content: bytes | None = None,
                     error_of: Callable[[httpx.Response], Exception] | None = None, idempotent: bool = True,
@@ -194,8 +309,8 @@ async def send_json(method: str, url: str, *, vendor: str, headers: dict | None 
     parts = urlsplit(url)
     try:
         async with slot(vendor):
-            response = await client().request(method, url, headers=headers, json=json, params=params,
-                                              content=content, timeout=timeout or http.timeouts())
+            response = await request(method, url, headers=headers, json=json, params=params, content=content,
+                                     timeout=timeout or http.timeouts())
     except httpx.HTTPError as exc:
         log.info("%s %s%s: %s", method, parts.netloc, parts.path, type(exc).__name__)
         raise http.transport_error(vendor, exc, idempotent=idempotent) from exc

@@ -334,7 +334,7 @@ async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: st
     head = b""
     try:
         async with aio.slot(vendor):
-            async with aio.client().stream("GET", url, timeout=_download_timeout()) as response:
+            async with aio.stream(url, timeout=_download_timeout()) as response:
                 expected = _opened(response)
                 with open(tmp, "wb") as fh:
                     async for chunk in response.aiter_bytes(1 << 16):

@@ -20,7 +20,8 @@ is ``sending`` (written before the request leaves), ``created``, ``not_created``
 ``load(job_id) -> dict``                  the note, ``{}`` when there is none (or it is unreadable)
 ``save(job_id, **fields) -> dict``        merge fields into the note, written atomically
 ``clear(job_id)``                         forget the note (the job's task is finished)
-``sweep(keep_s=7 days) -> int``           remove notes older than that
+``sweep(keep_s=7 days, at_most_every=None) -> int``   remove notes older than that (not again
+                                          within ``at_most_every`` seconds of the folder's last sweep)
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from core.media import atomic_write_json
 log = logging.getLogger(__name__)
 
 KEEP_S = 7 * 24 * 3600
+SWEEP_EVERY_S = 3600.0  # a collect's sweep, at most this often per folder
+_last_sweep: dict[Path, float] = {}  # folder -> when this process last swept it (time.monotonic)
 
 
 class CreateJournal:
@@ -62,7 +65,14 @@ class CreateJournal:
     def clear(self, job_id: str) -> None:
         self._path(job_id).unlink(missing_ok=True)
 
-    def sweep(self, keep_s: float = KEEP_S) -> int:
+    def sweep(self, keep_s: float = KEEP_S, *, at_most_every: float | None = None) -> int:
+        """Remove notes older than ``keep_s``. ``at_most_every``: not again within that many seconds of
+        this folder's last sweep in this process (a collect sweeps: with 500 jobs in flight, a sweep per
+        collect read the whole folder 500 times)."""
+        now = time.monotonic()
+        if at_most_every is not None and now - _last_sweep.get(self.root, -at_most_every) < at_most_every:
+            return 0
+        _last_sweep[self.root] = now
         if not self.root.is_dir():
             return 0
         cutoff, removed = time.time() - keep_s, 0

@@ -35,7 +35,7 @@ from typing import ClassVar, NamedTuple
 from core.errors import NotAvailable
 from engines.base import CloudEngine, Reason
 from engines.cloud import safecreate
-from engines.cloud.journal import CreateJournal
+from engines.cloud.journal import SWEEP_EVERY_S, CreateJournal
 
 
 class ResultFile(NamedTuple):
@@ -135,7 +135,7 @@ class KeyedCloudEngine(CloudEngine):
             outputs.append(make(path, meta=f.meta))
         if self.CLEAR_JOURNAL_ON_COLLECT:
             self.journal.clear(request.job_id)
-            self.journal.sweep()
+            self.journal.sweep(at_most_every=SWEEP_EVERY_S)
         return outputs
 
     def output_meta(self, state, request, index: int) -> dict:

@@ -138,7 +138,7 @@ class TencentVodEngine(KeyedCloudEngine, vendor=VENDOR, base_env="TENCENTCLOUD_V
         url, body, headers, secrets = self._signed(action, payload)
         try:
             async with aio.slot(VENDOR):
-                response = await aio.client().post(url, content=body, headers=headers, timeout=http.timeouts())
+                response = await aio.request("POST", url, content=body, headers=headers, timeout=http.timeouts())
         except httpx.HTTPError as exc:
             raise http.transport_error(VENDOR, exc) from exc
         return _answer(response, action, secrets)

@@ -109,3 +109,25 @@ def test_old_create_notes_are_swept_when_the_engine_is_built(cls, workspace):
     os.utime(journal._path("old-job"), (week_ago, week_ago))
     build(cls, workspace, None)
     assert journal.load("old-job") == {} and journal.load("new-job")["state"] == "sending"
+
+
+def test_a_collects_sweep_reads_the_folder_at_most_once_an_hour(workspace, monkeypatch):
+    """A sweep per collect read every note of the folder: 500 jobs collecting meant 250,000 stats."""
+    from engines.cloud import journal as journal_mod
+
+    journal = journal_mod.CreateJournal(workspace, "dashscope")
+    week_ago = time.time() - 8 * 24 * 3600
+    for name in ("a", "b"):
+        journal.save(name, state="created")
+        os.utime(journal._path(name), (week_ago, week_ago))
+    clock = [1000.0]
+    monkeypatch.setattr(journal_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(journal_mod, "_last_sweep", {})
+    assert journal.sweep(at_most_every=3600) == 2  # the first one sweeps
+    journal.save("c", state="created")
+    os.utime(journal._path("c"), (week_ago, week_ago))
+    clock[0] += 60
+    assert journal.sweep(at_most_every=3600) == 0 and journal.load("c")  # a minute later: not read at all
+    clock[0] += 3600
+    assert journal.sweep(at_most_every=3600) == 1 and journal.load("c") == {}  # an hour later: swept
+    assert journal.sweep() == 0  # a plain sweep always reads the folder
