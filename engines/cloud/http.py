@@ -379,6 +379,17 @@ def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: 
     return final
 
 
+def result_steps(url: str, dest_dir: Path, prefix: str, index: int, *, kind: str = "video",
+                 attempts: int | None = None, vendor: str = "storage"):
+    """A video's (``download_video``) or an image's (``download_image``) download as steps, for a caller
+    that has more to do in the same trips (``KeyedCloudEngine``'s collect)."""
+    if kind == "video":
+        return _download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4, attempts=attempts,
+                               vendor=vendor)
+    return _download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind, attempts=attempts,
+                           vendor=vendor)
+
+
 def download_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
     from engines.cloud import steps
 

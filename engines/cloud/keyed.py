@@ -34,7 +34,7 @@ from typing import ClassVar, NamedTuple
 
 from core.errors import NotAvailable
 from engines.base import CloudEngine, Reason
-from engines.cloud import safecreate
+from engines.cloud import safecreate, steps
 from engines.cloud.journal import SWEEP_EVERY_S, CreateJournal
 
 
@@ -82,17 +82,21 @@ class KeyedCloudEngine(CloudEngine):
         """The task id this job already has (answered before a crash), or the ``CreatePlan`` to send."""
         raise NotImplementedError
 
-    def start(self, request) -> str:
+    def _start_steps(self, request):
+        """The plan (it reads the journal and image files), then safecreate's create loop, as steps
+        (``engines.cloud.steps``): on the loop, the plan and the loop's first journal write are one
+        trip to a completion thread, not two."""
         plan = self.create_plan(request)
-        return plan if isinstance(plan, str) else safecreate.run_create(self.journal, request.job_id, plan)
+        if isinstance(plan, str):
+            return plan
+        return (yield from safecreate.create_steps(self.journal, request.job_id, plan))
+
+    def start(self, request) -> str:
+        return steps.run(self._start_steps(request))
 
     async def astart(self, request) -> str:
-        """``start`` on the cloud loop (``engines.cloud.aio``): the plan is made on a completion thread
-        (it reads the journal and image files), its requests are awaited on the loop."""
-        from engines.cloud import aio
-
-        plan = await aio.blocking(self.create_plan, request)
-        return plan if isinstance(plan, str) else await safecreate.arun_create(self.journal, request.job_id, plan)
+        """``start`` on the cloud loop (``engines.cloud.aio``): its requests are awaited on the loop."""
+        return await steps.arun(self._start_steps(request))
 
     # --- results: one download loop for every vendor ---------------------------------
     CLEAR_JOURNAL_ON_COLLECT: ClassVar[bool] = False  # (Zhipu keeps its request-id generation)
@@ -106,25 +110,23 @@ class KeyedCloudEngine(CloudEngine):
             files.append(ResultFile(url, "video", self.id, index, {k: v for k, v in meta.items() if v not in (None, "")}))
         return files + (self.extra_files(state, request) if files else [])
 
-    def collect(self, state, request) -> list:
-        """Download each result file (checked, streamed: ``http.download_video``)."""
+    def _collect_steps(self, state, request, vendor: str):
+        """Each result file downloaded in order (checked, streamed: ``http.result_steps``), then probed and
+        given its thumbnail: on the loop, the last rename and the probe are one trip, not two."""
         from engines.cloud import http
-
-        paths = [(http.download_video if f.kind == "video" else http.download_image)(f.url, request.workdir,
-                                                                                      f.prefix, f.index)
-                 for f in self.result_files(state, request)]
-        return self._collected(state, request, paths)
-
-    async def acollect(self, state, request) -> list:
-        """``collect`` on the cloud loop: downloads awaited there (``http.adownload_video``), in order; the
-        container probe and the thumbnails on a completion thread."""
-        from engines.cloud import aio, http
 
         paths = []
         for f in self.result_files(state, request):
-            fetch = http.adownload_video if f.kind == "video" else http.adownload_image
-            paths.append(await fetch(f.url, request.workdir, f.prefix, f.index, vendor=self.VENDOR))
-        return await aio.blocking(self._collected, state, request, paths)
+            paths.append((yield from http.result_steps(f.url, request.workdir, f.prefix, f.index, kind=f.kind,
+                                                       vendor=vendor)))
+        return self._collected(state, request, paths)
+
+    def collect(self, state, request) -> list:
+        return steps.run(self._collect_steps(state, request, "storage"))
+
+    async def acollect(self, state, request) -> list:
+        """``collect`` on the cloud loop: downloads awaited there, under the vendor's request slots."""
+        return await steps.arun(self._collect_steps(state, request, self.VENDOR))
 
     def _collected(self, state, request, paths: list) -> list:
         from engines.cloud import results
