@@ -45,15 +45,34 @@ def create(**fields) -> Job:
     return Job.create(**fields)
 
 
+def _claimed(owner: str | None, lease_s: float) -> dict:
+    """What a claim writes besides the phase and the message."""
+    now = time.time()
+    return {"status": "running", "attempts": Job.attempts + 1, "started_at": now, "updated_at": now, "progress": 0,
+            "fence": Job.fence + 1, "lease_owner": owner, "lease_expires": now + lease_s}
+
+
 def claim(job_id: str, owner: str | None, lease_s: float, *, creating: bool = False) -> bool:
     """``queued → running`` for ``owner``. ``creating``: a cloud job about to send its create says so in
     the same write (its ``creating`` phase), not in a second one."""
-    now = time.time()
     fields = {"remote_phase": "creating", "message": "sending to provider"} if creating else {"message": "starting"}
-    n = (Job.update(status="running", attempts=Job.attempts + 1, started_at=now, updated_at=now,
-                    progress=0, fence=Job.fence + 1, lease_owner=owner, lease_expires=now + lease_s, **fields)
-         .where(Job.id == job_id, Job.status == "queued").execute())
+    n = Job.update(**_claimed(owner, lease_s), **fields).where(Job.id == job_id, Job.status == "queued").execute()
     return bool(n)
+
+
+def claim_chains(job_ids: list[str], owner: str | None, lease_s: float) -> int:
+    """``claim(..., creating=True)`` for many cloud jobs in one write (the cloud process claims what it
+    was handed together: app/cloud_host.py); a job that has a task id already keeps its phase. Each
+    job that was queued is claimed; the others are left as they are. -> how many were claimed."""
+    from peewee import Case
+
+    if not job_ids:
+        return 0
+    fresh = Job.remote_id.is_null()
+    return (Job.update(**_claimed(owner, lease_s),
+                       remote_phase=Case(None, [(fresh, "creating")], Job.remote_phase),
+                       message=Case(None, [(fresh, "sending to provider")], "starting"))
+            .where(Job.id.in_(list(job_ids)), Job.status == "queued").execute())
 
 
 def progress(job_id: str, pct: float, message: str) -> None:

@@ -82,6 +82,12 @@ class JobRunner:
         """queued → running for this runner (app/jobstate.py owns the transition)."""
         return jobstate.claim(job.id, self.owner, self.lease_s, creating=creating)
 
+    def claim_chains(self, job_ids: list[str]) -> int:
+        """The queued ones of these cloud jobs → running for this runner, in one write (their chains'
+        claims, made before their steps run: each step then finds its job running)."""
+        with connection():
+            return jobstate.claim_chains(job_ids, self.owner, self.lease_s)
+
     def workdir(self, job_id: str) -> Path:
         return self.settings.staging_dir / job_id
 

@@ -21,6 +21,16 @@ os.environ.setdefault("XIANYING_CLOUD_PROCESS", "0")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cloud_loop_closed_at_the_end():
+    """Tests that drive an engine on the cloud loop without a studio leave it running: its HTTP session
+    is closed at the end, as a studio's stop closes it (else aiohttp warns at exit)."""
+    yield
+    from engines.cloud import aio
+
+    aio.shutdown()
+
+
 @pytest.fixture(scope="session")
 def tiny_wan_dir(tmp_path_factory) -> Path:
     from tests.tiny_models import build_tiny_wan_t2v

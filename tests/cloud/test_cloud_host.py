@@ -168,3 +168,70 @@ def test_two_cloud_processes_share_the_jobs(studio_for, monkeypatch):
     wait_until(lambda: not host.handed, "the children ended every step they were handed", timeout=10)
     studio.stop()
     assert not any(alive(pid) for pid in pids)
+
+
+def test_the_child_takes_waiting_steps_together_and_a_stop_ends_the_batch():
+    import queue
+
+    from app.cloud_host import BATCH, _next_steps
+
+    todo = queue.SimpleQueue()
+    for i in range(BATCH + 3):
+        todo.put((f"job{i}", None))
+    batch, stop = _next_steps(todo)
+    assert len(batch) == BATCH and not stop  # at most BATCH at once
+    batch, stop = _next_steps(todo)
+    assert [job_id for job_id, _ in batch] == [f"job{BATCH + i}" for i in range(3)] and not stop
+    todo.put(("a", None))
+    todo.put(("b", 4))
+    todo.put(None)
+    todo.put(("after the stop", None))
+    assert _next_steps(todo) == ([("a", None), ("b", 4)], True)  # the steps before the stop still run
+
+
+def test_claiming_many_chains_claims_only_the_queued_ones_in_one_write(tmp_path, monkeypatch):
+    import uuid
+
+    from app import jobstate
+    from app.db import Job, db, open_db
+
+    open_db(tmp_path / "studio.db")
+
+    def job(**fields) -> str:
+        return Job.create(id=uuid.uuid4().hex, engine="dashscope", kind="cloud", lane="io", prompt="剑", **fields).id
+
+    fresh = [job() for _ in range(3)]
+    resumed = job(remote_id="task-1", remote_phase="polling")  # queued again with its task: keeps its phase
+    cancelled, running = job(status="cancelled"), job(status="running", attempts=1, fence=1, lease_owner="other")
+    statements, real = [], db.obj.execute_sql
+
+    def counted(sql, *args, **kwargs):
+        statements.append(sql)
+        return real(sql, *args, **kwargs)
+
+    monkeypatch.setattr(db.obj, "execute_sql", counted)
+    n = jobstate.claim_chains(fresh + [resumed, cancelled, running], "me", 60)
+    monkeypatch.undo()
+    assert n == 4 and len([s for s in statements if s.startswith("UPDATE")]) == 1
+    rows = {j.id: j for j in Job.select()}
+    for job_id in fresh:
+        assert (rows[job_id].status, rows[job_id].remote_phase, rows[job_id].message) == (
+            "running", "creating", "sending to provider")
+        assert (rows[job_id].attempts, rows[job_id].fence, rows[job_id].lease_owner) == (1, 1, "me")
+        assert rows[job_id].started_at and rows[job_id].lease_expires > rows[job_id].started_at
+    assert (rows[resumed].status, rows[resumed].remote_phase, rows[resumed].message) == ("running", "polling", "starting")
+    assert rows[cancelled].status == "cancelled"
+    assert (rows[running].attempts, rows[running].fence, rows[running].lease_owner) == (1, 1, "other")
+    assert jobstate.claim_chains([], "me", 60) == 0
+
+
+def test_a_batch_handed_at_once_is_claimed_once_each_and_finishes(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    started_child(studio)
+    request = {"engine": "dashscope", "prompt": "御剑飞行", "params": VENDORS["dashscope"].params}
+    jobs = studio.service.submit_many([request] * 24, LOCAL)
+    done = [wait_job(studio, job.id, timeout=90) for job in jobs]
+    assert [job.status for job in done] == ["succeeded"] * 24, [job.error for job in done]
+    assert fake.count("create") == 24
+    assert {(job.attempts, job.fence) for job in done} == {(1, 1)}  # each claimed exactly once
+    wait_until(lambda: not studio.runner.host.handed, "the child ended every step it was handed", timeout=10)
