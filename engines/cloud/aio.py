@@ -67,6 +67,7 @@ _thread: threading.Thread | None = None
 _session: aiohttp.ClientSession | None = None
 _session_loop: asyncio.AbstractEventLoop | None = None
 _timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
+_proxies: dict[tuple, dict] = {}  # (scheme, host) -> the proxy arguments of its requests
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
 _users = 0  # studios in this process that use the loop (retain/release)
@@ -203,9 +204,37 @@ def session() -> aiohttp.ClientSession:
             connector=aiohttp.TCPConnector(limit=0, ssl=tls),
             headers={"User-Agent": http.USER_AGENT, "Accept-Encoding": "gzip, deflate"},
             skip_auto_headers=("Content-Type",),  # a body's type is the caller's to say, as with httpx
-            auto_decompress=False, trust_env=True, max_line_size=16384, max_field_size=16384)
+            # trust_env=True would look up ~/.netrc and the proxy variables in a thread for every request
+            # (two trips off the loop each): the proxies are read once here instead (``_proxy``), and
+            # vendors' answers set no cookie worth keeping
+            trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False, max_line_size=16384, max_field_size=16384)
         _session_loop = running
+        _proxies.clear()
     return _session
+
+
+def _proxy(url: yarl.URL) -> dict:
+    """The proxy for ``url`` from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, as the blocking
+    client honours them (read once per session and host): ``{"proxy": ..., "proxy_auth": ...}`` or {}."""
+    key = (url.scheme, url.host)
+    found = _proxies.get(key)
+    if found is None:
+        import urllib.request
+
+        import aiohttp
+        import yarl
+
+        found = {}
+        env = urllib.request.getproxies_environment()
+        chosen = env.get(url.scheme) or env.get("all")
+        if chosen and not urllib.request.proxy_bypass_environment(url.host or "", env):
+            proxy = yarl.URL(chosen if "://" in chosen else f"http://{chosen}")
+            found = {"proxy": proxy.with_user(None)}
+            if proxy.user:
+                found["proxy_auth"] = aiohttp.BasicAuth(proxy.user, proxy.password or "")
+        _proxies[key] = found
+    return found
 
 
 def _client_timeout(timeout: httpx.Timeout) -> aiohttp.ClientTimeout:
@@ -264,8 +293,9 @@ async def request(method: str, url: str, *, headers: dict | None = None, json: A
         content = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
         if not any(k.lower() == "content-type" for k in headers or ()):
             headers = {**(headers or {}), "Content-Type": "application/json"}
+    target = _url(url, params)
     try:
-        async with session().request(method, _url(url, params), headers=headers, data=content,
+        async with session().request(method, target, headers=headers, data=content, **_proxy(target),
                                      timeout=_client_timeout(timeout or http.timeouts())) as answer:
             body = await answer.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -294,8 +324,9 @@ async def stream(url: str, *, timeout: httpx.Timeout | None = None) -> AsyncIter
     length checked is the file's); aiohttp's errors, on the way or while reading, as httpx's."""
     import aiohttp
 
+    target = _url(url)
     try:
-        async with session().get(_url(url), headers={"Accept-Encoding": "identity"},
+        async with session().get(target, headers={"Accept-Encoding": "identity"}, **_proxy(target),
                                  timeout=_client_timeout(timeout or http.timeouts())) as answer:
             yield Download(answer)
     except (aiohttp.ClientError, TimeoutError) as exc:

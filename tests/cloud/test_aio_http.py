@@ -133,3 +133,20 @@ def test_a_download_streams_counts_and_notices_a_cut(server, tmp_path):
         run(http.adownload_video(url, tmp_path, "dashscope", 0, attempts=1))
     assert caught.value.vendor_code in ("download", "truncated")
     assert list(tmp_path.iterdir()) == []  # no half-written file left behind
+
+
+def test_the_proxy_variables_are_honoured_as_by_the_blocking_client(server, monkeypatch):
+    """HTTP_PROXY (with its credentials) for a vendor's host, NO_PROXY for loopback: read once per host."""
+    host, port = server.url.removeprefix("http://").split(":")
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:pa55@{host}:{port}")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.setattr(aio, "_proxies", {})
+    answer = run(aio.send_json("GET", "http://vendor.invalid/api/v1/tasks/7", vendor="Test"))
+    seen = server.requests[-1]
+    assert answer["path"].endswith("/api/v1/tasks/7") and seen.headers["host"] == "vendor.invalid"
+    assert seen.headers["proxy-authorization"] == "Basic dXNlcjpwYTU1"  # user:pa55
+    monkeypatch.setenv("NO_PROXY", "vendor.invalid")
+    monkeypatch.setattr(aio, "_proxies", {})
+    with pytest.raises(ProviderError) as caught:  # not through the proxy: the name does not resolve
+        run(aio.send_json("GET", "http://vendor.invalid/api/v1/tasks/7", vendor="Test", timeout=quick()))
+    assert caught.value.vendor_code == "connection"
