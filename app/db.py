@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from peewee import (BooleanField, CharField, DatabaseProxy, FloatField, IntegerField, InterfaceError, JSONField,
-                    Model, OperationalError, SqliteDatabase, TextField)
+                    Model, Node, OperationalError, SqliteDatabase, TextField)
 
 db = DatabaseProxy()
 
@@ -84,6 +84,36 @@ class Job(BaseModel):
         if sql is None:
             sql = database._xianying_find_job = cls.select().where(cls.id == "").sql()[0]
         return next(iter(cls.raw(sql, job_id)), None)
+
+    @classmethod
+    def add(cls, **fields) -> Job:
+        """``create(**fields)``, with its INSERT built once per database and shape (which columns, which
+        values peewee wraps, such as ``json(?)``): peewee built the 38-column INSERT for every row,
+        about 1 ms of CPU, nine tenths of a 500-job ``/submit_many`` while the server's other requests
+        waited for the GIL. The statement and its values are peewee's own, in its order."""
+        job = cls(**fields)
+        database = db.obj
+        data = job.__data__
+        values = {name: cls._meta.fields[name].db_value(value) for name, value in data.items()}
+        shape = tuple(sorted((name, isinstance(value, Node)) for name, value in values.items()))
+        cache = database.__dict__.setdefault("_xianying_insert_job", {})
+        found = cache.get(shape)
+        if found is None:  # the first row of this shape: peewee builds it, and it is kept with its columns
+            sql, params = cls.insert(data).sql()
+            listed = sql[sql.index("(") + 1:sql.index(")")].split(",")
+            cache[shape] = (sql, [cls._meta.columns[name.strip().strip('"`[]')].name for name in listed])
+        else:
+            sql, order = found
+            params = []
+            for name in order:
+                value = values[name]
+                if isinstance(value, Node):  # e.g. fn.json(text): its own parameters, as peewee binds them
+                    params.extend(database.get_sql_context().sql(value).query()[1])
+                else:
+                    params.append(value)
+        database.execute_sql(sql, params)
+        job._dirty.clear()
+        return job
 
     @classmethod
     def fetch(cls, job_id: str) -> Job:

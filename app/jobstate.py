@@ -42,7 +42,7 @@ def create(**fields) -> Job:
     fields.setdefault("created_at", now)
     fields.setdefault("updated_at", now)
     fields.setdefault("status", "queued")
-    return Job.create(**fields)
+    return Job.add(**fields)
 
 
 def _claimed(owner: str | None, lease_s: float) -> dict:
