@@ -10,8 +10,20 @@ import threading
 import time
 from pathlib import Path
 
-from peewee import (BooleanField, CharField, DatabaseProxy, FloatField, IntegerField, InterfaceError, JSONField,
-                    Model, Node, OperationalError, SqliteDatabase, TextField)
+from peewee import (
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    FloatField,
+    IntegerField,
+    InterfaceError,
+    JSONField,
+    Model,
+    Node,
+    OperationalError,
+    SqliteDatabase,
+    TextField,
+)
 
 db = DatabaseProxy()
 
