@@ -252,8 +252,7 @@ class JobService:
             ours = [job.id for job in jobs if job.lane == lane]
             ids.update(zip(ours, self.queue.enqueue_many(lane, ours)))
         with db.atomic():
-            for job_id, huey_id in ids.items():
-                jobstate.set_huey_id(job_id, huey_id)
+            jobstate.set_huey_ids(ids)
 
     # --- read -----------------------------------------------------------------------
     def row(self, job_id: str) -> Job:

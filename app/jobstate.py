@@ -29,6 +29,8 @@ from __future__ import annotations
 import time
 import uuid
 
+from peewee import Case, __exception_wrapper__
+
 from core.errors import AppError
 
 from .db import TERMINAL, Job
@@ -64,8 +66,6 @@ def claim_chains(job_ids: list[str], owner: str | None, lease_s: float) -> int:
     """``claim(..., creating=True)`` for many cloud jobs in one write (the cloud process claims what it
     was handed together: app/cloud_host.py); a job that has a task id already keeps its phase. Each
     job that was queued is claimed; the others are left as they are. -> how many were claimed."""
-    from peewee import Case
-
     if not job_ids:
         return 0
     fresh = Job.remote_id.is_null()
@@ -193,6 +193,23 @@ def _while_running(query):
 def set_huey_id(job_id: str, huey_id: str | None) -> None:
     """The queue message that carries the job now (JobService.enqueue, team migration)."""
     Job.update(huey_id=huey_id).where(Job.id == job_id).execute()
+
+
+def set_huey_ids(ids: dict[str, str | None]) -> None:
+    """``set_huey_id`` for many jobs (a batch just enqueued): one statement, built once, run for each
+    (peewee built the UPDATE anew for every job: 500 of them were a fifth of a batch submit)."""
+    if not ids:
+        return
+    marks = ("\x00huey", "\x00job")  # placeholders: where each value goes among the statement's parameters
+    sql, params = Job.update(huey_id=marks[0]).where(Job.id == marks[1]).sql()
+    if sorted(params) != sorted(marks):  # (not the plain two-parameter statement: one at a time)
+        for job_id, huey_id in ids.items():
+            set_huey_id(job_id, huey_id)
+        return
+    order = [marks.index(p) for p in params]
+    rows = [tuple((huey_id, job_id)[i] for i in order) for job_id, huey_id in ids.items()]
+    with __exception_wrapper__:  # sqlite3's errors as peewee's, as execute_sql raises them
+        Job._meta.database.cursor().executemany(sql, rows)
 
 
 def note_queued(job_id: str, message: str) -> None:

@@ -56,3 +56,12 @@ def test_a_duplicate_id_is_refused_as_create_refuses_it(database):
     Job.add(id="x" * 32, engine="e", kind="cloud", lane="io")
     with pytest.raises(IntegrityError):
         Job.add(id="x" * 32, engine="e", kind="cloud", lane="io")
+
+
+def test_a_batch_gets_its_queue_ids_in_one_statement(database):
+    jobs = [jobstate.create(engine="dashscope", kind="cloud", lane="io", prompt=str(i)) for i in range(5)]
+    jobstate.set_huey_id(jobs[4].id, "kept")
+    with db.atomic():
+        jobstate.set_huey_ids({job.id: f"huey-{i}" for i, job in enumerate(jobs[:4])} | {jobs[3].id: None})
+    assert [Job.find(job.id).huey_id for job in jobs] == ["huey-0", "huey-1", "huey-2", None, "kept"]
+    jobstate.set_huey_ids({})  # nothing to do
