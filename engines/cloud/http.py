@@ -32,14 +32,12 @@ Stable API (other adapters import these names; keep their signatures):
 ``image_payload(image, *, vendor, max_bytes, raw_base64=False) -> str``
     URL passed through; a file becomes a data URI (or raw base64), with a clear size error.
 ``check_image_size(image, *, vendor, max_bytes)``   the size check alone (for ``check()``).
-``download_video(url, dest_dir, prefix, index, *, attempts=None) -> Path``
-    Streams to a temp file in ``dest_dir``; checks HTTP status (403/404/410 = expired link,
-    not retried), Content-Length (truncation retried) and the MP4 signature; renames to
-    ``engines.base.output_name(prefix, index, "mp4")``. ``XIANYING_DOWNLOAD_ATTEMPTS`` (3).
-``download_image(url, dest_dir, prefix, index) -> Path``   the same for a PNG / JPEG / WebP result.
-``await adownload_video(...)`` / ``await adownload_image(...)``   the same on the cloud loop (streamed
-    there under the vendor's request slots; same temp file, checks, retries and rename: one
-    ``_download_steps`` serves both).
+``result_steps(url, dest_dir, prefix, index, *, kind="video", attempts=None, vendor="storage")``
+    A result's download as steps (``engines.cloud.steps``: ``steps.run`` on an io worker, ``await
+    steps.arun`` on the cloud loop, under the vendor's request slots). Streams to a temp file in
+    ``dest_dir``; checks HTTP status (403/404/410 = expired link, not retried), Content-Length
+    (truncation retried) and the signature (MP4, or PNG / JPEG / WebP for ``kind="image"``); renames
+    to ``engines.base.output_name(prefix, index, ext)``. ``XIANYING_DOWNLOAD_ATTEMPTS`` (3).
 (What a downloaded file becomes, an ``Output`` with its size, audio and thumbnail:
 ``engines/cloud/results.py``.)
 ``poll_scale() -> float``   ``XIANYING_POLL_SCALE`` (default 1.0): multiply poll delays by it.
@@ -381,29 +379,14 @@ def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: 
 
 def result_steps(url: str, dest_dir: Path, prefix: str, index: int, *, kind: str = "video",
                  attempts: int | None = None, vendor: str = "storage"):
-    """A video's (``download_video``) or an image's (``download_image``) download as steps, for a caller
-    that has more to do in the same trips (``KeyedCloudEngine``'s collect)."""
+    """A result's download as steps (see the module's doc): a video (an MP4) or, with ``kind="image"``, a
+    picture (Seedance's last frame). The caller may do more in the same trips (``KeyedCloudEngine``'s
+    collect probes the file in the trip that renamed it)."""
     if kind == "video":
         return _download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4, attempts=attempts,
                                vendor=vendor)
     return _download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind, attempts=attempts,
                            vendor=vendor)
-
-
-def download_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
-    from engines.cloud import steps
-
-    return steps.run(_download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4, attempts=attempts,
-                                     vendor="storage"))
-
-
-async def adownload_video(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None,
-                          vendor: str = "storage") -> Path:
-    """``download_video`` on the cloud loop, under the vendor's request slots."""
-    from engines.cloud import steps
-
-    return await steps.arun(_download_steps(url, dest_dir, prefix, index, part=".part", check=_not_mp4,
-                                            attempts=attempts, vendor=vendor))
 
 
 IMAGE_SIGNATURES = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpg", b"RIFF": "webp"}
@@ -419,21 +402,3 @@ def _image_kind(head: bytes) -> str:
         raise ProviderError("The downloaded file is not a PNG, JPEG or WebP image.", "下载的文件不是图片。",
                             retryable=True, vendor_code="not_image")
     return ext
-
-
-def download_image(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None) -> Path:
-    """A result image (Seedance's ``last_frame_url``): same checks as ``download_video`` but for a
-    PNG / JPEG / WebP; named ``output_name(prefix, index, ext)``."""
-    from engines.cloud import steps
-
-    return steps.run(_download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind,
-                                     attempts=attempts, vendor="storage"))
-
-
-async def adownload_image(url: str, dest_dir: Path, prefix: str, index: int, *, attempts: int | None = None,
-                          vendor: str = "storage") -> Path:
-    """``download_image`` on the cloud loop."""
-    from engines.cloud import steps
-
-    return await steps.arun(_download_steps(url, dest_dir, prefix, index, part=".img.part", check=_image_kind,
-                                            attempts=attempts, vendor=vendor))

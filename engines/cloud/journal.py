@@ -6,7 +6,7 @@ the runner calls ``start()`` again. A note written before the create (idempotenc
 generation) and after it (the vendor's task id) lets the adapter resume instead of sending a
 second billed create.
 
-What a note holds (written by ``engines.cloud.safecreate.run_create``): ``state`` (``sending``,
+What a note holds (written by ``engines.cloud.safecreate.create_steps``): ``state`` (``sending``,
 ``created``, ``not_created``, ``maybe_created``; Zhipu also ``finished``), ``generation`` (which
 create of the job: it names the request key), ``request_ref`` (the id a person can look for in
 the vendor's console), ``first_sent_at`` / ``sent_at`` / ``failed_at``, ``remote_id`` (the

@@ -24,7 +24,7 @@ Creates: an adapter writes ``create_plan(request)`` (the task id it already has,
 ``safecreate.CreatePlan`` whose send and lookup are steps), and gets both ``start(request)`` (on an io
 worker) and ``await astart(request)`` (on the cloud loop) with the same journal and guarantees.
 Results: ``collect(state, request)`` and ``await acollect(state, request)`` download the same files
-(``result_files``) with the same checks (``http.download_video`` / ``http.adownload_video``).
+(``result_files``) with the same checks (``http.result_steps``).
 """
 
 from __future__ import annotations

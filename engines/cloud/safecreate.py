@@ -5,14 +5,15 @@ the task. ``engines/cloud/create_failures.py`` classifies every create failure o
 created** (re-sending is safe) or **maybe created** (re-sending may bill a second task), and says
 per engine what "maybe created" leads to (``RECOVERY``: dedupe, lookup or none). Here:
 
-``run_create(journal, job_id, plan) -> task id``   the create loop every adapter uses. Each
-                      attempt is written to the create journal before it is sent and again with
-                      its classification, so a crash between send and answer resumes by looking
-                      up (or failing clearly), never by re-sending.
-``await arun_create(journal, job_id, plan) -> task id``   the same loop on the cloud event loop.
-                      Both drive one generator, ``create_steps``, that yields its sends, lookups
-                      and pauses (``engines.cloud.steps``): the rules exist once. A plan's ``send``
-                      and ``lookup`` are written as steps too (an ``Io`` per request).
+``create_steps(journal, job_id, plan) -> task id``   the create loop every adapter uses, as steps
+                      (``engines.cloud.steps``): ``steps.run`` on an io worker, ``await
+                      steps.arun`` on the cloud event loop (``KeyedCloudEngine.start`` /
+                      ``astart``), so the rules exist once. Each attempt is written to the create
+                      journal before it is sent and again with its classification, so a crash
+                      between send and answer resumes by looking up (or failing clearly), never
+                      by re-sending. A plan's ``send`` and ``lookup`` are written as steps too (an
+                      ``Io`` per request); a cancel (the studio stopping) leaves the note as a crash
+                      would: the next start looks the task up.
 ``maybe_created(...) -> ProviderError``   the failure a person sees (English + Chinese): the
                       create may have been accepted, the request id to look for in the vendor's
                       console, nothing was sent twice; "Retry anyway" sends a new create.
@@ -40,7 +41,6 @@ from typing import Any
 import httpx
 
 from core.errors import AppError, ProviderError
-from engines.cloud import steps
 from engines.cloud.create_failures import (ANSWERED, CREATE_FAILURES, MAYBE_CREATED, NOT_CREATED,  # noqa: F401
                                            RECOVERY, VENDOR_OVERRIDES, classify, retryable)
 from engines.cloud.journal import CreateJournal
@@ -239,18 +239,6 @@ def _undecided(found: list[str]) -> tuple[str, str]:
     ids = ", ".join(found)
     return (f", and {len(found)} task(s) could be this job's ({ids}) but cannot be told apart from other jobs'",
             f"，且有 {len(found)} 个任务可能属于本作业（{ids}），但无法与其他作业的任务区分")
-
-
-def run_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
-    """The create loop on this thread (an io worker): blocking requests."""
-    return steps.run(create_steps(journal, job_id, plan))
-
-
-async def arun_create(journal: CreateJournal, job_id: str, plan: CreatePlan) -> str:
-    """The same loop from the cloud event loop: requests awaited there, journal work on a completion
-    thread. Same journal, same decisions (``create_steps``); a cancel (the studio stopping) leaves the
-    note as a crash would: the next start looks the task up."""
-    return await steps.arun(create_steps(journal, job_id, plan))
 
 
 def create_steps(journal: CreateJournal, job_id: str, plan: CreatePlan) -> Steps:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from core.errors import ProviderError
-from engines.cloud import aio, http
+from engines.cloud import aio, http, steps
 from tests.cloud.fakeserver import FakeServer, Fault, Reply
 
 
@@ -130,7 +130,7 @@ def test_a_download_streams_counts_and_notices_a_cut(server, tmp_path):
     assert server.requests[-1].headers["accept-encoding"] == "identity"  # the stored bytes, so the length holds
     server.inject("download", Fault(truncate=True))
     with pytest.raises(ProviderError) as caught:
-        run(http.adownload_video(url, tmp_path, "dashscope", 0, attempts=1))
+        run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1)))
     assert caught.value.vendor_code in ("download", "truncated")
     assert list(tmp_path.iterdir()) == []  # no half-written file left behind
 
