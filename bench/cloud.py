@@ -55,12 +55,30 @@ ACTIVE = ["queued", "running"]
 
 
 # --- the vendor, in its own process -------------------------------------------------------
-def serve_fake(conn, finish_s: float, latency: float) -> None:
+def result_video(path: Path, kind: str) -> Path:
+    """What the fake returns: ``tiny`` (64x48, 8 frames: the studio's own cost per job, nothing of the
+    video's) or ``720p`` (5 s at 24 fps of moving gradients, about a megabyte: what a vendor returns, whose
+    probe and thumbnail cost what a real result's do)."""
+    from tests.cloud.fakeserver import tiny_mp4
+
+    if kind == "tiny":
+        return tiny_mp4(path)
+    import numpy as np
+
+    from core.media import write_video
+
+    y, x = np.mgrid[0:720, 0:1280]
+    frames = np.stack([np.stack([(x + 5 * t) % 256, (y + 3 * t) % 256, ((x + y) // 2 + t) % 256], -1)
+                       for t in range(120)]).astype(np.uint8)
+    return write_video(frames, path, 24)
+
+
+def serve_fake(conn, finish_s: float, latency: float, video_kind: str = "tiny") -> None:
     """Child process: run a timed DashScope until told to stop, then send back its counts."""
     import uuid
 
     from tests.cloud.fake_dashscope import FakeDashScope
-    from tests.cloud.fakeserver import Reply, tiny_mp4
+    from tests.cloud.fakeserver import Reply
 
     class TimedDashScope(FakeDashScope):
         def __init__(self, video: bytes):
@@ -108,7 +126,7 @@ def serve_fake(conn, finish_s: float, latency: float) -> None:
                     self.inflight -= 1
 
     with tempfile.TemporaryDirectory() as tmp:
-        video = tiny_mp4(Path(tmp) / "v.mp4").read_bytes()
+        video = result_video(Path(tmp) / "v.mp4", video_kind).read_bytes()
     fake = TimedDashScope(video)
     fake.latency = latency
     fake.start()
@@ -359,7 +377,7 @@ def run(args) -> dict:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency), daemon=True)
+    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency, args.video), daemon=True)
     vendor.start()
     if not parent.poll(60):
         raise RuntimeError(f"the fake vendor process did not start (exit code {vendor.exitcode})")
@@ -504,6 +522,7 @@ def table(r: dict, args) -> str:
     rows = [
         ("jobs succeeded / submitted", f"{r['states'].get('succeeded', 0)} / {r['jobs']}  {r['states']}", ""),
         ("vendor latency", f"time-to-finish {args.finish:g} s, + {args.latency:g} s on every HTTP answer", ""),
+        ("result video", {"tiny": "64x48, 8 frames", "720p": "1280x720, 5 s at 24 fps"}[args.video], ""),
         ("wall time, first submit -> all done", f"{r['wall_s']:.1f} s", ""),
         ("  of which submitting", f"{r['submit_s']:.1f} s",
          f"{args.submitters} client threads" if args.submit == "each" else f"/submit_many, {args.batch} per call"),
@@ -553,6 +572,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--finish", type=float, default=2.0, help="seconds from create until the task succeeds")
+    parser.add_argument("--video", choices=("tiny", "720p"), default="tiny",
+                        help="what each task returns: a tiny clip, or a 720p one (a real result's probe and thumbnail)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
     parser.add_argument("--io-workers", type=int, default=4)
     parser.add_argument("--submitters", type=int, default=8, help="client threads calling /submit")

@@ -5,8 +5,10 @@ One loop runs in a daemon thread (``cloud-aio``), started on first use and stopp
 host, so hundreds of jobs in flight cost no scan per request) and, per vendor, a semaphore that
 bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
 vendor; a job waiting between polls holds none). What a finished request leads to (database
-updates, journal files) runs on a small pool of completion threads (``after`` / ``blocking``,
-``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), never on the loop.
+updates, journal files) runs on a small pool of completion threads (``blocking``,
+``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), and what a finished download leads to (its file,
+fsync, probe and thumbnail) on media threads (``media``, ``XIANYING_CLOUD_MEDIA_THREADS``, default
+the cores up to 4): never on the loop, where a file's creation or an fsync would hold every request.
 
 Why aiohttp here and httpx on the blocking path: for 500 jobs polling a slow vendor, httpx's async
 client (httpcore's pool, anyio, h11) was a third of the cloud process's CPU; the same requests
@@ -17,8 +19,8 @@ they mean on the blocking path: ``http.transport_error`` decides from them wheth
 have reached the vendor.
 
 ``submit(coro, vendor=None) -> concurrent.futures.Future``   run ``coro`` on the loop
-``after(fn, *args)``                                    run ``fn(*args)`` on a completion thread
-``await blocking(fn, *args)``  (async)  the same, awaited from the loop: its result or its error
+``await blocking(fn, *args)``  (async)  ``fn(*args)`` on a completion thread, awaited from the loop
+``await media(fn, *args)``     (async)  the same on a media thread (a result's file, probe, thumbnail)
 ``slot(vendor)``  (async context manager)  one of the vendor's request slots
 ``await request(method, url, *, headers, json, params, content, timeout) -> httpx.Response``
 ``stream(url, *, timeout)``  (async context manager)  a download: ``status_code``, ``headers``,
@@ -38,6 +40,7 @@ import concurrent.futures
 import contextlib
 import json as jsonlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +73,7 @@ _timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
 _proxies: dict[tuple, dict] = {}  # (scheme, host) -> the proxy arguments of its requests
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
+_media: concurrent.futures.ThreadPoolExecutor | None = None
 _users = 0  # studios in this process that use the loop (retain/release)
 
 
@@ -111,6 +115,16 @@ def _completions() -> concurrent.futures.ThreadPoolExecutor:
         return _done
 
 
+def _media_threads() -> concurrent.futures.ThreadPoolExecutor:
+    global _media
+    with _lock:
+        if _media is None:
+            workers = http._env_int("XIANYING_CLOUD_MEDIA_THREADS", min(4, os.cpu_count() or 1))
+            _media = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers),
+                                                           thread_name_prefix="cloud-media")
+        return _media
+
+
 def slot(vendor: str) -> asyncio.Semaphore:
     """The vendor's request slots (on the loop): ``async with aio.slot(vendor): <one request>``."""
     sem = _sems.get(vendor)
@@ -130,17 +144,11 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.wrap_future(_completions().submit(fn, *args))
 
 
-def after(fn: Callable[..., Any], *args: Any) -> None:
-    def run() -> None:
-        try:
-            fn(*args)
-        except Exception:  # a completion must never die silently
-            log.exception("cloud completion %s failed", getattr(fn, "__name__", fn))
-
-    try:
-        _completions().submit(run)
-    except RuntimeError:  # shutting down: reconcile re-sends the step at the next start
-        log.info("cloud completion dropped at shutdown")
+async def media(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a media thread, awaited from the loop: a result's file, fsync, probe and thumbnail,
+    beside (not queued behind) the database and journal work of the completion threads. FFmpeg lets go
+    of the GIL while it decodes, so several media threads thumbnail on several cores."""
+    return await asyncio.wrap_future(_media_threads().submit(fn, *args))
 
 
 def retain() -> None:
@@ -161,10 +169,10 @@ def release(timeout: float = 5.0) -> None:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    global _loop, _thread, _done
+    global _loop, _thread, _done, _media
     with _lock:
-        lp, th, done = _loop, _thread, _done
-        _loop = _thread = _done = None
+        lp, th, done, med = _loop, _thread, _done, _media
+        _loop = _thread = _done = _media = None
     if lp is not None and not lp.is_closed():
         async def close() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -186,8 +194,9 @@ def shutdown(timeout: float = 5.0) -> None:
             th.join(timeout)
         if not lp.is_running():
             lp.close()
-    if done is not None:
-        done.shutdown(wait=True, cancel_futures=False)
+    for pool in (done, med):
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=False)
 
 
 # --- requests ------------------------------------------------------------------------

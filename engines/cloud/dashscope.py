@@ -296,10 +296,16 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         answer = await aio.with_retries(lambda: aio.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
-        return self._polled(answer, request, key)
+        state = self._state(answer, key)
+        if state.status not in ("queued", "running"):  # its note goes off the loop (a file unlink waits on the disk)
+            await aio.media(self.journal.clear, request.job_id)
+        return state
+
+    def _state(self, answer: dict, key: str | None) -> RemoteState:
+        return task_state(answer, key)
 
     def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
-        state = task_state(answer, key)
+        state = self._state(answer, key)
         if state.status not in ("queued", "running"):
             self.journal.clear(request.job_id)
         return state

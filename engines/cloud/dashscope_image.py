@@ -80,11 +80,8 @@ class DashScopeImageEngine(DashScopeEngine):
             params["seed"] = p.seed
         return f"{self.base_url()}/{PATH}", {"model": p.model, "input": inputs, "parameters": params}
 
-    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
-        state = image_state(answer, key)
-        if state.status not in ("queued", "running"):
-            self.journal.clear(request.job_id)
-        return state
+    def _state(self, answer: dict, key: str | None) -> RemoteState:
+        return image_state(answer, key)
 
     def result_files(self, state: RemoteState, request: EngineRequest) -> list[ResultFile]:
         prompts = state.info.get("actual_prompts") or []

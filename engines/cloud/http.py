@@ -323,25 +323,41 @@ def _fetch(url: str, tmp: Path, check: Callable[[bytes], str]) -> str:
     return _received(expected, got, head, check)
 
 
-async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: str) -> str:
-    """``_fetch`` on the cloud loop: the bytes are awaited there; the fsync is the download steps' (on a
-    completion thread, in the same trip off the loop as the rename)."""
+IN_MEMORY_BYTES = 8 << 20  # on the loop, a download up to this size is held in memory and written off it
+
+
+async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: str) -> tuple[str, bytes | None]:
+    """``_fetch`` on the cloud loop: the bytes are awaited there -> ``(extension, body)``. A body of at
+    most ``IN_MEMORY_BYTES`` comes back whole and the download steps write it, fsync and rename it in one
+    trip off the loop: creating a file waits on the disk, and on the loop that wait held every request
+    (a tenth of the loop's time with 500 downloads landing at once). A larger body goes to ``tmp``,
+    opened off the loop, as it arrives (``body`` is then ``None``)."""
     from engines.cloud import aio
 
-    tmp.unlink(missing_ok=True)
-    head = b""
+    head, parts, size, fh = b"", [], 0, None
     try:
         async with aio.slot(vendor):
             async with aio.stream(url, timeout=_download_timeout()) as response:
                 expected = _opened(response)
-                with open(tmp, "wb") as fh:
+                try:
                     async for chunk in response.aiter_bytes(1 << 16):
                         head = head if len(head) >= 12 else head + chunk[:12]
-                        fh.write(chunk)
+                        if fh is not None:
+                            fh.write(chunk)
+                            continue
+                        parts.append(chunk)
+                        size += len(chunk)
+                        if size > IN_MEMORY_BYTES:
+                            fh = await aio.media(open, tmp, "wb")
+                            fh.write(b"".join(parts))
+                            parts = []
+                finally:
+                    if fh is not None:
+                        fh.close()
                 got = response.num_bytes_downloaded
     except httpx.HTTPError as exc:
         raise _interrupted(exc) from exc
-    return _received(expected, got, head, check)
+    return _received(expected, got, head, check), (None if fh is not None else b"".join(parts))
 
 
 def _fsync_path(path: Path) -> None:
@@ -352,6 +368,13 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_synced(path: Path, body: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(body)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: str,
@@ -366,10 +389,14 @@ def _download_steps(url: str, dest_dir: Path, prefix: str, index: int, *, part: 
     what = f"download from {urlsplit(url).netloc}"
     attempts = attempts or _env_int("XIANYING_DOWNLOAD_ATTEMPTS", 3)
     try:
-        ext = yield Io(lambda: with_retries(lambda: _fetch(url, tmp, check), what=what, attempts=attempts),
-                       lambda: aio.with_retries(lambda: _afetch(url, tmp, check, vendor), what=what,
-                                                attempts=attempts))
-        _fsync_path(tmp)
+        ext, body = yield Io(lambda: (with_retries(lambda: _fetch(url, tmp, check), what=what, attempts=attempts),
+                                      None),
+                             lambda: aio.with_retries(lambda: _afetch(url, tmp, check, vendor), what=what,
+                                                      attempts=attempts))
+        if body is None:
+            _fsync_path(tmp)
+        else:
+            _write_synced(tmp, body)
         final = dest_dir / output_name(prefix, index, ext)
         replace_with_retry(tmp, final)
     finally:

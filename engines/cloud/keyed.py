@@ -126,7 +126,9 @@ class KeyedCloudEngine(CloudEngine):
 
     async def acollect(self, state, request) -> list:
         """``collect`` on the cloud loop: downloads awaited there, under the vendor's request slots."""
-        return await steps.arun(self._collect_steps(state, request, self.VENDOR))
+        from engines.cloud import aio
+
+        return await steps.arun(self._collect_steps(state, request, self.VENDOR), on=aio.media)
 
     def _collected(self, state, request, paths: list) -> list:
         from engines.cloud import results

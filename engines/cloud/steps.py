@@ -68,11 +68,12 @@ def run(gen: Steps) -> Any:
             error = exc
 
 
-async def arun(gen: Steps) -> Any:
+async def arun(gen: Steps, on: Callable[..., Awaitable[Any]] | None = None) -> Any:
     value: Any = None
     error: BaseException | None = None
+    off_loop = on or aio.blocking
     while True:
-        done, effect = await aio.blocking(advance, gen, value, error)
+        done, effect = await off_loop(advance, gen, value, error)
         if done:
             return effect
         value = error = None

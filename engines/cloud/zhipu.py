@@ -241,13 +241,20 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         answer = await aio.with_retries(lambda: aio.send_json(
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
-        return self._polled(answer, request, key)
+        state = task_state(answer, key)
+        if state.status not in ("queued", "running"):  # the note's write (an fsync) goes off the loop
+            await aio.media(self._task_over, request)
+        return state
 
     def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
         state = task_state(answer, key)
-        if state.status not in ("queued", "running"):  # keep the generation: a Retry sends a new request_id
-            self.journal.save(request.job_id, state="finished", remote_id=None)
+        if state.status not in ("queued", "running"):
+            self._task_over(request)
         return state
+
+    def _task_over(self, request: EngineRequest) -> None:
+        """Keep the generation: a Retry sends a new request_id."""
+        self.journal.save(request.job_id, state="finished", remote_id=None)
 
     def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         covers = state.info.get("cover_image_urls") or []

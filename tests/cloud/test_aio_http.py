@@ -135,6 +135,28 @@ def test_a_download_streams_counts_and_notices_a_cut(server, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no half-written file left behind
 
 
+@pytest.mark.parametrize("in_memory", [1 << 20, 1000])
+def test_a_download_lands_whole_whether_held_in_memory_or_spilled_to_its_file(server, tmp_path, monkeypatch,
+                                                                              in_memory):
+    """Up to ``IN_MEMORY_BYTES`` the body is written (and synced) off the loop in one go; above it, the
+    rest streams into the temp file opened off the loop. Either way: the same bytes, one final file."""
+    monkeypatch.setattr(http, "IN_MEMORY_BYTES", in_memory)
+    data = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 800
+    url = server.publish(data, "clip.mp4")
+    final = run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.media))
+    assert final.read_bytes() == data and final.suffix == ".mp4"
+    assert [p.name for p in tmp_path.iterdir()] == [final.name]  # no temp file left beside it
+
+
+def test_a_cut_download_spilled_to_its_file_leaves_nothing(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(http, "IN_MEMORY_BYTES", 1000)
+    url = server.publish(b"\x00\x00\x00\x18ftypisom" + bytes(200_000), "clip.mp4")
+    server.inject("download", Fault(truncate=True))
+    with pytest.raises(ProviderError):
+        run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.media))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_proxy_variables_are_honoured_as_by_the_blocking_client(server, monkeypatch):
     """HTTP_PROXY (with its credentials) for a vendor's host, NO_PROXY for loopback: read once per host."""
     host, port = server.url.removeprefix("http://").split(":")
