@@ -5,10 +5,12 @@ One loop runs in a daemon thread (``cloud-aio``), started on first use and stopp
 host, so hundreds of jobs in flight cost no scan per request) and, per vendor, a semaphore that
 bounds how many *requests* are in flight at once (``XIANYING_CLOUD_CONCURRENCY``, default 64 per
 vendor; a job waiting between polls holds none). What a finished request leads to (database
-updates, journal files) runs on a small pool of completion threads (``blocking``,
-``XIANYING_CLOUD_COMPLETION_THREADS``, default 4), and what a finished download leads to (its file,
-fsync, probe and thumbnail) on media threads (``media``, ``XIANYING_CLOUD_MEDIA_THREADS``, default
-the cores up to 4): never on the loop, where a file's creation or an fsync would hold every request.
+updates) runs on a small pool of completion threads (``blocking``, ``XIANYING_CLOUD_COMPLETION_THREADS``,
+default 4), and the work on files (a create's journal note, a result's file, its fsync, probe and
+thumbnail) on file threads (``files``, ``XIANYING_CLOUD_FILE_THREADS``, default the cores up to 4):
+never on the loop, where a file's creation or an fsync would hold every request, and not queued
+behind the database work. Each job's steps still run one after another; only different jobs' files
+are written (and their fsyncs grouped by the file system) at once.
 
 Why aiohttp here and httpx on the blocking path: for 500 jobs polling a slow vendor, httpx's async
 client (httpcore's pool, anyio, h11) was a third of the cloud process's CPU; the same requests
@@ -20,7 +22,7 @@ have reached the vendor.
 
 ``submit(coro, vendor=None) -> concurrent.futures.Future``   run ``coro`` on the loop
 ``await blocking(fn, *args)``  (async)  ``fn(*args)`` on a completion thread, awaited from the loop
-``await media(fn, *args)``     (async)  the same on a media thread (a result's file, probe, thumbnail)
+``await files(fn, *args)``     (async)  the same on a file thread (journal notes, results, probes)
 ``slot(vendor)``  (async context manager)  one of the vendor's request slots
 ``await request(method, url, *, headers, json, params, content, timeout) -> httpx.Response``
 ``stream(url, *, timeout)``  (async context manager)  a download: ``status_code``, ``headers``,
@@ -73,7 +75,7 @@ _timeouts: dict[tuple, aiohttp.ClientTimeout] = {}
 _proxies: dict[tuple, dict] = {}  # (scheme, host) -> the proxy arguments of its requests
 _sems: dict[str, asyncio.Semaphore] = {}
 _done: concurrent.futures.ThreadPoolExecutor | None = None
-_media: concurrent.futures.ThreadPoolExecutor | None = None
+_files: concurrent.futures.ThreadPoolExecutor | None = None
 _users = 0  # studios in this process that use the loop (retain/release)
 
 
@@ -115,14 +117,14 @@ def _completions() -> concurrent.futures.ThreadPoolExecutor:
         return _done
 
 
-def _media_threads() -> concurrent.futures.ThreadPoolExecutor:
-    global _media
+def _file_threads() -> concurrent.futures.ThreadPoolExecutor:
+    global _files
     with _lock:
-        if _media is None:
-            workers = http._env_int("XIANYING_CLOUD_MEDIA_THREADS", min(4, os.cpu_count() or 1))
-            _media = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers),
-                                                           thread_name_prefix="cloud-media")
-        return _media
+        if _files is None:
+            workers = http._env_int("XIANYING_CLOUD_FILE_THREADS", min(4, os.cpu_count() or 1))
+            _files = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers),
+                                                           thread_name_prefix="cloud-files")
+        return _files
 
 
 def slot(vendor: str) -> asyncio.Semaphore:
@@ -144,11 +146,12 @@ async def blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.wrap_future(_completions().submit(fn, *args))
 
 
-async def media(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` on a media thread, awaited from the loop: a result's file, fsync, probe and thumbnail,
-    beside (not queued behind) the database and journal work of the completion threads. FFmpeg lets go
-    of the GIL while it decodes, so several media threads thumbnail on several cores."""
-    return await asyncio.wrap_future(_media_threads().submit(fn, *args))
+async def files(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a file thread, awaited from the loop: a create's journal note, a result's file, its
+    fsync, probe and thumbnail, beside (not queued behind) the completion threads' database work. The
+    fsyncs of several jobs wait together, and FFmpeg lets go of the GIL while it decodes, so several
+    file threads thumbnail on several cores."""
+    return await asyncio.wrap_future(_file_threads().submit(fn, *args))
 
 
 def retain() -> None:
@@ -169,10 +172,10 @@ def release(timeout: float = 5.0) -> None:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    global _loop, _thread, _done, _media
+    global _loop, _thread, _done, _files
     with _lock:
-        lp, th, done, med = _loop, _thread, _done, _media
-        _loop = _thread = _done = _media = None
+        lp, th, done, fls = _loop, _thread, _done, _files
+        _loop = _thread = _done = _files = None
     if lp is not None and not lp.is_closed():
         async def close() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -194,7 +197,7 @@ def shutdown(timeout: float = 5.0) -> None:
             th.join(timeout)
         if not lp.is_running():
             lp.close()
-    for pool in (done, med):
+    for pool in (done, fls):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=False)
 

@@ -298,7 +298,7 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
         state = self._state(answer, key)
         if state.status not in ("queued", "running"):  # its note goes off the loop (a file unlink waits on the disk)
-            await aio.media(self.journal.clear, request.job_id)
+            await aio.files(self.journal.clear, request.job_id)
         return state
 
     def _state(self, answer: dict, key: str | None) -> RemoteState:

@@ -348,7 +348,7 @@ async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: st
                         parts.append(chunk)
                         size += len(chunk)
                         if size > IN_MEMORY_BYTES:
-                            fh = await aio.media(open, tmp, "wb")
+                            fh = await aio.files(open, tmp, "wb")
                             fh.write(b"".join(parts))
                             parts = []
                 finally:

@@ -85,7 +85,7 @@ class KeyedCloudEngine(CloudEngine):
     def _start_steps(self, request):
         """The plan (it reads the journal and image files), then safecreate's create loop, as steps
         (``engines.cloud.steps``): on the loop, the plan and the loop's first journal write are one
-        trip to a completion thread, not two."""
+        trip to a file thread (``aio.files``), not two."""
         plan = self.create_plan(request)
         if isinstance(plan, str):
             return plan
@@ -95,8 +95,11 @@ class KeyedCloudEngine(CloudEngine):
         return steps.run(self._start_steps(request))
 
     async def astart(self, request) -> str:
-        """``start`` on the cloud loop (``engines.cloud.aio``): its requests are awaited on the loop."""
-        return await steps.arun(self._start_steps(request))
+        """``start`` on the cloud loop (``engines.cloud.aio``): its requests are awaited on the loop, its
+        journal notes written on file threads, where several jobs' fsyncs wait together."""
+        from engines.cloud import aio
+
+        return await steps.arun(self._start_steps(request), on=aio.files)
 
     # --- results: one download loop for every vendor ---------------------------------
     CLEAR_JOURNAL_ON_COLLECT: ClassVar[bool] = False  # (Zhipu keeps its request-id generation)
@@ -125,10 +128,11 @@ class KeyedCloudEngine(CloudEngine):
         return steps.run(self._collect_steps(state, request, "storage"))
 
     async def acollect(self, state, request) -> list:
-        """``collect`` on the cloud loop: downloads awaited there, under the vendor's request slots."""
+        """``collect`` on the cloud loop: downloads awaited there, under the vendor's request slots; the
+        files written, probed and thumbnailed on file threads."""
         from engines.cloud import aio
 
-        return await steps.arun(self._collect_steps(state, request, self.VENDOR), on=aio.media)
+        return await steps.arun(self._collect_steps(state, request, self.VENDOR), on=aio.files)
 
     def _collected(self, state, request, paths: list) -> list:
         from engines.cloud import results

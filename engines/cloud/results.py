@@ -20,7 +20,7 @@ def _container_info(path: Path, *, first_frame: bool = False) -> dict:
     the calling thread alone: FFmpeg's own threads (4 new ones per call on 2 cores) made it 2.2 ms instead
     of 1.3 ms, most of it in the kernel. The picture is scaled and converted to RGB by FFmpeg in one pass
     (for a 720p result: 3 ms less than a full-size RGB copy shrunk by PIL); FFmpeg's decode lets go of the
-    GIL, so collects on several media threads use several cores."""
+    GIL, so collects on several file threads (``aio.files``) use several cores."""
     import av
 
     with av.open(str(path)) as container:

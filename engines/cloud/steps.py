@@ -8,9 +8,10 @@ written once, as a generator that *yields* what it needs done and receives the a
 ``Sleep(seconds)``     a pause (``time.sleep`` / ``asyncio.sleep``)
 
 ``run(gen)``           drives it on this thread: each ``Io`` is called, each ``Sleep`` slept
-``await arun(gen)``    drives it from the cloud loop: each ``Io`` is awaited on the loop, and the
-                       generator's own code (journal files, locks) is advanced on a completion
-                       thread, never on the loop
+``await arun(gen, on=None)``  drives it from the cloud loop: each ``Io`` is awaited on the loop,
+                       and the generator's own code (journal files, locks) is advanced off the loop
+                       by ``on`` (``aio.blocking``, a completion thread, by default; ``aio.files``
+                       for creates and downloads), never on the loop
 ``json_call(method, url, *, vendor, retries=False, what=..., **send_kwargs) -> Io``
                        ``http.send_json`` / ``aio.send_json`` as one ``Io`` (``retries``: True for
                        the default attempts, or a number), optionally followed by ``then(answer)``

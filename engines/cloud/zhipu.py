@@ -243,7 +243,7 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
         state = task_state(answer, key)
         if state.status not in ("queued", "running"):  # the note's write (an fsync) goes off the loop
-            await aio.media(self._task_over, request)
+            await aio.files(self._task_over, request)
         return state
 
     def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:

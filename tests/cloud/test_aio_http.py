@@ -143,7 +143,7 @@ def test_a_download_lands_whole_whether_held_in_memory_or_spilled_to_its_file(se
     monkeypatch.setattr(http, "IN_MEMORY_BYTES", in_memory)
     data = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 800
     url = server.publish(data, "clip.mp4")
-    final = run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.media))
+    final = run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.files))
     assert final.read_bytes() == data and final.suffix == ".mp4"
     assert [p.name for p in tmp_path.iterdir()] == [final.name]  # no temp file left beside it
 
@@ -153,7 +153,7 @@ def test_a_cut_download_spilled_to_its_file_leaves_nothing(server, tmp_path, mon
     url = server.publish(b"\x00\x00\x00\x18ftypisom" + bytes(200_000), "clip.mp4")
     server.inject("download", Fault(truncate=True))
     with pytest.raises(ProviderError):
-        run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.media))
+        run(steps.arun(http.result_steps(url, tmp_path, "dashscope", 0, attempts=1), on=aio.files))
     assert list(tmp_path.iterdir()) == []
 
 
