@@ -323,15 +323,16 @@ def _fetch(url: str, tmp: Path, check: Callable[[bytes], str]) -> str:
     return _received(expected, got, head, check)
 
 
-IN_MEMORY_BYTES = 8 << 20  # on the loop, a download up to this size is held in memory and written off it
+IN_MEMORY_BYTES = 256 << 10  # on the loop, a download up to this size is held in memory and written off it
 
 
 async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: str) -> tuple[str, bytes | None]:
     """``_fetch`` on the cloud loop: the bytes are awaited there -> ``(extension, body)``. A body of at
     most ``IN_MEMORY_BYTES`` comes back whole and the download steps write it, fsync and rename it in one
     trip off the loop: creating a file waits on the disk, and on the loop that wait held every request
-    (a tenth of the loop's time with 500 downloads landing at once). A larger body goes to ``tmp``,
-    opened off the loop, as it arrives (``body`` is then ``None``)."""
+    (a tenth of the loop's time with 500 small downloads landing at once). A larger body goes to
+    ``tmp`` as it arrives (``body`` is then ``None``), so memory stays bounded by the in-flight
+    downloads' first ``IN_MEMORY_BYTES``."""
     from engines.cloud import aio
 
     head, parts, size, fh = b"", [], 0, None
@@ -347,8 +348,8 @@ async def _afetch(url: str, tmp: Path, check: Callable[[bytes], str], vendor: st
                             continue
                         parts.append(chunk)
                         size += len(chunk)
-                        if size > IN_MEMORY_BYTES:
-                            fh = await aio.files(open, tmp, "wb")
+                        if size > IN_MEMORY_BYTES:  # opened here: waiting for a file thread busy with
+                            fh = open(tmp, "wb")  # thumbnails held every download's buffers (+300 MB for 500)
                             fh.write(b"".join(parts))
                             parts = []
                 finally:
