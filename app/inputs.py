@@ -99,13 +99,20 @@ def _unusable(role: str) -> ValidationError:
                            f"{role}：无法使用此文件；请上传图片，或提供 URL、data URI 或 job:<任务ID>。")
 
 
-def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, trusted: bool = False) -> dict:
+def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, trusted: bool = False,
+                  stage: Path | None = None) -> dict:
     """Return ``{"role", "url"}`` or ``{"role", "path"}`` (workspace-relative) for a request image.
 
     ``find_job_image(ref)`` resolves ``job:<id>[#n]`` with the caller's rights. A plain path must
     be a file in Gradio's upload cache; ``trusted`` callers (admins, the person at the machine)
-    may also name files in the workspace."""
+    may also name files in the workspace.
+
+    ``stage``: bytes the studio keeps (a data URI, a copy of an upload) are written there, not in
+    ``uploads``, and the answer also names that file (``"staged"``): ``adopt_staged`` moves it into
+    ``uploads`` once the request is accepted. A request refused later (a later request of the same
+    batch, a quota) then leaves nothing behind, so refused calls cannot fill the disk."""
     uploads = workspace / "uploads"
+    keep = stage if stage is not None else uploads
     if isinstance(value, dict):
         value = value.get("path") or value.get("url")
     if not isinstance(value, str) or not value.strip():
@@ -126,7 +133,7 @@ def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, tru
         except (binascii.Error, ValueError) as exc:
             raise ValidationError(f"{role}: the data URI is not valid base64.",
                                   f"{role}：data URI 不是有效的 base64。") from exc
-        path = _store_bytes(data, uploads, role)
+        path = _store_bytes(data, keep, role)
     elif value.startswith("job:") or JOB_ID.match(value):
         path = find_job_image(value.removeprefix("job:"))
     else:
@@ -140,7 +147,30 @@ def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, tru
             if real.is_relative_to(uploads.resolve()):
                 path = real
             else:
-                path = _store_bytes(real.read_bytes(), uploads, role)
+                path = _store_bytes(real.read_bytes(), keep, role)
         except (OSError, RuntimeError, ValueError) as exc:
             raise _unusable(role) from exc
-    return {"role": role, "path": str(Path(path).resolve().relative_to(workspace.resolve()))}
+    path = Path(path)
+    if stage is not None and path.parent == stage:
+        return {"role": role, "path": str((uploads / path.name).resolve().relative_to(workspace.resolve())),
+                "staged": str(path)}
+    return {"role": role, "path": str(path.resolve().relative_to(workspace.resolve()))}
+
+
+def adopt_staged(images: list[dict], workspace: Path) -> list[dict]:
+    """Move each staged image (``resolve_image(stage=...)``) to its place in ``uploads`` (named by its
+    content: one already there is the same bytes) -> the images as a job row keeps them."""
+    from core.platform import replace_with_retry
+
+    kept = []
+    for image in images:
+        staged = image.get("staged")
+        if staged is not None:
+            final, source = workspace / image["path"], Path(staged)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if source.exists():
+                replace_with_retry(source, final)
+            elif not final.is_file():  # (the same bytes twice in one call: moved by the first)
+                raise FileNotFoundError(f"staged image {source.name} is gone")
+        kept.append({k: v for k, v in image.items() if k != "staged"})
+    return kept

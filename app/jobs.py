@@ -6,9 +6,12 @@ written and committed first, then the job is enqueued; the row is the source of 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
+import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +24,7 @@ from . import jobstate
 from .access import Principal, not_found
 from .db import Job, db
 from core.errors import AppError, Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
-from .inputs import JOB_ID, SubmitRequest, resolve_image, speech_request, task_for
+from .inputs import JOB_ID, SubmitRequest, adopt_staged, resolve_image, speech_request, task_for
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +150,11 @@ class JobService:
 
         ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
         here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
-        checked = self.prepare(request, principal, images=images)
-        with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
-            job = self.store(checked, principal.user, source=source, parent=parent, rerun_of=rerun_of)
+        with self.staging() as stage:
+            checked = self.prepare(request, principal, images=images, stage=stage)
+            with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
+                job = self.store(checked, principal.user, source=source, parent=parent, rerun_of=rerun_of)
+                self.adopt(checked)
         self.enqueue(job)
         return job
 
@@ -166,25 +171,45 @@ class JobService:
             raise ValidationError(f"At most {MAX_BATCH} requests in one call (this one has {len(requests)}); "
                                   "split the list.",
                                   f"一次最多提交 {MAX_BATCH} 个请求（本次 {len(requests)} 个），请分批提交。")
-        checked = []
-        for n, request in enumerate(requests, 1):
-            try:
-                checked.append(self.prepare(request, principal))
-            except AppError as exc:
-                raise numbered(exc, n) from exc
-        with db.atomic("IMMEDIATE"):
-            jobs = []
-            for n, one in enumerate(checked, 1):
+        with self.staging() as stage:
+            checked = []
+            for n, request in enumerate(requests, 1):
                 try:
-                    jobs.append(self.store(one, principal.user, source=source))
-                except AppError as exc:  # a quota or limit: nothing of the batch is kept
-                    before = (f" (requests 1-{n - 1} of this call count towards it; none of them was stored)",
-                              f"（本次调用的第 1-{n - 1} 个请求已计入；均未保存）") if n > 1 else ("", "")
-                    raise numbered(exc, n, *before) from exc
+                    checked.append(self.prepare(request, principal, stage=stage))
+                except AppError as exc:
+                    raise numbered(exc, n) from exc
+            with db.atomic("IMMEDIATE"):
+                jobs = []
+                for n, one in enumerate(checked, 1):
+                    try:
+                        jobs.append(self.store(one, principal.user, source=source))
+                    except AppError as exc:  # a quota or limit: nothing of the batch is kept
+                        before = (f" (requests 1-{n - 1} of this call count towards it; none of them was stored)",
+                                  f"（本次调用的第 1-{n - 1} 个请求已计入；均未保存）") if n > 1 else ("", "")
+                        raise numbered(exc, n, *before) from exc
+                for one in checked:
+                    self.adopt(one)
         self.enqueue_many(jobs)
         return jobs
 
-    def prepare(self, request: dict, principal: Principal, *, images: list[dict] | None = None) -> "Checked":
+    @contextlib.contextmanager
+    def staging(self):
+        """A folder of this call's own for the images it keeps, removed when the call ends: what a refused
+        call wrote goes with it (``inputs.resolve_image``'s ``stage``)."""
+        stage = self.settings.staging_dir / f"submit-{uuid.uuid4().hex}"
+        try:
+            yield stage
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    def adopt(self, checked: "Checked") -> None:
+        """Inside the transaction that stored the job: its staged images move into ``uploads`` (a
+        failed move rolls the rows back)."""
+        if any("staged" in image for image in checked.images):
+            adopt_staged(checked.images, self.settings.workspace)
+
+    def prepare(self, request: dict, principal: Principal, *, images: list[dict] | None = None,
+                stage: Path | None = None) -> "Checked":
         """Everything ``submit`` checks before its transaction: the request, its images (resolved with
         ``principal``'s rights unless given), the engine's availability and its own ``check``."""
         req, engine, params, task = self.validate(request)
@@ -195,7 +220,7 @@ class JobService:
                 if value is not None:
                     images.append(resolve_image(value, role, self.settings.workspace,
                                                 lambda ref: self.image_of_job(ref, principal),
-                                                trusted=principal.trusted))
+                                                trusted=principal.trusted, stage=stage))
         ok, reason = engine.available()
         if not ok:
             raise NotAvailable(f"{engine.id} is not available: {reason}",
@@ -216,7 +241,8 @@ class JobService:
             self.admission(user=user, engine=engine, task=checked.task, params=params, parent=parent)
         return jobstate.create(
             engine=engine.id, kind=engine.kind, lane=engine.lane, task=checked.task,
-            prompt=req.prompt, negative_prompt=req.negative_prompt, images=checked.images,
+            prompt=req.prompt, negative_prompt=req.negative_prompt,
+            images=[{k: v for k, v in image.items() if k != "staged"} for image in checked.images],
             params=params.model_dump(mode="json"),
             request=req.model_dump(mode="json", exclude={"image", "last_image", "reference_images"}),
             project=req.project, parent=parent, user=user, source=source, rerun_of=rerun_of)
@@ -321,7 +347,8 @@ class JobService:
         from engines.base import ImageInput
 
         ws = self.settings.workspace
-        return [ImageInput(role=i["role"], path=ws / i["path"] if i.get("path") else None, url=i.get("url"))
+        return [ImageInput(role=i["role"], url=i.get("url"),
+                           path=Path(i["staged"]) if i.get("staged") else ws / i["path"] if i.get("path") else None)
                 for i in images]
 
     def primary_output(self, job: Job) -> Path:

@@ -71,9 +71,26 @@ class RetentionSweeper:
             log.info("retention: removed %d file(s) from the upload cache", removed)
         return removed
 
+    def sweep_staging(self, now: float | None = None, max_age_h: float = 1.0) -> int:
+        """Remove the staging folders of submit calls (``JobService.staging``) older than ``max_age_h``:
+        a call removes its own when it ends, so these are what a killed process left. (Age, not
+        ownership: another process of the same workspace may be in the middle of a call.)"""
+        now = time.time() if now is None else now
+        removed = 0
+        for folder in self.settings.staging_dir.glob("submit-*"):
+            try:
+                if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < now - max_age_h * 3600.0:
+                    shutil.rmtree(folder)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
     def sweep(self, now: float | None = None) -> int:
-        """Delete expired scratch outputs (and old upload-cache files); return how many jobs were cleaned."""
+        """Delete expired scratch outputs (and old upload-cache files and submit staging folders); return
+        how many jobs were cleaned."""
         self.sweep_upload_cache(now)
+        self.sweep_staging(now)
         if self.hours <= 0:
             return 0
         now = time.time() if now is None else now
