@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -157,12 +160,21 @@ def resolve_image(value: Any, role: str, workspace: Path, find_job_image, *, tru
     return {"role": role, "path": str(path.resolve().relative_to(workspace.resolve()))}
 
 
-def adopt_staged(images: list[dict], workspace: Path) -> list[dict]:
+@contextlib.contextmanager
+def staging(tmp: Path):
+    """A folder of one submit call's own (``resolve_image``'s ``stage``), removed when the call ends."""
+    stage = tmp / f"submit-{uuid.uuid4().hex}"
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def adopt_staged(images: list[dict], workspace: Path) -> None:
     """Move each staged image (``resolve_image(stage=...)``) to its place in ``uploads`` (named by its
-    content: one already there is the same bytes) -> the images as a job row keeps them."""
+    content: one already there is the same bytes). Called inside the transaction that stores the job."""
     from core.platform import replace_with_retry
 
-    kept = []
     for image in images:
         staged = image.get("staged")
         if staged is not None:
@@ -172,5 +184,3 @@ def adopt_staged(images: list[dict], workspace: Path) -> list[dict]:
                 replace_with_retry(source, final)
             elif not final.is_file():  # (the same bytes twice in one call: moved by the first)
                 raise FileNotFoundError(f"staged image {source.name} is gone")
-        kept.append({k: v for k, v in image.items() if k != "staged"})
-    return kept

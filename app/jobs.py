@@ -6,12 +6,9 @@ written and committed first, then the job is enqueued; the row is the source of 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import secrets
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +21,7 @@ from . import jobstate
 from .access import Principal, not_found
 from .db import Job, db
 from core.errors import AppError, Conflict, NotAvailable, NotFound, ValidationError, pydantic_message
-from .inputs import JOB_ID, SubmitRequest, adopt_staged, resolve_image, speech_request, task_for
+from .inputs import JOB_ID, SubmitRequest, adopt_staged, resolve_image, speech_request, staging, task_for
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +147,11 @@ class JobService:
 
         ``images``: already resolved inputs (a re-run's own); otherwise the request's are resolved
         here, with the caller's rights (``job:<id>`` of their own jobs, their uploads)."""
-        with self.staging() as stage:
+        with staging(self.settings.staging_dir) as stage:  # what a refusal wrote goes with it
             checked = self.prepare(request, principal, images=images, stage=stage)
             with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
                 job = self.store(checked, principal.user, source=source, parent=parent, rerun_of=rerun_of)
-                self.adopt(checked)
+                adopt_staged(checked.images, self.settings.workspace)  # a failed move rolls the row back
         self.enqueue(job)
         return job
 
@@ -171,7 +168,7 @@ class JobService:
             raise ValidationError(f"At most {MAX_BATCH} requests in one call (this one has {len(requests)}); "
                                   "split the list.",
                                   f"一次最多提交 {MAX_BATCH} 个请求（本次 {len(requests)} 个），请分批提交。")
-        with self.staging() as stage:
+        with staging(self.settings.staging_dir) as stage:
             checked = []
             for n, request in enumerate(requests, 1):
                 try:
@@ -188,25 +185,9 @@ class JobService:
                                   f"（本次调用的第 1-{n - 1} 个请求已计入；均未保存）") if n > 1 else ("", "")
                         raise numbered(exc, n, *before) from exc
                 for one in checked:
-                    self.adopt(one)
+                    adopt_staged(one.images, self.settings.workspace)
         self.enqueue_many(jobs)
         return jobs
-
-    @contextlib.contextmanager
-    def staging(self):
-        """A folder of this call's own for the images it keeps, removed when the call ends: what a refused
-        call wrote goes with it (``inputs.resolve_image``'s ``stage``)."""
-        stage = self.settings.staging_dir / f"submit-{uuid.uuid4().hex}"
-        try:
-            yield stage
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-
-    def adopt(self, checked: "Checked") -> None:
-        """Inside the transaction that stored the job: its staged images move into ``uploads`` (a
-        failed move rolls the rows back)."""
-        if any("staged" in image for image in checked.images):
-            adopt_staged(checked.images, self.settings.workspace)
 
     def prepare(self, request: dict, principal: Principal, *, images: list[dict] | None = None,
                 stage: Path | None = None) -> "Checked":
