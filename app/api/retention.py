@@ -72,7 +72,7 @@ class RetentionSweeper:
         return removed
 
     def sweep_staging(self, now: float | None = None, max_age_h: float = 1.0) -> int:
-        """Remove the staging folders of submit calls (``JobService.staging``) older than ``max_age_h``:
+        """Remove the staging folders of submit calls (``app.inputs.staging``) older than ``max_age_h``:
         a call removes its own when it ends, so these are what a killed process left. (Age, not
         ownership: another process of the same workspace may be in the middle of a call.)"""
         now = time.time() if now is None else now
