@@ -288,7 +288,7 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
-        return self._polled(answer, request, key)
+        return self.after_poll(self._state(answer, key), request)
 
     async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
         """``poll`` on the cloud loop (``engines.cloud.aio``): no thread waits for the answer."""
@@ -296,19 +296,13 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
         answer = await aio.with_retries(lambda: aio.send_json(
             "GET", f"{self.base_url()}/tasks/{remote_id}", vendor=VENDOR, headers=self._headers(),
             error_of=lambda r: error_of(r, key)), what=f"{VENDOR} query")
-        state = self._state(answer, key)
-        if state.status not in ("queued", "running"):  # its note goes off the loop (a file unlink waits on the disk)
-            await aio.files(self.journal.clear, request.job_id)
-        return state
+        return await self.aafter_poll(self._state(answer, key), request)
 
     def _state(self, answer: dict, key: str | None) -> RemoteState:
         return task_state(answer, key)
 
-    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
-        state = self._state(answer, key)
-        if state.status not in ("queued", "running"):
-            self.journal.clear(request.job_id)
-        return state
+    def task_ended(self, request: EngineRequest) -> None:
+        self.journal.clear(request.job_id)
 
     def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         return {"model": request.params.model, "actual_prompt": state.info.get("actual_prompt")}

@@ -24,7 +24,9 @@ Creates: an adapter writes ``create_plan(request)`` (the task id it already has,
 ``safecreate.CreatePlan`` whose send and lookup are steps), and gets both ``start(request)`` (on an io
 worker) and ``await astart(request)`` (on the cloud loop) with the same journal and guarantees.
 Results: ``collect(state, request)`` and ``await acollect(state, request)`` download the same files
-(``result_files``) with the same checks (``http.result_steps``).
+(``result_files``) with the same checks (``http.result_steps``). After a poll, ``after_poll`` /
+``await aafter_poll`` run the adapter's ``task_ended(request)`` (its journal upkeep) once the task has
+ended, on a file thread from the loop.
 """
 
 from __future__ import annotations
@@ -100,6 +102,26 @@ class KeyedCloudEngine(CloudEngine):
         from engines.cloud import aio
 
         return await steps.arun(self._start_steps(request), on=aio.files)
+
+    # --- after a poll: the create note's upkeep once the task has ended ----------------
+    def task_ended(self, request) -> None:
+        """What the create journal keeps once the vendor says the task ended (DashScope forgets the note,
+        Zhipu keeps its request-id generation); by default nothing."""
+
+    def after_poll(self, state, request):
+        """``state``, after ``task_ended`` when the task is no longer queued or running."""
+        if state.status not in ("queued", "running"):
+            self.task_ended(request)
+        return state
+
+    async def aafter_poll(self, state, request):
+        """``after_poll`` from the cloud loop: the journal's file work (an unlink or an fsync waits on the
+        disk) on a file thread, never on the loop."""
+        from engines.cloud import aio
+
+        if state.status not in ("queued", "running"):
+            await aio.files(self.task_ended, request)
+        return state
 
     # --- results: one download loop for every vendor ---------------------------------
     CLEAR_JOURNAL_ON_COLLECT: ClassVar[bool] = False  # (Zhipu keeps its request-id generation)

@@ -233,7 +233,7 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         answer = http.with_retries(lambda: http.send_json(
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
-        return self._polled(answer, request, key)
+        return self.after_poll(task_state(answer, key), request)
 
     async def apoll(self, remote_id: str, request: EngineRequest) -> RemoteState:
         """``poll`` on the cloud loop (``engines.cloud.aio``)."""
@@ -241,18 +241,9 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
         answer = await aio.with_retries(lambda: aio.send_json(
             "GET", f"{self.base_url()}/async-result/{remote_id}", vendor=VENDOR, headers=self.auth_headers(),
             error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
-        state = task_state(answer, key)
-        if state.status not in ("queued", "running"):  # the note's write (an fsync) goes off the loop
-            await aio.files(self._task_over, request)
-        return state
+        return await self.aafter_poll(task_state(answer, key), request)
 
-    def _polled(self, answer: dict, request: EngineRequest, key: str | None) -> RemoteState:
-        state = task_state(answer, key)
-        if state.status not in ("queued", "running"):
-            self._task_over(request)
-        return state
-
-    def _task_over(self, request: EngineRequest) -> None:
+    def task_ended(self, request: EngineRequest) -> None:
         """Keep the generation: a Retry sends a new request_id."""
         self.journal.save(request.job_id, state="finished", remote_id=None)
 
