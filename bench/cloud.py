@@ -352,16 +352,21 @@ def phases(rows: dict[str, dict], arrived: dict[str, dict], args, *, exclude: st
     out: dict[str, list[float]] = {"submit -> claimed": [], "claimed -> create sent": [],
                                    "create answered -> poll sent": [], "poll answered -> download sent": [],
                                    "download answered -> finished": []}
+    last, last_at = {}, -1.0
     for job_id, row in rows.items():
         seen = arrived.get(row["remote_id"] or "")
         if job_id == exclude or not seen or not seen.get("poll") or "download" not in seen or not row["finished_at"]:
             continue
-        out["submit -> claimed"].append(row["started_at"] - t0)
-        out["claimed -> create sent"].append(seen["create"] - row["started_at"])
-        out["create answered -> poll sent"].append(seen["poll"][0] - seen["create"] - args.latency - delay)
-        out["poll answered -> download sent"].append(seen["download"] - seen["poll"][-1] - args.latency)
-        out["download answered -> finished"].append(row["finished_at"] - seen["download"] - args.latency)
-    return out
+        gaps = {"submit -> claimed": row["started_at"] - t0,
+                "claimed -> create sent": seen["create"] - row["started_at"],
+                "create answered -> poll sent": seen["poll"][0] - seen["create"] - args.latency - delay,
+                "poll answered -> download sent": seen["download"] - seen["poll"][-1] - args.latency,
+                "download answered -> finished": row["finished_at"] - seen["download"] - args.latency}
+        for name, gap in gaps.items():
+            out[name].append(gap)
+        if row["finished_at"] > last_at:
+            last, last_at = {**gaps, "polls": len(seen["poll"])}, row["finished_at"]
+    return {"all": out, "last": last}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -548,7 +553,10 @@ def table(r: dict, args) -> str:
         ("one job alone (vendor time) / wall for all", f"{r['vendor_s']:.1f} s / {r['wall_s']:.1f} s = "
          f"{r['wall_s'] / r['vendor_s']:.2f}x", "goal <= 1.2x"),
         *[(f"  {name}, p50 / p99 / max", f"{pct(v, 50):.2f} / {pct(v, 99):.2f} / {max(v or [float('nan')]):.2f} s",
-            "n=" + str(len(v))) for name, v in r["phases"].items()],
+            "n=" + str(len(v))) for name, v in r["phases"]["all"].items()],
+        ("  the job that finished last: the same gaps, in order",
+         " / ".join(f"{v:.2f}" for k, v in r["phases"]["last"].items() if k != "polls") + " s",
+         f"{r['phases']['last'].get('polls', 0)} poll(s)"),
         ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
         ("  the cloud process: in the kernel (system time) / per job",
