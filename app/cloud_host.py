@@ -69,6 +69,14 @@ class CloudHost:
     def hand(self, job_id: str, token: int | None) -> bool:
         return self.child(job_id).hand(job_id, token)
 
+    def hand_new(self, job_ids: list[str]) -> list[str]:
+        """New jobs' first steps, each child's share in one message, to children that run now (none
+        is started for them): the ids left for the queue (those of a child that is not running)."""
+        shares: dict[CloudProcess, list[str]] = {}
+        for job_id in job_ids:
+            shares.setdefault(self.child(job_id), []).append(job_id)
+        return [job_id for child, share in shares.items() if not child.hand_new(share) for job_id in share]
+
     def start(self) -> None:
         for child in self.children:
             child.start()
@@ -129,6 +137,20 @@ class CloudProcess:
                 self._commands.send((job_id, token))
             except (OSError, ValueError):  # died just now: its listener hands the job on again
                 log.warning("cloud process pipe closed while handing over job %s", job_id)
+        return True
+
+    def hand_new(self, job_ids: list[str]) -> bool:
+        """New jobs' first steps in one message, while the child runs (False: the queue takes them, and
+        an io worker hands each one over, starting a child if need be)."""
+        with self._lock:
+            if self.failed or self.closing or self._process is None or not self._process.is_alive():
+                return False
+            for job_id in job_ids:
+                self.handed[job_id] += 1
+            try:
+                self._commands.send([(job_id, None) for job_id in job_ids])
+            except (OSError, ValueError):  # died just now: its listener hands them on again
+                log.warning("cloud process pipe closed while handing over %d new jobs", len(job_ids))
         return True
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -272,6 +294,10 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events, co
                 pass
 
     def handle(message) -> bool:
+        if isinstance(message, list):  # new jobs' first steps, handed together (CloudProcess.hand_new)
+            for step in message:
+                todo.put(step)
+            return True
         todo.put(message)
         return message is not None  # None: stop
 

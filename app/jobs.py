@@ -82,6 +82,7 @@ class JobService:
         self.engines = engines
         self.queue = queue  # the lanes (None: jobs are stored, not run)
         self.admission = admission  # the quota check, inside the submit transaction; raises to refuse
+        self.handoff = None  # handoff(new jobs) -> the ones left for the queue (app.runner.JobRunner.hand_new)
 
     # --- engines --------------------------------------------------------------------
     def engines_info(self) -> list[dict]:
@@ -152,7 +153,7 @@ class JobService:
             with db.atomic("IMMEDIATE"):  # read-count-then-insert stays atomic for the admission hook
                 job = self.store(checked, principal.user, source=source, parent=parent, rerun_of=rerun_of)
                 adopt_staged(checked.images, self.settings.workspace)  # a failed move rolls the row back
-        self.enqueue(job)
+        self.enqueue_many([job])
         return job
 
     def submit_many(self, requests: list, principal: Principal, *, source: str = "api") -> list[Job]:
@@ -251,9 +252,14 @@ class JobService:
 
     def enqueue_many(self, jobs: list[Job]) -> None:
         """Enqueue new jobs: one queue transaction per lane where the lane can (SQLite), and their
-        queue ids written in one transaction."""
+        queue ids written in one transaction. With a cloud process running, its new jobs go to it
+        directly (``handoff``) and have no queue id."""
         if self.queue is None or not jobs:
             return
+        if self.handoff is not None:
+            jobs = self.handoff(jobs)
+            if not jobs:
+                return
         ids = {}
         for lane in dict.fromkeys(job.lane for job in jobs):
             ours = [job.id for job in jobs if job.lane == lane]

@@ -225,6 +225,22 @@ class JobRunner:
             return
         self._cloud_poll(job, engine)
 
+    def hand_new(self, jobs: list[Job]) -> list[Job]:
+        """New cloud jobs straight to the cloud process (``queue.cloud_process``), as if an io worker had
+        taken each one off the queue and handed it over: the child claims them and runs their chains. The
+        trip through the queue (a message written and taken, an io worker's row read, a pipe write, for
+        each job) took a third of a second for a 500-job batch while the UI waited for the same GIL. The
+        row stays the truth: a child that dies has its jobs handed on again (``resume``), and a studio
+        that dies finds them queued, with no message, at its next start (``reconcile``). Returns the
+        jobs left for the queue: all of them unless the cloud process is running."""
+        if self.host is None:
+            return jobs
+        mine = [job.id for job in jobs if job.kind == "cloud" and self.chained(self.service.engines.get(job.engine))]
+        if not mine:
+            return jobs
+        taken = set(mine) - set(self.host.hand_new(mine))
+        return [job for job in jobs if job.id not in taken]
+
     def chained(self, engine) -> bool:
         """``queue.async_cloud`` and an engine that can run its whole job on the cloud loop."""
         return cloud_aio.enabled(self.settings) and bool(getattr(engine, "async_chain", False))

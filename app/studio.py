@@ -75,6 +75,7 @@ def build_core(settings: Settings, *, engines: dict | None = None, lanes=("gpu",
 
     if isolate and cloud_host.wanted(settings, injected=engines_injected):
         runner.host = cloud_host.CloudHost(runner)  # cloud chains in a process of their own
+        service.handoff = runner.hand_new  # which takes new cloud jobs without a trip through the queue
     return Core(settings, secrets, cache, database, engines, service, runner, queue)
 
 

@@ -69,6 +69,57 @@ def test_jobs_run_in_the_cloud_process_and_finish(studio_for):
     assert nice == os.nice(0) + 10  # it yields the CPU to the studio's server
 
 
+def test_new_jobs_go_to_the_running_cloud_process_without_a_queue_message(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    started_child(studio)
+    request = {"engine": "dashscope", "prompt": "云海论剑", "params": VENDORS["dashscope"].params}
+    ids = [job.id for job in studio.service.submit_many([request] * 5, LOCAL)]
+    ids.append(submit(studio, "一剑光寒"))
+    assert all(studio.service.get(job_id, LOCAL).huey_id is None for job_id in ids)  # no queue message
+    jobs = [wait_job(studio, job_id, timeout=60) for job_id in ids]
+    assert [job.status for job in jobs] == ["succeeded"] * 6, [job.error for job in jobs]
+    assert fake.count("create") == 6
+    wait_until(lambda: not studio.runner.host.handed, "the child ended every job it was handed", timeout=10)
+
+
+def test_new_jobs_go_through_the_queue_when_the_cloud_process_cannot_take_them(studio_for):
+    studio, fake = studio_for("dashscope", config=ON)
+    started_child(studio)
+    for child in studio.runner.host.children:  # as after MAX_FAILED_STARTS: the studio runs the chains itself
+        child.failed = True
+    job_id = submit(studio, "问道")
+    assert studio.service.get(job_id, LOCAL).huey_id  # queued as before, for an io worker
+    job = wait_job(studio, job_id, timeout=60)
+    assert job.status == "succeeded", job.error
+    assert fake.count("create") == 1
+
+
+def test_only_new_cloud_chains_are_handed_over_and_a_refused_share_stays_for_the_queue(studio_for):
+    from types import SimpleNamespace
+
+    studio, _ = studio_for("dashscope", config=ON)
+
+    class Host:  # what the runner hands over; the child of job "a" is not running
+        asked: list = []
+
+        def hand_new(self, job_ids):
+            self.asked.append(job_ids)
+            return [job_id for job_id in job_ids if job_id == "a"]
+
+    host, real = Host(), studio.runner.host
+    jobs = [SimpleNamespace(id="a", kind="cloud", engine="dashscope"),
+            SimpleNamespace(id="b", kind="local", engine="dashscope"),
+            SimpleNamespace(id="c", kind="cloud", engine="uninstalled"),
+            SimpleNamespace(id="d", kind="cloud", engine="dashscope")]
+    studio.runner.host = host
+    try:
+        left = studio.runner.hand_new(jobs)
+    finally:
+        studio.runner.host = real  # (the studio's stop closes the real one)
+    assert host.asked == [["a", "d"]]
+    assert [job.id for job in left] == ["a", "b", "c"]  # in their order, for the queue
+
+
 def test_a_cloud_process_killed_while_a_create_is_on_the_wire_is_replaced_and_the_vendor_sees_one_create(
         studio_for):
     studio, fake = studio_for("dashscope", config=ON)
