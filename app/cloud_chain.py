@@ -96,7 +96,16 @@ class CloudChain:
             outputs, exc = await self.engine.acollect(state, self.request), None
         except Exception as err:
             outputs, exc = None, err
-        await self._db(self._collected, state, outputs, exc)
+        done = None
+        if exc is None:  # job.json, synced, on a file thread: not an fsync on the one completion thread
+            done = await self._db(self._finishing, state, outputs)  # (None: ended meanwhile, as below)
+            try:
+                if done is not None:
+                    await aio.files(done.write)
+            except OSError as err:  # a full disk: the job fails with that, its staging folder removed
+                done, exc = None, AppError(f"Could not save the result: {err.strerror or err}.",
+                                           f"无法保存结果：{err.strerror or err}。")
+        await self._db(self._collected, state, outputs, exc, done)
 
     async def _db(self, fn, *args):
         return await aio.blocking(self._in_db, fn, *args)
@@ -171,10 +180,17 @@ class CloudChain:
         """In the same completion call as the poll that found the task done (one trip off the loop fewer)."""
         return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
 
-    def _collected(self, state, outputs, exc) -> None:
+    def _finishing(self, state, outputs):
+        """What the success will publish (``JobRunner.finishing``), or None: the job is gone or ended."""
+        job = Job.find(self.job_id)
+        if job is None or job.status != "running":
+            return None
+        return self.runner.finishing(job, outputs, state.info)
+
+    def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)
         if job is None:
             return
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
             return
-        self.runner.collected(job, state, outputs, exc)
+        self.runner.collected(job, state, outputs, exc, done)

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import AppError, Cancelled, ProviderError
@@ -36,6 +37,21 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25
 MAX_POLL_ERRORS = 8
+
+
+@dataclass
+class Finish:
+    """A success about to be published (``JobRunner.finishing``): ``write()`` puts ``record`` in the
+    staging folder as job.json (atomically, synced); ``publish`` then moves the folder and marks the row."""
+
+    fence: int
+    work: Path
+    final: Path
+    record: dict
+    fields: dict
+
+    def write(self) -> None:
+        atomic_write_json(self.work / "job.json", self.record)
 
 
 class JobRunner:
@@ -122,6 +138,14 @@ class JobRunner:
 
     def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
         """Write job.json, move the staging folder into outputs/, mark succeeded."""
+        done = self.finishing(job, outputs, info)
+        done.write()
+        self.publish(job, done.fence, done.work, done.final, done.fields)
+
+    def finishing(self, job: Job, outputs, info: dict | None = None) -> Finish:
+        """What a success publishes, read from the row and written nowhere yet: the output records,
+        ``job.json``'s content and the row's fields (a cloud chain writes job.json on a file thread,
+        ``app/cloud_chain.py``)."""
         fence, job = job.fence, Job.fetch(job.id)  # the fencing token this run claimed the job with
         work = self.workdir(job.id)
         now = time.time()
@@ -137,14 +161,14 @@ class JobRunner:
                     **({"timings": o.timings} if o.timings is not None else {}),
                     **({"has_audio": o.has_audio} if o.has_audio is not None else {})} for o in outputs]
         merged_info = {**job.info, **(info or {})}
-        atomic_write_json(work / "job.json", {
+        record = {
             "task_id": job.id, "engine": job.engine, "task": job.task, "prompt": job.prompt,
             "negative_prompt": job.negative_prompt, "params": job.params, "images": job.images,
             "project": job.project, "parent": job.parent, "outputs": records,
             "info": {k: v for k, v in merged_info.items() if not k.startswith("_")},
             "created_at": iso(job.created_at), "started_at": iso(job.started_at), "finished_at": iso(now),
-            "run_s": round(now - (job.started_at or now), 3)})
-        self.publish(job, fence, work, final, {
+            "run_s": round(now - (job.started_at or now), 3)}
+        return Finish(fence, work, final, record, {
             "status": "succeeded", "progress": 100.0, "outputs": records, "output_dir": str(final.relative_to(ws)),
             "info": merged_info, "finished_at": now, "updated_at": now, "message": "done"})
 
@@ -332,10 +356,13 @@ class JobRunner:
         work.mkdir(parents=True)
         return True
 
-    def collected(self, job: Job, state, outputs, exc: BaseException | None) -> None:
-        """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job."""
+    def collected(self, job: Job, state, outputs, exc: BaseException | None, done: Finish | None = None) -> None:
+        """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job. ``done``:
+        ``finishing``'s answer with job.json already written (a cloud chain)."""
         try:
-            if exc is None:
+            if exc is None and done is not None:
+                self.publish(job, done.fence, done.work, done.final, done.fields)
+            elif exc is None:
                 self._finish(job, outputs, state.info)
             elif isinstance(exc, AppError):
                 self.fail(job, exc)

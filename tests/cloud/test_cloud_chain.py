@@ -233,3 +233,21 @@ def test_sync_path_still_runs_create_poll_download_on_the_io_workers(studio_for,
     assert job.status == "succeeded", job.error
     assert fake.count(VENDORS[vendor_id].create_route) == 1 and fake.count("download") >= 1
     assert job.outputs and "has_audio" in job.outputs[0]
+
+
+def test_a_job_json_that_cannot_be_written_fails_the_job_and_leaves_nothing(studio_for, monkeypatch):
+    """A chain writes job.json on a file thread (app/runner.py Finish.write): a full disk there fails the
+    job with a message, removes its staging folder and publishes nothing, instead of leaving it running."""
+    from app import runner as runner_module
+
+    studio, fake = studio_for("dashscope")
+
+    def full_disk(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner_module.Finish, "write", full_disk)
+    job = wait_job(studio, submit(studio, "dashscope", "洞府"), timeout=60)
+    assert job.status == "failed" and "No space left" in job.error
+    assert fake.count("create") == 1 and not job.outputs
+    assert not (studio.settings.staging_dir / job.id).exists()
+    assert not list(studio.settings.outputs_dir.rglob(job.id))
