@@ -138,15 +138,16 @@ class JobRunner:
 
     def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
         """Write job.json, move the staging folder into outputs/, mark succeeded."""
-        done = self.finishing(job, outputs, info)
+        done = self.finishing(Job.fetch(job.id), outputs, info, fence=job.fence)
         done.write()
         self.publish(job, done.fence, done.work, done.final, done.fields)
 
-    def finishing(self, job: Job, outputs, info: dict | None = None) -> Finish:
-        """What a success publishes, read from the row and written nowhere yet: the output records,
-        ``job.json``'s content and the row's fields (a cloud chain writes job.json on a file thread,
-        ``app/cloud_chain.py``)."""
-        fence, job = job.fence, Job.fetch(job.id)  # the fencing token this run claimed the job with
+    def finishing(self, job: Job, outputs, info: dict | None = None, *, fence: int | None = None) -> Finish:
+        """What a success publishes, from ``job`` (the row as it is now) and written nowhere yet: the output
+        records, ``job.json``'s content and the row's fields (a cloud chain writes job.json on a file
+        thread, ``app/cloud_chain.py``). ``fence``: the fencing token this run claimed the job with
+        (by default the row's)."""
+        fence = job.fence if fence is None else fence
         work = self.workdir(job.id)
         now = time.time()
         final = self.settings.outputs_dir / time.strftime("%Y-%m-%d", time.localtime(job.created_at)) / job.id
