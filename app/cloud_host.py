@@ -132,11 +132,7 @@ class CloudProcess:
                 return False
             if self._process is None or not self._process.is_alive():
                 self._start()
-            self.handed[job_id] += 1
-            try:
-                self._commands.send((job_id, token))
-            except (OSError, ValueError):  # died just now: its listener hands the job on again
-                log.warning("cloud process pipe closed while handing over job %s", job_id)
+            self._send([job_id], (job_id, token))
         return True
 
     def hand_new(self, job_ids: list[str]) -> bool:
@@ -145,13 +141,18 @@ class CloudProcess:
         with self._lock:
             if self.failed or self.closing or self._process is None or not self._process.is_alive():
                 return False
-            for job_id in job_ids:
-                self.handed[job_id] += 1
-            try:
-                self._commands.send([(job_id, None) for job_id in job_ids])
-            except (OSError, ValueError):  # died just now: its listener hands them on again
-                log.warning("cloud process pipe closed while handing over %d new jobs", len(job_ids))
+            self._send(job_ids, [(job_id, None) for job_id in job_ids])
         return True
+
+    def _send(self, job_ids: list[str], message) -> None:
+        """(Under the lock.) Count the steps handed over, then send them: a child that died just now has
+        them handed on again by its listener."""
+        for job_id in job_ids:
+            self.handed[job_id] += 1
+        try:
+            self._commands.send(message)
+        except (OSError, ValueError):
+            log.warning("cloud process pipe closed while handing over %d step(s)", len(job_ids))
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
