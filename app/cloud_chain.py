@@ -13,7 +13,11 @@ rules of ``app/jobstate.py``), made on a completion thread, never on the loop.
 Only one chain moves a job: a step re-sent to this process while its chain runs does nothing
 (``runner.chains``), and before each poll the chain takes the job's poll token (``polls``), as a
 scheduled poll task does, so a chain superseded elsewhere (a restart's reconcile, another
-process) stops there. It also stops when the job is cancelled (a create answered after a cancel is
+process) stops there. The first poll's turn is taken in the write that commits the task id (one
+trip to the database fewer per job, in the burst of create answers); a cancel asked during the
+first poll's wait then costs one more status query, whose answer is not written. A poll's answer
+and the results are written only while the job still has the fence it was claimed with: a chain
+whose run was superseded (cancelled, retried and claimed again) does not write them. It also stops when the job is cancelled (a create answered after a cancel is
 cancelled at the vendor where it can be) and when the studio stops: the loop's shutdown cancels
 it mid-request, nothing more is written, and the next start resumes the job from its row (a
 create from its journal, a poll from its task id) as after a crash.
@@ -38,7 +42,7 @@ log = logging.getLogger(__name__)
 class CloudChain:
     def __init__(self, runner, job: Job, engine, request):
         self.runner, self.engine, self.request = runner, engine, request
-        self.job_id, self.token = job.id, job.polls
+        self.job_id, self.token, self.fence = job.id, job.polls, job.fence
         self.remote_id = job.remote_id
 
     @classmethod
@@ -52,15 +56,15 @@ class CloudChain:
         if not job.remote_id and job.remote_phase != "creating":  # (a claim for a chain already wrote it)
             runner.creating(job)
         chain = cls(runner, job, engine, request)
-        runner.chains.add(job.id)
+        runner.chains.add((job.id, job.fence))
         try:
             aio.submit(chain.run()).add_done_callback(chain._ended)
         except BaseException:
-            runner.chains.discard(job.id)
+            runner.chains.discard((job.id, job.fence))
             raise
 
     def _ended(self, future) -> None:
-        self.runner.chains.discard(self.job_id)
+        self.runner.chains.discard((self.job_id, self.fence))
         if self.runner.on_chain_end is not None:  # the cloud process tells the studio (app/cloud_host.py)
             self.runner.on_chain_end(self.job_id)
         if not future.cancelled() and future.exception() is not None:
@@ -68,6 +72,7 @@ class CloudChain:
 
     # --- on the loop ----------------------------------------------------------------
     async def run(self) -> None:
+        turn = False  # the next poll's turn is this chain's already (taken with the task id)
         if not self.remote_id:
             try:
                 remote_id = await self.engine.astart(self.request)
@@ -76,11 +81,15 @@ class CloudChain:
                 return
             if not await self._db(self._created, remote_id):
                 return
-            self.remote_id = remote_id
+            self.remote_id, turn = remote_id, True
         polls = 0
         while True:
             await asyncio.sleep(self.runner.poll_delay(self.engine, polls))
-            if not await self._db(self._take_turn):
+            if turn:
+                turn = False
+                if self.runner.stopping.is_set():
+                    return
+            elif not await self._db(self._take_turn):
                 return
             try:
                 state, exc = await self.engine.apoll(self.remote_id, self.request), None
@@ -127,7 +136,8 @@ class CloudChain:
     def _job(self) -> Job | None:
         """The row while this chain may still move it (running, not cancelled, the studio not stopping)."""
         job = Job.find(self.job_id)
-        if job is None or job.status != "running" or job.cancel_requested or self.runner.stopping.is_set():
+        if (job is None or job.status != "running" or job.cancel_requested or job.fence != self.fence
+                or self.runner.stopping.is_set()):
             return None
         return job
 
@@ -137,13 +147,17 @@ class CloudChain:
             self.runner.create_failed(job, exc)
 
     def _created(self, remote_id: str) -> bool:
-        if not self.runner.created(self.job_id, remote_id, while_running=True):
+        if not self.runner.created(self.job_id, remote_id, while_running=True, turn=True, fence=self.fence):
             job = Job.find(self.job_id)  # cancelled (or gone) while the create was on the wire
             if job is not None:
-                self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
+                if job.fence == self.fence:  # (not on a retried job's new run: its own create names its task)
+                    self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
+                else:
+                    log.warning("job %s: task %s was made for a run that was cancelled and retried meanwhile",
+                                job.id, remote_id)
                 self._cancel_remote(job, remote_id)
             return False
-        self.token = 0  # created() restarts the poll count
+        self.token = 1  # created() restarts the poll count, with the first turn taken
         return not self.runner.stopping.is_set()
 
     def _cancel_remote(self, job: Job, remote_id: str) -> None:
@@ -151,7 +165,7 @@ class CloudChain:
         if not getattr(self.engine, "can_cancel", False):
             return
         try:
-            if self.engine.cancel_remote(remote_id):
+            if self.engine.cancel_remote(remote_id) and job.fence == self.fence:  # (not on a new run's row)
                 jobstate.save_info(job.id, {"cancel_note": "Cancelled at the provider.",
                                             "cancel_note_zh": "已在服务商处取消。"})
         except Exception as exc:  # the provider refused: the local cancel stands
@@ -159,7 +173,8 @@ class CloudChain:
 
     def _take_turn(self) -> bool:
         """This chain's next poll, as a scheduled poll task would take it: only with the newest token."""
-        if jobstate.take_turn(self.job_id, self.token, not_cancelled=True) and not self.runner.stopping.is_set():
+        if (jobstate.take_turn(self.job_id, self.token, not_cancelled=True, fence=self.fence)
+                and not self.runner.stopping.is_set()):
             self.token += 1
             return True
         return False
@@ -183,13 +198,13 @@ class CloudChain:
     def _finishing(self, state, outputs):
         """What the success will publish (``JobRunner.finishing``), or None: the job is gone or ended."""
         job = Job.find(self.job_id)
-        if job is None or job.status != "running":
+        if job is None or job.status != "running" or job.fence != self.fence:
             return None
         return self.runner.finishing(job, outputs, state.info)
 
     def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)
-        if job is None:
+        if job is None or job.fence != self.fence:  # (a retried job's new run: its staging folder is its own)
             return
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
             return

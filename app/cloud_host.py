@@ -324,9 +324,9 @@ def child_main(settings_data: dict, owner: str, level: int, commands, events, co
 
         begun = 0
 
-        def add(self, job_id) -> None:
+        def add(self, run) -> None:
             self.begun += 1
-            super().add(job_id)
+            super().add(run)
 
     runner = JobRunner(JobService(settings, engines))
     runner.owner = owner  # its claims read as the studio's own

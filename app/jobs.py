@@ -393,8 +393,15 @@ class JobService:
                 engine = self.engine(job.engine)
                 self.admission(user=job.user, engine=engine, task=job.task,
                                params=engine.Params.model_validate(job.params), parent=None)
-            if resend and (allow := getattr(self.engines.get(job.engine), "allow_resend", None)) is not None:
+            engine = self.engines.get(job.engine)
+            if resend and (allow := getattr(engine, "allow_resend", None)) is not None:
                 allow(job.id)
+            ended = getattr(engine, "task_ended", None)
+            if job.remote_id and ended is not None and (job.status == "cancelled" or resend):
+                # the user stopped that task (or asks for a new one): the create journal must not hand it to
+                # the new run, which sends a create of its own. (A job that failed while its task still ran
+                # follows that task again, where the vendor's note kept it: the result already paid for.)
+                ended(job.id)
             n = jobstate.reset_for_retry(job)
         job = self.row(job_id)
         if n:

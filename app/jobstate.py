@@ -232,13 +232,16 @@ def renew_leases(owner: str, held: list[str] | None, expires: float) -> list[str
     return [j.id for j in Job.select(Job.id).where(mine)]
 
 
-def take_turn(job_id: str, expected_polls: int, *, not_cancelled: bool = False) -> bool:
+def take_turn(job_id: str, expected_polls: int, *, not_cancelled: bool = False, fence: int | None = None) -> bool:
     """A running job's next step (an episode's, a cloud job's poll), once: ``polls`` is the step's token,
-    so a stale message changes nothing; with ``not_cancelled`` not after a cancel was asked."""
+    so a stale message changes nothing; with ``not_cancelled`` not after a cancel was asked; with
+    ``fence`` only in the run claimed with it (a retried job's new run counts its polls from 0 again)."""
     query = Job.update(polls=Job.polls + 1).where(Job.id == job_id, Job.polls == expected_polls,
                                                   Job.status == "running")
     if not_cancelled:
         query = _while_running(query)
+    if fence is not None:
+        query = query.where(Job.fence == fence)
     return bool(query.execute())
 
 
@@ -260,10 +263,16 @@ def remote_phase(job_id: str, phase: str, message: str, *, while_running: bool =
     return bool(query.execute())
 
 
-def remote_created(job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
-    """The vendor's task id, committed on the row before anything else happens (polls start at 0)."""
-    query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=0, message="submitted to provider",
-                        updated_at=time.time()).where(Job.id == job_id))
+def remote_created(job_id: str, remote_id: str, *, while_running: bool = False, turn: bool = False,
+                   fence: int | None = None) -> bool:
+    """The vendor's task id, committed on the row before anything else happens (polls start at 0).
+    ``turn``: the writer also takes the first poll's turn in this write (``polls`` 1, as ``take_turn(job_id,
+    0)`` would leave it): a cloud chain, which polls next, saves a trip to the database per job. ``fence``:
+    only in the run claimed with it."""
+    query = (Job.update(remote_id=remote_id, remote_phase="polling", polls=1 if turn else 0,
+                        message="submitted to provider", updated_at=time.time()).where(Job.id == job_id))
     if while_running:
         query = _while_running(query)
+    if fence is not None:
+        query = query.where(Job.fence == fence)
     return bool(query.execute())

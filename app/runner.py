@@ -64,7 +64,8 @@ class JobRunner:
         self.lease_s = self.settings.team.lease_s
         self.gate = None  # team mode: gate(job) -> False leaves a job to another worker (app.team.dispatch)
         self.isolation = None  # gpu_pool.isolation "process": app.isolation runs gpu-lane local jobs
-        self.chains: set[str] = set()  # jobs this process moves on the cloud loop (app/cloud_chain.py)
+        # (job id, fence) of each run this process moves on the cloud loop (app/cloud_chain.py)
+        self.chains: set[tuple[str, int]] = set()
         self.host = None  # queue.cloud_process: app.cloud_host runs the chains in a child process
         self.on_chain_end = None  # in that child: tells the studio a chain ended
 
@@ -233,7 +234,8 @@ class JobRunner:
             job = Job.fetch(job.id)
         if job.cancel_requested:
             return
-        if job.id in self.chains:  # this process already moves it on the cloud loop (a re-sent step: nothing to do)
+        if (job.id, job.fence) in self.chains:  # this run moves on the cloud loop already (a re-sent step: nothing
+            # to do); a retried job's new run has a new fence and a chain of its own, and the old one stops
             return
         if token is not None:  # a poll (or a resumed create): only the newest scheduled one may run
             if not jobstate.take_turn(job.id, token):
@@ -289,10 +291,12 @@ class JobRunner:
             exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
         self.fail(job, exc)
 
-    def created(self, job_id: str, remote_id: str, *, while_running: bool = False) -> bool:
+    def created(self, job_id: str, remote_id: str, *, while_running: bool = False, turn: bool = False,
+                fence: int | None = None) -> bool:
         """The vendor's task id, committed on the row (before anything else happens). ``while_running``:
-        only while the job runs and no cancel was asked (False: it was not written)."""
-        return jobstate.remote_created(job_id, remote_id, while_running=while_running)
+        only while the job runs and no cancel was asked (False: it was not written). ``turn``: the first
+        poll's turn is taken in the same write (``jobstate.remote_created``); ``fence``: only in that run."""
+        return jobstate.remote_created(job_id, remote_id, while_running=while_running, turn=turn, fence=fence)
 
     def schedule_poll(self, job_id: str, engine, polls: int) -> None:
         self.service.enqueue(Job.fetch(job_id), delay=self.poll_delay(engine, polls), token=polls)

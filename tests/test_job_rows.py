@@ -65,3 +65,25 @@ def test_a_batch_gets_its_queue_ids_in_one_statement(database):
         jobstate.set_huey_ids({job.id: f"huey-{i}" for i, job in enumerate(jobs[:4])} | {jobs[3].id: None})
     assert [Job.find(job.id).huey_id for job in jobs] == ["huey-0", "huey-1", "huey-2", None, "kept"]
     jobstate.set_huey_ids({})  # nothing to do
+
+
+def test_a_chain_takes_its_first_poll_turn_with_the_task_id_and_only_in_its_own_run(database):
+    """``remote_created(turn=True)`` leaves ``polls`` as ``take_turn(.., 0)`` would (a cloud chain saves that
+    trip), and with ``fence`` neither write touches a run claimed after it (a retried job's new run)."""
+    job = jobstate.create(engine="dashscope", kind="cloud", lane="io", prompt="御剑")
+    assert jobstate.claim(job.id, "me", 60, creating=True)
+    fence = Job.find(job.id).fence
+    assert jobstate.remote_created(job.id, "task-1", while_running=True, turn=True, fence=fence)
+    row = Job.find(job.id)
+    assert (row.remote_id, row.polls, row.remote_phase) == ("task-1", 1, "polling")
+    assert not jobstate.take_turn(job.id, 0, not_cancelled=True, fence=fence)  # that turn is taken
+    assert jobstate.take_turn(job.id, 1, not_cancelled=True, fence=fence)
+    # cancelled, retried and claimed again: the old run's token and task id no longer apply
+    jobstate.cancelled_now(job.id, "cancelled")
+    assert jobstate.reset_for_retry(Job.find(job.id))
+    assert jobstate.claim(job.id, "me", 60, creating=True)
+    assert not jobstate.remote_created(job.id, "task-old", while_running=True, turn=True, fence=fence)
+    assert jobstate.remote_created(job.id, "task-2", while_running=True, turn=True, fence=fence + 1)
+    assert not jobstate.take_turn(job.id, 1, not_cancelled=True, fence=fence)
+    row = Job.find(job.id)
+    assert (row.remote_id, row.polls, row.status) == ("task-2", 1, "running")

@@ -301,8 +301,8 @@ class DashScopeEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="DA
     def _state(self, answer: dict, key: str | None) -> RemoteState:
         return task_state(answer, key)
 
-    def task_ended(self, request: EngineRequest) -> None:
-        self.journal.clear(request.job_id)
+    def task_ended(self, job_id: str) -> None:
+        self.journal.clear(job_id)
 
     def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         return {"model": request.params.model, "actual_prompt": state.info.get("actual_prompt")}

@@ -25,8 +25,9 @@ Creates: an adapter writes ``create_plan(request)`` (the task id it already has,
 worker) and ``await astart(request)`` (on the cloud loop) with the same journal and guarantees.
 Results: ``collect(state, request)`` and ``await acollect(state, request)`` download the same files
 (``result_files``) with the same checks (``http.result_steps``). After a poll, ``after_poll`` /
-``await aafter_poll`` run the adapter's ``task_ended(request)`` (its journal upkeep) once the task has
-ended, on a file thread from the loop.
+``await aafter_poll`` run the adapter's ``task_ended(job_id)`` (its journal upkeep) once the task has
+ended, on a file thread from the loop; a Retry of a cancelled job (or "Retry anyway") runs it too
+(``JobService.retry``), so that the new run sends a create of its own instead of following the old task.
 """
 
 from __future__ import annotations
@@ -104,14 +105,15 @@ class KeyedCloudEngine(CloudEngine):
         return await steps.arun(self._start_steps(request), on=aio.files)
 
     # --- after a poll: the create note's upkeep once the task has ended ----------------
-    def task_ended(self, request) -> None:
-        """What the create journal keeps once the vendor says the task ended (DashScope forgets the note,
-        Zhipu keeps its request-id generation); by default nothing."""
+    def task_ended(self, job_id: str) -> None:
+        """What the create journal keeps once the job is done with its task: the vendor says it ended, or a
+        cancelled job is retried (DashScope forgets the note, Zhipu keeps its request-id generation); by
+        default nothing."""
 
     def after_poll(self, state, request):
         """``state``, after ``task_ended`` when the task is no longer queued or running."""
         if state.status not in ("queued", "running"):
-            self.task_ended(request)
+            self.task_ended(request.job_id)
         return state
 
     async def aafter_poll(self, state, request):
@@ -120,7 +122,7 @@ class KeyedCloudEngine(CloudEngine):
         from engines.cloud import aio
 
         if state.status not in ("queued", "running"):
-            await aio.files(self.task_ended, request)
+            await aio.files(self.task_ended, request.job_id)
         return state
 
     # --- results: one download loop for every vendor ---------------------------------

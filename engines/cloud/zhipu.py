@@ -243,9 +243,9 @@ class ZhipuEngine(KeyedCloudEngine, vendor=VENDOR, keys=(KEY,), base_env="ZHIPUA
             error_of=self._poll_errors(remote_id, key)), what=f"{VENDOR} query")
         return await self.aafter_poll(task_state(answer, key), request)
 
-    def task_ended(self, request: EngineRequest) -> None:
+    def task_ended(self, job_id: str) -> None:
         """Keep the generation: a Retry sends a new request_id."""
-        self.journal.save(request.job_id, state="finished", remote_id=None)
+        self.journal.save(job_id, state="finished", remote_id=None)
 
     def output_meta(self, state: RemoteState, request: EngineRequest, index: int) -> dict:
         covers = state.info.get("cover_image_urls") or []

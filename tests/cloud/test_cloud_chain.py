@@ -154,6 +154,67 @@ def test_cancel_while_a_poll_is_on_the_wire_stops_the_chain(studio_for):
     assert job.status == "cancelled" and fake.count("poll") == 1 and fake.count("download") == 0
 
 
+def test_a_cancel_during_the_first_polls_wait_writes_no_answer(studio_for, monkeypatch):
+    """The first poll's turn comes with the task id (no trip to the database before that poll): a cancel
+    asked while the chain waits for it costs at most that one status query, whose answer is not written."""
+    monkeypatch.setenv("XIANYING_POLL_SCALE", "0.5")  # the first DashScope poll waits 0.5 s
+    studio, fake = studio_for("dashscope")
+    fake.plan = ["SUCCEEDED"]
+    job_id = submit(studio, "dashscope", "等待首次查询时取消")
+    wait_until(lambda: studio.service.get(job_id, LOCAL).remote_id, "the task id on the row")
+    assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
+    wait_until(lambda: not studio.runner.chains, "the chain ended")
+    job = studio.service.get(job_id, LOCAL)
+    assert job.status == "cancelled" and job.remote_status is None and not job.outputs
+    assert fake.count("poll") <= 1 and fake.count("download") == 0
+
+
+def test_a_job_retried_while_its_old_chain_waits_on_a_poll_runs_its_new_task_alone(studio_for):
+    """Cancel, then Retry at once, while the first run's poll is still on the wire: the new run gets a chain
+    of its own (before, the old chain's job id made the new run's step a no-op, and the job stayed
+    "running"), and the old chain, answered later, writes nothing on the new run (its fence is old)."""
+    studio, fake = studio_for("dashscope")
+    fake.plan = ["SUCCEEDED"]
+    gate = fake.gates["poll"] = threading.Barrier(2)  # the first run's poll waits for this test
+    job_id = submit(studio, "dashscope", "取消后立即重试")
+    wait_until(lambda: fake.in_flight.get("poll") == 1, "the first run's poll in flight")
+    first_task = studio.service.get(job_id, LOCAL).remote_id
+    assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
+    del fake.gates["poll"]
+    fake.plan = ["RUNNING"]
+    studio.service.retry(job_id, LOCAL)
+    second_task = wait_until(lambda: (studio.service.get(job_id, LOCAL).remote_id or first_task) != first_task
+                             and studio.service.get(job_id, LOCAL).remote_id, "the new run's task id")
+    wait_until(lambda: fake.tasks[second_task]["queries"] >= 1, "the new run polls its own task")
+    gate.wait(10)  # the old poll is answered now (the first task was cancelled at the vendor)
+    wait_until(lambda: len(studio.runner.chains) == 1, "the old chain ended")
+    assert studio.service.get(job_id, LOCAL).status == "running"
+    fake.plan = ["SUCCEEDED"]
+    job = wait_job(studio, job_id, timeout=30)
+    assert job.status == "succeeded", job.error
+    assert job.remote_id == second_task and fake.count("download") == 1 and fake.count("create") == 2
+    assert [o["kind"] for o in job.outputs] == ["video"]
+    assert (studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("vendor_id", ["dashscope", "zhipu"])
+def test_retry_of_a_cancelled_job_sends_a_create_of_its_own(studio_for, vendor_id):
+    """DashScope's and Zhipu's create notes name a task answered but not yet committed ("follow it" after a
+    crash). A cancel left that note behind, so Retry followed the cancelled task (and failed "Cancelled at
+    the provider") instead of running the job again."""
+    studio, fake = studio_for(vendor_id)
+    fake.plan = ["PROCESSING" if vendor_id == "zhipu" else "RUNNING"]
+    job_id = submit(studio, vendor_id, "取消后重试")
+    wait_until(lambda: fake.count("poll") >= 1, "a first poll")
+    first_task = studio.service.get(job_id, LOCAL).remote_id
+    assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
+    wait_until(lambda: not studio.runner.chains, "the chain ended")
+    fake.plan = ["SUCCESS" if vendor_id == "zhipu" else "SUCCEEDED"]
+    job = wait_job(studio, studio.service.retry(job_id, LOCAL).id, timeout=30)
+    assert job.status == "succeeded", job.error
+    assert job.remote_id != first_task and len(fake.tasks) == 2
+
+
 # --- stop and restart -----------------------------------------------------------------------------
 class Studios:
     """Studios on one workspace, one at a time: ``start()`` stops the running one first; ``stop()``."""

@@ -160,7 +160,7 @@ def test_a_cancel_in_the_studio_stops_the_chain_in_the_cloud_process(studio_for)
     wait_until(lambda: fake.tasks[task_id]["queries"] >= 1, "a first poll")
     studio.service.cancel(job_id, LOCAL)
     assert studio.service.get(job_id, LOCAL).status == "cancelled"
-    wait_until(lambda: job_id not in studio.runner.chains, "the child ends the chain")
+    wait_until(lambda: job_id not in studio.runner.host.handed, "the child ends the chain")
     asked = fake.tasks[task_id]["queries"]
     time.sleep(1.0)  # several poll intervals at the tests' poll scale
     assert fake.tasks[task_id]["queries"] == asked
