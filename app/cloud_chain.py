@@ -5,7 +5,7 @@ With ``queue.async_cloud`` on, an io worker claims a cloud job and hands it here
 vendor slow to answer holds a coroutine, not a thread. Its steps keep the job's order:
 
     astart (create, journal first: engines/cloud/safecreate.py)  → commit the task id
-    → sleep, apoll, record …  → acollect (downloads) → publish
+    → sleep, apoll, record …  → acollect (downloads, then job.json in the same file trip) → publish
 
 Every database write is the runner's own (``created``, ``polled``, ``collected``: the job-state
 rules of ``app/jobstate.py``), made on a completion thread, never on the loop.
@@ -44,6 +44,7 @@ class CloudChain:
         self.runner, self.engine, self.request = runner, engine, request
         self.job_id, self.token, self.fence = job.id, job.polls, job.fence
         self.remote_id = job.remote_id
+        self.row: Job | None = None  # the row as the poll that found the task done left it (job.json's source)
 
     @classmethod
     def begin(cls, runner, job: Job, engine) -> None:
@@ -101,19 +102,12 @@ class CloudChain:
             if following != "poll":
                 return
             polls += 1
-        try:
-            outputs, exc = await self.engine.acollect(state, self.request), None
+        try:  # job.json is written on the file thread that made the last output, in the same trip
+            (outputs, done), exc = await self.engine.acollect(state, self.request, self._job_json(state)), None
         except Exception as err:
-            outputs, exc = None, err
-        done = None
-        if exc is None:  # job.json, synced, on a file thread: not an fsync on the one completion thread
-            done = await self._db(self._finishing, state, outputs)  # (None: ended meanwhile, as below)
-            try:
-                if done is not None:
-                    await aio.files(done.write)
-            except OSError as err:  # a full disk: the job fails with that, its staging folder removed
-                done, exc = None, AppError(f"Could not save the result: {err.strerror or err}.",
-                                           f"无法保存结果：{err.strerror or err}。")
+            outputs, done, exc = None, None, err
+        if isinstance(done, AppError):  # a full disk: the job fails with that, its staging folder removed
+            done, exc = None, done
         await self._db(self._collected, state, outputs, exc, done)
 
     async def _db(self, fn, *args):
@@ -186,21 +180,16 @@ class CloudChain:
         if exc is not None and not isinstance(exc, AppError):
             log.error("poll of job %s failed", job.id, exc_info=exc)
             exc = AppError(f"{job.engine}: {type(exc).__name__}: {exc}")
-        following = self.runner.polled(job, self.engine, state, exc)
-        if following == "collect" and not self._collecting():
-            return None
+        following = self.runner.polled(job, self.engine, state, exc, fresh=True)
+        if following == "collect":
+            if not self._collecting():
+                return None
+            self.row = job  # (its info as polled() wrote it)
         return following
 
     def _collecting(self) -> bool:
         """In the same completion call as the poll that found the task done (one trip off the loop fewer)."""
         return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
-
-    def _finishing(self, state, outputs):
-        """What the success will publish (``JobRunner.finishing``), or None: the job is gone or ended."""
-        job = Job.find(self.job_id)
-        if job is None or job.status != "running" or job.fence != self.fence:
-            return None
-        return self.runner.finishing(job, outputs, state.info)
 
     def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)
@@ -209,3 +198,18 @@ class CloudChain:
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
             return
         self.runner.collected(job, state, outputs, exc, done)
+
+    # --- on a file thread ----------------------------------------------------------
+    def _job_json(self, state):
+        """``acollect``'s ``after``: what the success will publish (``JobRunner.finishing``, from the row the
+        last poll left), with job.json written and synced, or the error that fails the job. On the file
+        thread that made the results: no trip to the completion thread, and no fsync there."""
+        def after(outputs):
+            done = self.runner.finishing(self.row, outputs, state.info, fence=self.fence)
+            try:
+                done.write()
+            except OSError as err:
+                return AppError(f"Could not save the result: {err.strerror or err}.",
+                                f"无法保存结果：{err.strerror or err}。")
+            return done
+        return after

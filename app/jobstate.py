@@ -245,11 +245,12 @@ def take_turn(job_id: str, expected_polls: int, *, not_cancelled: bool = False, 
     return bool(query.execute())
 
 
-def save_info(job_id: str, changes: dict, **fields) -> dict:
-    """Merge ``changes`` into the job's ``info`` (and set ``fields``, never the status); the new info."""
+def save_info(job_id: str, changes: dict, *, base: dict | None = None, **fields) -> dict:
+    """Merge ``changes`` into the job's ``info`` (and set ``fields``, never the status); the new info.
+    ``base``: the info as the caller has just read it with the row (not read again)."""
     if "status" in fields:
         raise ValueError("save_info does not change a job's status")
-    info = {**Job.fetch(job_id).info, **changes}
+    info = {**(Job.fetch(job_id).info if base is None else base), **changes}
     Job.update(info=info, updated_at=time.time(), **fields).where(Job.id == job_id).execute()
     return info
 

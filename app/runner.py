@@ -316,9 +316,10 @@ class JobRunner:
         elif following == "collect":
             self._cloud_collect(job, engine, state, request)
 
-    def polled(self, job: Job, engine, state, exc) -> str | None:
+    def polled(self, job: Job, engine, state, exc, *, fresh: bool = False) -> str | None:
         """Record a poll's answer; what comes next: ``"poll"`` (ask again), ``"collect"`` (download the
-        results) or None (the job ended here: failed or cancelled)."""
+        results) or None (the job ended here: failed or cancelled). ``fresh``: ``job`` was read in this
+        same step (a chain reads it after the answer came), so its info is not read again."""
         if isinstance(exc, ProviderError):
             errors = job.info.get("_poll_errors", 0) + 1
             if exc.retryable and errors < MAX_POLL_ERRORS:
@@ -332,7 +333,8 @@ class JobRunner:
         fields = {"remote_status": state.raw_status, "message": f"provider: {state.raw_status}"}
         if state.progress is not None:
             fields["progress"] = min(float(state.progress), 99.0)
-        jobstate.save_info(job.id, {**state.info, "_poll_errors": 0}, **fields)
+        job.info = jobstate.save_info(job.id, {**state.info, "_poll_errors": 0}, base=job.info if fresh else None,
+                                      **fields)  # (``job`` is left as written: a chain builds job.json from it)
         if state.status in ("queued", "running"):
             return "poll"
         if state.status == "succeeded":

@@ -34,9 +34,17 @@ def _tmp_beside(path: Path, suffix: str) -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    tmp = _tmp_beside(path, ".part")
+    """``data`` at ``path``, synced, through a temporary file written on the descriptor that made it (a
+    cloud burst writes a few of these per job: one open, not two)."""
+    check_path_length(path)
     try:
-        with open(tmp, "wb") as fh:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=".part")
+    except FileNotFoundError:  # the folder is new
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=".part")
+    tmp = Path(name)
+    try:
+        with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -58,7 +58,11 @@ class CreateJournal:
         return data if isinstance(data, dict) else {}
 
     def save(self, job_id: str, **fields) -> dict:
-        data = {**self.load(job_id), **fields, "updated_at": time.time()}
+        return self.save_over(self.load(job_id), job_id, **fields)
+
+    def save_over(self, current: dict, job_id: str, **fields) -> dict:
+        """``save``, over the note as the caller just loaded it (``current``): no second read."""
+        data = {**current, **fields, "updated_at": time.time()}
         atomic_write_json(self._path(job_id), data)
         return data
 

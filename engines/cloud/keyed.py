@@ -137,26 +137,30 @@ class KeyedCloudEngine(CloudEngine):
             files.append(ResultFile(url, "video", self.id, index, {k: v for k, v in meta.items() if v not in (None, "")}))
         return files + (self.extra_files(state, request) if files else [])
 
-    def _collect_steps(self, state, request, vendor: str):
+    def _collect_steps(self, state, request, vendor: str, after=None):
         """Each result file downloaded in order (checked, streamed: ``http.result_steps``), then probed and
-        given its thumbnail: on the loop, the last rename and the probe are one trip, not two."""
+        given its thumbnail: on the loop, the last rename and the probe are one trip, not two. ``after``:
+        called with the outputs in that same trip; then ``(outputs, after(outputs))`` is returned."""
         from engines.cloud import http
 
         paths = []
         for f in self.result_files(state, request):
             paths.append((yield from http.result_steps(f.url, request.workdir, f.prefix, f.index, kind=f.kind,
                                                        vendor=vendor)))
-        return self._collected(state, request, paths)
+        outputs = self._collected(state, request, paths)
+        return outputs if after is None else (outputs, after(outputs))
 
     def collect(self, state, request) -> list:
         return steps.run(self._collect_steps(state, request, "storage"))
 
-    async def acollect(self, state, request) -> list:
+    async def acollect(self, state, request, after=None):
         """``collect`` on the cloud loop: downloads awaited there, under the vendor's request slots; the
-        files written, probed and thumbnailed on file threads."""
+        files written, probed and thumbnailed on file threads. ``after(outputs)``: run on the file thread
+        that made the last output (the studio writes job.json there); the answer is then ``(outputs,
+        after(outputs))``."""
         from engines.cloud import aio
 
-        return await steps.arun(self._collect_steps(state, request, self.VENDOR), on=aio.files)
+        return await steps.arun(self._collect_steps(state, request, self.VENDOR, after), on=aio.files)
 
     def _collected(self, state, request, paths: list) -> list:
         from engines.cloud import results

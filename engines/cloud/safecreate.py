@@ -131,7 +131,7 @@ def log_attempt(journal: CreateJournal, job_id: str, *, note: dict | None = None
     current = journal.load(job_id)
     attempts = list(current.get("attempts") or [])[-19:]
     attempts.append({"at": round(time.time(), 3), **entry})
-    return journal.save(job_id, **(note or {}), attempts=attempts)
+    return journal.save_over(current, job_id, **(note or {}), attempts=attempts)
 
 
 def claim_lock(journal: CreateJournal) -> threading.Lock:
