@@ -353,6 +353,7 @@ def phases(rows: dict[str, dict], arrived: dict[str, dict], args, *, exclude: st
                                    "create answered -> poll sent": [], "poll answered -> download sent": [],
                                    "download answered -> finished": []}
     last, last_at = {}, -1.0
+    spread: dict[str, list[float]] = {"creates": [], "first polls": [], "downloads": [], "finishes": []}
     for job_id, row in rows.items():
         seen = arrived.get(row["remote_id"] or "")
         if job_id == exclude or not seen or not seen.get("poll") or "download" not in seen or not row["finished_at"]:
@@ -364,9 +365,12 @@ def phases(rows: dict[str, dict], arrived: dict[str, dict], args, *, exclude: st
                 "download answered -> finished": row["finished_at"] - seen["download"] - args.latency}
         for name, gap in gaps.items():
             out[name].append(gap)
+        for name, at in (("creates", seen["create"]), ("first polls", seen["poll"][0]),
+                         ("downloads", seen["download"]), ("finishes", row["finished_at"])):
+            spread[name].append(at - t0)
         if row["finished_at"] > last_at:
             last, last_at = {**gaps, "polls": len(seen["poll"])}, row["finished_at"]
-    return {"all": out, "last": last}
+    return {"all": out, "last": last, "spread": spread}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -557,6 +561,9 @@ def table(r: dict, args) -> str:
         ("  the job that finished last: the same gaps, in order",
          " / ".join(f"{v:.2f}" for k, v in r["phases"]["last"].items() if k != "polls") + " s",
          f"{r['phases']['last'].get('polls', 0)} poll(s)"),
+        ("  when the vendor saw them, s after the first submit: first / p50 / last",
+         "; ".join(f"{name} {min(v or [0]):.2f} / {pct(v, 50):.2f} / {max(v or [0]):.2f}"
+                   for name, v in r["phases"]["spread"].items()), "finishes: as the studio wrote them"),
         ("REST /health (no Gradio queue)", lat(r["during"]["health"]), ""),
         ("  same, at rest before the run", lat(r["rest"]["health"]), ""),
         ("  the cloud process: in the kernel (system time) / per job",
