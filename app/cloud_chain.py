@@ -143,13 +143,13 @@ class CloudChain:
     def _created(self, remote_id: str) -> bool:
         if not self.runner.created(self.job_id, remote_id, while_running=True, turn=True, fence=self.fence):
             job = Job.find(self.job_id)  # cancelled (or gone) while the create was on the wire
-            if job is not None:
-                if job.fence == self.fence:  # (not on a retried job's new run: its own create names its task)
-                    self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
-                else:
-                    log.warning("job %s: task %s was made for a run that was cancelled and retried meanwhile",
-                                job.id, remote_id)
+            if job is not None and job.fence == self.fence:
+                self.runner.created(job.id, remote_id)  # kept: it names the task the vendor made
                 self._cancel_remote(job, remote_id)
+            elif job is not None:  # cancelled and retried meanwhile: the new run's create resumed from the same
+                # journal note and may have looked this very task up and adopted it, so it is left alone
+                log.warning("job %s: task %s was answered to a run cancelled and retried meanwhile; left as it is",
+                            job.id, remote_id)
             return False
         self.token = 1  # created() restarts the poll count, with the first turn taken
         return not self.runner.stopping.is_set()
@@ -159,7 +159,7 @@ class CloudChain:
         if not getattr(self.engine, "can_cancel", False):
             return
         try:
-            if self.engine.cancel_remote(remote_id) and job.fence == self.fence:  # (not on a new run's row)
+            if self.engine.cancel_remote(remote_id):
                 jobstate.save_info(job.id, {"cancel_note": "Cancelled at the provider.",
                                             "cancel_note_zh": "已在服务商处取消。"})
         except Exception as exc:  # the provider refused: the local cancel stands

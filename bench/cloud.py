@@ -73,9 +73,13 @@ def result_video(path: Path, kind: str) -> Path:
     return write_video(frames, path, 24)
 
 
-def serve_fake(conn, finish_s: float, latency: float, video_kind: str = "tiny") -> None:
-    """Child process: run a timed DashScope until told to stop, then send back its counts."""
+def serve_fake(conn, finish_s: float, latency: float, video_kind: str = "tiny", nice: int = 0) -> None:
+    """Child process: run a timed DashScope until told to stop, then send back its counts. ``nice``: its
+    scheduling priority (``--vendor-nice``; a real vendor's CPU is not on the user's machine)."""
     import uuid
+
+    if nice:
+        os.nice(nice)
 
     from tests.cloud.fake_dashscope import FakeDashScope
     from tests.cloud.fakeserver import Reply
@@ -386,7 +390,8 @@ def run(args) -> dict:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency, args.video), daemon=True)
+    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency, args.video, args.vendor_nice),
+                         daemon=True)
     vendor.start()
     if not parent.poll(60):
         raise RuntimeError(f"the fake vendor process did not start (exit code {vendor.exitcode})")
@@ -405,7 +410,12 @@ def run(args) -> dict:
         ws.mkdir()
         (ws / "config.yaml").write_text(f"queue:\n  io_workers: {args.io_workers}\n  async_cloud: "
                                         f"{'true' if args.async_cloud == 'on' else 'false'}\n", encoding="utf-8")
-        env = {"DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
+        if args.key_from == "file":  # as the UI saves it (app/secrets.py), not in the environment
+            from app.secrets import SecretStore
+
+            SecretStore(tmp / "secrets.yaml").set("DASHSCOPE_API_KEY", KEY)
+        key_env = {"DASHSCOPE_API_KEY": KEY} if args.key_from == "env" else {}
+        env = {**key_env, "DASHSCOPE_HTTP_BASE_URL": base_url, "NO_PROXY": "127.0.0.1,localhost",
                "XIANYING_POLL_SCALE": str(args.poll_scale), "XIANYING_SECRETS": str(tmp / "secrets.yaml"),
                "XIANYING_CLOUD_CONCURRENCY": str(args.concurrency),
                "XIANYING_CLOUD_PROCESS": "1" if args.cloud_process == "on" else "0",
@@ -590,6 +600,12 @@ def main() -> None:
     parser.add_argument("--video", choices=("tiny", "720p"), default="tiny",
                         help="what each task returns: a tiny clip, or a 720p one (a real result's probe and thumbnail)")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
+    parser.add_argument("--key-from", choices=("env", "file"), default="env",
+                        help="the DashScope key in the studio's environment, or in its secrets file (as the UI saves it)")
+    parser.add_argument("--vendor-nice", type=int, default=0,
+                        help="the fake vendor process's nice increment (negative: ahead of the studio; needs root). "
+                             "It shares the studio's cores, which a real vendor does not: this shows how much of "
+                             "the excess over one job alone is the fake's own turn for the CPU")
     parser.add_argument("--io-workers", type=int, default=4)
     parser.add_argument("--submitters", type=int, default=8, help="client threads calling /submit")
     parser.add_argument("--submit", choices=("each", "batch"), default="each",

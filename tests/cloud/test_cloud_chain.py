@@ -197,6 +197,28 @@ def test_a_job_retried_while_its_old_chain_waits_on_a_poll_runs_its_new_task_alo
     assert (studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0
 
 
+def test_a_create_answered_after_cancel_and_retry_is_left_to_the_new_run(studio_for, monkeypatch):
+    """The first run's create is answered only after Cancel and Retry: its chain neither writes that task id
+    on the new run's row nor cancels the task (the new run's create resumed from the same journal note,
+    and could have adopted it); the new run ends with its own task."""
+    monkeypatch.setenv("XIANYING_CREATE_QUIET_S", "0")  # an empty lookup means "never made": the new run creates
+    studio, fake = studio_for("dashscope")
+    fake.plan = ["SUCCEEDED"]
+    gate = fake.gates["create"] = threading.Barrier(2)  # the first create waits for this test
+    job_id = submit(studio, "dashscope", "创建途中取消并重试")
+    wait_until(lambda: fake.in_flight.get("create") == 1, "the first run's create in flight")
+    assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
+    del fake.gates["create"]
+    studio.service.retry(job_id, LOCAL)
+    job = wait_job(studio, job_id, timeout=30)
+    assert job.status == "succeeded", job.error
+    new_task = job.remote_id
+    gate.wait(10)  # the vendor makes the first run's task now, and answers
+    wait_until(lambda: len(fake.tasks) == 2 and not studio.runner.chains, "the first run's chain ended")
+    job = studio.service.get(job_id, LOCAL)
+    assert job.status == "succeeded" and job.remote_id == new_task and fake.count("cancel") == 0
+
+
 @pytest.mark.parametrize("vendor_id", ["dashscope", "zhipu"])
 def test_retry_of_a_cancelled_job_sends_a_create_of_its_own(studio_for, vendor_id):
     """DashScope's and Zhipu's create notes name a task answered but not yet committed ("follow it" after a
