@@ -73,13 +73,9 @@ def result_video(path: Path, kind: str) -> Path:
     return write_video(frames, path, 24)
 
 
-def serve_fake(conn, finish_s: float, latency: float, video_kind: str = "tiny", nice: int = 0) -> None:
-    """Child process: run a timed DashScope until told to stop, then send back its counts. ``nice``: its
-    scheduling priority (``--vendor-nice``; a real vendor's CPU is not on the user's machine)."""
+def serve_fake(conn, finish_s: float, latency: float, video_kind: str = "tiny") -> None:
+    """Child process: run a timed DashScope until told to stop, then send back its counts."""
     import uuid
-
-    if nice:
-        os.nice(nice)
 
     from tests.cloud.fake_dashscope import FakeDashScope
     from tests.cloud.fakeserver import Reply
@@ -390,8 +386,7 @@ def run(args) -> dict:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency, args.video, args.vendor_nice),
-                         daemon=True)
+    vendor = ctx.Process(target=serve_fake, args=(child, args.finish, args.latency, args.video), daemon=True)
     vendor.start()
     if not parent.poll(60):
         raise RuntimeError(f"the fake vendor process did not start (exit code {vendor.exitcode})")
@@ -602,10 +597,6 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every HTTP answer")
     parser.add_argument("--key-from", choices=("env", "file"), default="env",
                         help="the DashScope key in the studio's environment, or in its secrets file (as the UI saves it)")
-    parser.add_argument("--vendor-nice", type=int, default=0,
-                        help="the fake vendor process's nice increment (negative: ahead of the studio; needs root). "
-                             "It shares the studio's cores, which a real vendor does not: this shows how much of "
-                             "the excess over one job alone is the fake's own turn for the CPU")
     parser.add_argument("--io-workers", type=int, default=4)
     parser.add_argument("--submitters", type=int, default=8, help="client threads calling /submit")
     parser.add_argument("--submit", choices=("each", "batch"), default="each",
