@@ -17,8 +17,9 @@ process) stops there. The first poll's turn is taken in the write that commits t
 trip to the database fewer per job, in the burst of create answers); a cancel asked during the
 first poll's wait then costs one more status query, whose answer is not written. A poll's answer
 and the results are written only while the job still has the fence it was claimed with: a chain
-whose run was superseded (cancelled, retried and claimed again) does not write them. It also stops when the job is cancelled (a create answered after a cancel is
-cancelled at the vendor where it can be) and when the studio stops: the loop's shutdown cancels
+whose run was superseded (cancelled, retried and claimed again) does not write them. It also stops
+when the job is cancelled (a create answered after a cancel is cancelled at the vendor where it
+can be) and when the studio stops: the loop's shutdown cancels
 it mid-request, nothing more is written, and the next start resumes the job from its row (a
 create from its journal, a poll from its task id) as after a crash.
 """

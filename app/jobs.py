@@ -396,12 +396,8 @@ class JobService:
             engine = self.engines.get(job.engine)
             if resend and (allow := getattr(engine, "allow_resend", None)) is not None:
                 allow(job.id)
-            ended = getattr(engine, "task_ended", None)
-            if job.remote_id and ended is not None and (job.status == "cancelled" or resend):
-                # the user stopped that task (or asks for a new one): the create journal must not hand it to
-                # the new run, which sends a create of its own. (A job that failed while its task still ran
-                # follows that task again, where the vendor's note kept it: the result already paid for.)
-                ended(job.id)
+            if job.remote_id and (job.status == "cancelled" or resend) and hasattr(engine, "task_ended"):
+                engine.task_ended(job.id)  # the journal must not hand that task to the new run (README: Retry)
             n = jobstate.reset_for_retry(job)
         job = self.row(job_id)
         if n:

@@ -25,24 +25,31 @@ def _drop(tmp: Path, exc: BaseException) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _tmp_beside(path: Path, suffix: str) -> Path:
+def _tmp_open_beside(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new temporary file in ``path``'s folder, made if it is new: its descriptor and its name."""
     check_path_length(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=suffix)
+
+    def make() -> tuple[int, str]:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=suffix)
+
+    try:
+        fd, name = make()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = make()
+    return fd, Path(name)
+
+
+def _tmp_beside(path: Path, suffix: str) -> Path:
+    fd, tmp = _tmp_open_beside(path, suffix)
     os.close(fd)
-    return Path(tmp)
+    return tmp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """``data`` at ``path``, synced, through a temporary file written on the descriptor that made it (a
     cloud burst writes a few of these per job: one open, not two)."""
-    check_path_length(path)
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=".part")
-    except FileNotFoundError:  # the folder is new
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:40]}-", suffix=".part")
-    tmp = Path(name)
+    fd, tmp = _tmp_open_beside(path, ".part")
     try:
         with open(fd, "wb") as fh:
             fh.write(data)
