@@ -389,11 +389,10 @@ class JobService:
             raise Conflict(f"Only failed or cancelled tasks can be retried (this one is {job.status}).",
                            f"只有失败或已取消的任务可以重试（当前：{job.status}）。")
         with db.atomic("IMMEDIATE"):
-            if self.admission is not None and job.kind in ("local", "cloud"):
-                engine = self.engine(job.engine)
-                self.admission(user=job.user, engine=engine, task=job.task,
-                               params=engine.Params.model_validate(job.params), parent=None)
             engine = self.engines.get(job.engine)
+            if self.admission is not None and job.kind in ("local", "cloud"):
+                self.admission(user=job.user, engine=self.engine(job.engine), task=job.task,
+                               params=self.engine(job.engine).Params.model_validate(job.params), parent=None)
             if resend and (allow := getattr(engine, "allow_resend", None)) is not None:
                 allow(job.id)
             if job.remote_id and (job.status == "cancelled" or resend) and hasattr(engine, "task_ended"):
