@@ -78,6 +78,9 @@ def refresh(episodes):
     return show
 
 
+PLAN_QUEUE = {"concurrency_id": "project-plan", "concurrency_limit": 1}
+
+
 def build(episodes, project, only) -> gr.HTML:
     box = gr.HTML(elem_id="episode-plan")
 
@@ -88,7 +91,7 @@ def build(episodes, project, only) -> gr.HTML:
         return preview(episodes, project_id, caller(request), list(scenes) if scenes else None, lang_of(request))
 
     show = refresh(episodes)
-    for trigger in (project.change, only.change):
-        trigger(show, [project, only], box, api_visibility="private")
+    for trigger in (project.change, only.change):  # one read at a time: the last plan drawn is the newest
+        trigger(show, [project, only], box, api_visibility="private", **PLAN_QUEUE)
     gr.api(plan_episode, api_name="plan_episode", concurrency_limit=None)
     return box

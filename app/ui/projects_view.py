@@ -240,12 +240,17 @@ def build(service, t) -> None:
     open_outs = [error, *settings_fields, only, renders, episode_id, timer]
     root = gr.context.Context.root_block  # the page's first load opens the selected project
     triggers = [project.change, refresh.click] + ([root.load] if root is not None else [])
+    # Each panel's reads wait in one queue, one at a time, so the last drawn is the newest: with the
+    # studio's default of 16 at once, a quick switch from A to B could end with A's read drawn last,
+    # under B's name. The storyboard shares its queue with its own Refresh and timer.
+    panels = [(open_project, open_outs, {"concurrency_id": "project-open", "concurrency_limit": 1}),
+              (chars_load, chars_outs, {"concurrency_id": "project-characters", "concurrency_limit": 1}),
+              (scenes_load, scenes_outs, {"concurrency_id": "project-scenes", "concurrency_limit": 1}),
+              (board_load, board_outs, storyboard_view.BOARD_QUEUE),
+              (design_load, design_who, {"concurrency_id": "project-design", "concurrency_limit": 1})]
     for trigger in triggers:
-        trigger(open_project, project, open_outs, api_visibility="private")
-        trigger(chars_load, project, chars_outs, api_visibility="private")
-        trigger(scenes_load, project, scenes_outs, api_visibility="private")
-        trigger(board_load, project, board_outs, api_visibility="private")
-        trigger(design_load, project, design_who, api_visibility="private")
+        for load, outs, queue in panels:
+            trigger(load, project, outs, api_visibility="private", **queue)
 
     @on("user")
     def list_projects(current=None, request: gr.Request = None):
@@ -370,6 +375,7 @@ def build(service, t) -> None:
     timer.tick(poll, episode_id, [progress, timer, renders], api_visibility="private", show_progress="hidden")
     episode_id.change(poll, episode_id, [progress, timer, renders], api_visibility="private")
     renders.change(show_render, [project, renders], [player, sidecar], api_visibility="private")
-    renders.change(plan_view.refresh(episodes), [project, only], plan_box, api_visibility="private")  # reuse after a render
+    renders.change(plan_view.refresh(episodes), [project, only], plan_box, api_visibility="private",
+                   **plan_view.PLAN_QUEUE)  # reuse after a render
     register(episodes)
     storyboard_view.register(episodes, storyboard_view.DesignService(service, episodes.store))

@@ -219,6 +219,14 @@ def design_panel(service, design: DesignService, project, prefix: str, t):
     return load_who, who
 
 
+# Every trigger that redraws the board (project change, page load, Refresh, the timer, a verb) waits in
+# this one queue, one read at a time, so the last board drawn is the newest read. With a queue per
+# trigger (and the studio's default of 16 at once) a read begun before a change on disk could land
+# after a fresh one and put the old scenes back: seen once in CI, a project.change read that finished
+# after Refresh. A read takes milliseconds; one at a time costs nothing a person notices.
+BOARD_QUEUE = {"concurrency_id": "storyboard-board", "concurrency_limit": 1}
+
+
 def build(service, episodes, project, t) -> tuple:
     """The Storyboard sub-tab; returns (load function, its outputs) for the Projects tab's triggers."""
     design = DesignService(service, episodes.store)
@@ -259,12 +267,12 @@ def build(service, episodes, project, t) -> tuple:
 
     outs = [board, scene, timer]
     action.change(act, [project, action], [message, timer], api_visibility="private").then(
-        load, project, outs, api_visibility="private")
+        load, project, outs, api_visibility="private", **BOARD_QUEUE)
     for verb, button in buttons.items():
         button.click(on("user")(lambda s, request=None, v=verb: f"{v}:{s}|{time.time()}" if s else ""),
                      scene, action, api_visibility="private")
-    refresh.click(load, project, outs, api_visibility="private")
-    timer.tick(load, project, outs, api_visibility="private", show_progress="hidden")
+    refresh.click(load, project, outs, api_visibility="private", **BOARD_QUEUE)
+    timer.tick(load, project, outs, api_visibility="private", show_progress="hidden", **BOARD_QUEUE)
 
     @on("user")
     def both(pid, request: gr.Request = None):
