@@ -14,6 +14,7 @@ from core.media import probe
 from tests.cloud.fake_dashscope import FakeDashScope
 from tests.cloud.fakeserver import Fault
 from tests.cloud.helpers import png_data_uri, run_job, wait_remote
+from tests.conftest import wait_for
 from app.access import LOCAL, Principal  # noqa: F401
 
 KEY = "sk-test-dashscope-5f1e2d3c4b5a69788796"
@@ -146,7 +147,8 @@ def test_failed_task_keeps_the_vendor_code(cloud_studio, fake):
     job = run_job(cloud_studio, t2v())
     assert job.status == "failed"
     assert job.error_code == "InternalError.Algo" and "internal error" in job.error
-    assert job.outputs == [] and not (cloud_studio.settings.staging_dir / job.id).exists()
+    assert job.outputs == []
+    wait_for(lambda: not (cloud_studio.settings.staging_dir / job.id).exists(), timeout=10)  # (just after the row)
 
 
 def test_moderation_failure_of_a_task_is_said_plainly(cloud_studio, fake):

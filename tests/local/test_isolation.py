@@ -62,7 +62,7 @@ def test_cancel_ends_a_step_in_progress_and_a_fresh_process_runs_the_next_job(ws
             done = finished(slow.id, timeout=60)
             assert done.status == "cancelled", (done.status, done.error)
             assert "mid-step" in done.message and done.outputs == [] and done.progress < 100
-            assert not (st.settings.staging_dir / slow.id).exists()
+            wait_for(lambda: not (st.settings.staging_dir / slow.id).exists(), timeout=10)  # (just after the row)
             assert not first.alive() and st.runner.isolation.kills == 1
             quick = st.service.submit(TINY, LOCAL)
             ok = finished(quick.id)

@@ -77,7 +77,7 @@ def test_cancel_running_job_leaves_no_files(local_studio):
     done = finished(st, job.id)
     assert done.status == "cancelled" and done.outputs == [] and done.output_dir is None
     assert done.progress < 100
-    assert not (st.settings.staging_dir / job.id).exists()
+    wait_for(lambda: not (st.settings.staging_dir / job.id).exists(), timeout=10)  # (removed just after the row)
     assert not list(st.settings.outputs_dir.rglob(f"*{job.id}*"))
 
 
