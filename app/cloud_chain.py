@@ -27,7 +27,10 @@ create from its journal, a poll from its task id) as after a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import shutil
+from pathlib import Path
 
 from peewee import InterfaceError, OperationalError
 
@@ -46,6 +49,7 @@ class CloudChain:
         self.job_id, self.token, self.fence = job.id, job.polls, job.fence
         self.remote_id = job.remote_id
         self.row: Job | None = None  # the row as the poll that found the task done left it (job.json's source)
+        self.folder: Path | None = None  # this run's own staging folder, once its downloads start
 
     @classmethod
     def begin(cls, runner, job: Job, engine) -> None:
@@ -189,16 +193,27 @@ class CloudChain:
         return following
 
     def _collecting(self) -> bool:
-        """In the same completion call as the poll that found the task done (one trip off the loop fewer)."""
-        return not self.runner.stopping.is_set() and self.runner.collecting(self.job_id)
+        """In the same completion call as the poll that found the task done (one trip off the loop fewer).
+        The downloads go to this run's own folder (``runner.run_dir``)."""
+        if self.runner.stopping.is_set() or not self.runner.collecting(self.job_id, self.fence):
+            return False
+        self.folder = self.request.workdir = self.runner.run_dir(self.job_id, self.fence)
+        return True
 
     def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)
-        if job is None or job.fence != self.fence:  # (a retried job's new run: its staging folder is its own)
+        if job is None or job.fence != self.fence:  # cancelled and retried (or deleted) meanwhile: what this
+            self._drop_folder()  # run downloaded goes; the new run's folder is another one
             return
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
             return
         self.runner.collected(job, state, outputs, exc, done)
+
+    def _drop_folder(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the job's folder too, when nothing else is in it
+                self.folder.parent.rmdir()
 
     # --- on a file thread ----------------------------------------------------------
     def _job_json(self, state):
@@ -206,7 +221,7 @@ class CloudChain:
         last poll left), with job.json written and synced, or the error that fails the job. On the file
         thread that made the results: no trip to the completion thread, and no fsync there."""
         def after(outputs):
-            done = self.runner.finishing(self.row, outputs, state.info, fence=self.fence)
+            done = self.runner.finishing(self.row, outputs, state.info, fence=self.fence, work=self.folder)
             try:
                 done.write()
             except OSError as err:

@@ -108,6 +108,12 @@ class JobRunner:
     def workdir(self, job_id: str) -> Path:
         return self.settings.staging_dir / job_id
 
+    def run_dir(self, job_id: str, fence: int) -> Path:
+        """A cloud chain's downloads, in a folder of this run's own under the job's: a run cancelled and
+        retried while its download was on the wire writes there, never into the folder the new run
+        publishes (``collecting``)."""
+        return self.workdir(job_id) / f"run-{fence}"
+
     def request_for(self, job: Job):
         from engines.base import EngineRequest
 
@@ -143,13 +149,14 @@ class JobRunner:
         done.write()
         self.publish(job, done.fence, done.work, done.final, done.fields)
 
-    def finishing(self, job: Job, outputs, info: dict | None = None, *, fence: int | None = None) -> Finish:
+    def finishing(self, job: Job, outputs, info: dict | None = None, *, fence: int | None = None,
+                  work: Path | None = None) -> Finish:
         """What a success publishes, from ``job`` (the row as it is now) and written nowhere yet: the output
         records, ``job.json``'s content and the row's fields (a cloud chain writes job.json on a file
         thread, ``app/cloud_chain.py``). ``fence``: the fencing token this run claimed the job with
-        (by default the row's)."""
+        (by default the row's). ``work``: the folder the outputs are in (by default the job's)."""
         fence = job.fence if fence is None else fence
-        work = self.workdir(job.id)
+        work = self.workdir(job.id) if work is None else work
         now = time.time()
         final = self.settings.outputs_dir / time.strftime("%Y-%m-%d", time.localtime(job.created_at)) / job.id
         ws = self.settings.workspace
@@ -354,11 +361,12 @@ class JobRunner:
             outputs, exc = None, err
         self.collected(job, state, outputs, exc)
 
-    def collecting(self, job_id: str) -> bool:
-        """The downloads start (a fresh staging folder), while the job runs and no cancel was asked."""
+    def collecting(self, job_id: str, fence: int | None = None) -> bool:
+        """The downloads start (a fresh staging folder), while the job runs and no cancel was asked.
+        ``fence``: a cloud chain's run, whose folder is its own (``run_dir``)."""
         if not jobstate.remote_phase(job_id, "collecting", "downloading", while_running=True):
             return False
-        work = self.workdir(job_id)
+        work = self.workdir(job_id) if fence is None else self.run_dir(job_id, fence)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         return True

@@ -197,6 +197,33 @@ def test_a_job_retried_while_its_old_chain_waits_on_a_poll_runs_its_new_task_alo
     assert (studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0
 
 
+def test_a_download_answered_to_a_cancelled_run_stays_out_of_the_retried_runs_folder(studio_for):
+    """Cancel during the first run's download, Retry, and let the old download finish while the new run's
+    own download is on the wire: the old chain's video (and its job.json) must not land in the folder the
+    new run publishes. Both runs once shared staging/<job id>/, so the published folder held the cancelled
+    task's video beside the new one."""
+    studio, fake = studio_for("dashscope")
+    fake.plan = ["SUCCEEDED"]
+    old_gate = fake.gates["download"] = threading.Barrier(2)  # the first run's download waits for this test
+    job_id = submit(studio, "dashscope", "下载途中取消并重试")
+    wait_until(lambda: fake.in_flight.get("download") == 1, "the first run's download in flight")
+    assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
+    new_gate = fake.gates["download"] = threading.Barrier(2)  # and the new run's, after it
+    studio.service.retry(job_id, LOCAL)
+    wait_until(lambda: fake.in_flight.get("download") == 2, "the new run's download in flight")
+    old_gate.wait(10)  # the old download is answered now, into... its own folder
+    wait_until(lambda: len(studio.runner.chains) == 1, "the old chain ended")
+    new_gate.wait(10)
+    job = wait_job(studio, job_id, timeout=30)
+    assert job.status == "succeeded", job.error
+    folder = studio.settings.workspace / job.output_dir
+    videos = sorted(p.name for p in folder.glob("*.mp4"))
+    assert videos == [job.outputs[0]["file"].rsplit("/", 1)[-1]]
+    record = __import__("json").loads((folder / "job.json").read_text(encoding="utf-8"))
+    assert [o["file"] for o in record["outputs"]] == [o["file"] for o in job.outputs]
+    wait_until(lambda: not (studio.settings.staging_dir / job_id).exists(), "no staging folder left")
+
+
 def test_a_create_answered_after_cancel_and_retry_is_left_to_the_new_run(studio_for, monkeypatch):
     """The first run's create is answered only after Cancel and Retry: its chain neither writes that task id
     on the new run's row nor cancels the task (the new run's create resumed from the same journal note,
