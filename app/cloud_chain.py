@@ -27,9 +27,7 @@ create from its journal, a poll from its task id) as after a crash.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import shutil
 from pathlib import Path
 
 from peewee import InterfaceError, OperationalError
@@ -203,17 +201,12 @@ class CloudChain:
     def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)
         if job is None or job.fence != self.fence:  # cancelled and retried (or deleted) meanwhile: what this
-            self._drop_folder()  # run downloaded goes; the new run's folder is another one
+            if self.folder is not None:  # run downloaded goes; the new run's folder is another one
+                self.runner.drop_staging(job, self.folder)
             return
         if self.runner.stopping.is_set() and exc is not None:  # cut by the stop: resumes at the next start
             return
         self.runner.collected(job, state, outputs, exc, done)
-
-    def _drop_folder(self) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            with contextlib.suppress(OSError):  # the job's folder too, when nothing else is in it
-                self.folder.parent.rmdir()
 
     # --- on a file thread ----------------------------------------------------------
     def _job_json(self, state):

@@ -13,6 +13,7 @@ Huey task on an io worker (``_cloud_create``, ``_cloud_poll``, ``_cloud_collect`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -143,9 +144,10 @@ class JobRunner:
 
         return cancelled
 
-    def _finish(self, job: Job, outputs, info: dict | None = None) -> None:
-        """Write job.json, move the staging folder into outputs/, mark succeeded."""
-        done = self.finishing(Job.fetch(job.id), outputs, info, fence=job.fence)
+    def _finish(self, job: Job, outputs, info: dict | None = None, work: Path | None = None) -> None:
+        """Write job.json, move the staging folder (``work``: by default the job's) into outputs/, mark
+        succeeded."""
+        done = self.finishing(Job.fetch(job.id), outputs, info, fence=job.fence, work=work)
         done.write()
         self.publish(job, done.fence, done.work, done.final, done.fields)
 
@@ -195,9 +197,22 @@ class JobRunner:
         return True
 
     def fail(self, job: Job, exc: AppError, status: str = "failed") -> None:
-        """Not finished → failed (or cancelled), only while this run's fence holds."""
+        """Not finished → failed (or cancelled), only while this run's fence holds. The job's staging folder
+        goes too, unless a newer run of the job (a Retry, claimed since) has it now."""
         jobstate.fail(job.id, exc, fence=job.fence, status=status)
-        shutil.rmtree(self.workdir(job.id), ignore_errors=True)
+        self.drop_staging(job)
+
+    def drop_staging(self, job: Job | None, work: Path | None = None) -> None:
+        """``work`` (a run's own folder, ``run_dir``), and the job's folder once empty; without ``work``,
+        the job's whole folder while this run (``job.fence``) is still the job's newest."""
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()
+            return
+        row = Job.find(job.id)
+        if row is None or row.fence == job.fence:
+            shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- local ----------------------------------------------------------------------
     def _run_local(self, job: Job, engine) -> None:
@@ -353,13 +368,14 @@ class JobRunner:
         return None
 
     def _cloud_collect(self, job: Job, engine, state, request) -> None:
-        if not self.collecting(job.id):
+        if not self.collecting(job.id, job.fence):
             return
+        request.workdir = self.run_dir(job.id, job.fence)  # this run's own (a Retry's run has another)
         try:
             outputs, exc = engine.collect(state, request), None
         except Exception as err:
             outputs, exc = None, err
-        self.collected(job, state, outputs, exc)
+        self.collected(job, state, outputs, exc, work=request.workdir)
 
     def collecting(self, job_id: str, fence: int | None = None) -> bool:
         """The downloads start (a fresh staging folder), while the job runs and no cancel was asked.
@@ -371,21 +387,24 @@ class JobRunner:
         work.mkdir(parents=True)
         return True
 
-    def collected(self, job: Job, state, outputs, exc: BaseException | None, done: Finish | None = None) -> None:
+    def collected(self, job: Job, state, outputs, exc: BaseException | None, done: Finish | None = None,
+                  work: Path | None = None) -> None:
         """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job. ``done``:
-        ``finishing``'s answer with job.json already written (a cloud chain)."""
+        ``finishing``'s answer with job.json already written (a cloud chain). ``work``: the run's own
+        folder the downloads are in (``run_dir``)."""
+        work = done.work if done is not None else work
         try:
             if exc is None and done is not None:
                 self.publish(job, done.fence, done.work, done.final, done.fields)
             elif exc is None:
-                self._finish(job, outputs, state.info)
+                self._finish(job, outputs, state.info, work)
             elif isinstance(exc, AppError):
                 self.fail(job, exc)
             else:
                 log.error("download for job %s failed", job.id, exc_info=exc)
                 self.fail(job, AppError(f"Download failed: {type(exc).__name__}: {exc}", f"下载失败：{exc}"))
         finally:
-            shutil.rmtree(self.workdir(job.id), ignore_errors=True)
+            self.drop_staging(job, work)
 
     def resume(self, job_ids) -> None:
         """The process that ran these jobs' cloud steps died: put each one back on its way through the

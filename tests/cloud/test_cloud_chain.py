@@ -197,22 +197,26 @@ def test_a_job_retried_while_its_old_chain_waits_on_a_poll_runs_its_new_task_alo
     assert (studio.settings.workspace / job.outputs[0]["file"]).stat().st_size > 0
 
 
-def test_a_download_answered_to_a_cancelled_run_stays_out_of_the_retried_runs_folder(studio_for):
+@pytest.mark.parametrize("chained", [True, False], ids=["chain", "io-workers"])
+def test_a_download_answered_to_a_cancelled_run_stays_out_of_the_retried_runs_folder(studio_for, chained):
     """Cancel during the first run's download, Retry, and let the old download finish while the new run's
-    own download is on the wire: the old chain's video (and its job.json) must not land in the folder the
+    own download is on the wire: the old run's video (and its job.json) must not land in the folder the
     new run publishes. Both runs once shared staging/<job id>/, so the published folder held the cancelled
-    task's video beside the new one."""
-    studio, fake = studio_for("dashscope")
+    task's video beside the new one (and on the io workers, the old run then deleted the new run's folder)."""
+    studio, fake = studio_for("dashscope", config=None if chained else {"queue": {"async_cloud": False}})
     fake.plan = ["SUCCEEDED"]
     old_gate = fake.gates["download"] = threading.Barrier(2)  # the first run's download waits for this test
     job_id = submit(studio, "dashscope", "下载途中取消并重试")
     wait_until(lambda: fake.in_flight.get("download") == 1, "the first run's download in flight")
+    old_folder = studio.runner.run_dir(job_id, studio.service.get(job_id, LOCAL).fence)
+    assert old_folder.is_dir()
     assert studio.service.cancel(job_id, LOCAL).status == "cancelled"
     new_gate = fake.gates["download"] = threading.Barrier(2)  # and the new run's, after it
     studio.service.retry(job_id, LOCAL)
     wait_until(lambda: fake.in_flight.get("download") == 2, "the new run's download in flight")
-    old_gate.wait(10)  # the old download is answered now, into... its own folder
-    wait_until(lambda: len(studio.runner.chains) == 1, "the old chain ended")
+    old_gate.wait(10)  # the old download is answered now, into its own folder, which it then deletes
+    wait_until(lambda: not old_folder.exists() and (not chained or len(studio.runner.chains) == 1),
+               "the old run ended")
     new_gate.wait(10)
     job = wait_job(studio, job_id, timeout=30)
     assert job.status == "succeeded", job.error
