@@ -193,10 +193,12 @@ class CloudChain:
     def _collecting(self) -> bool:
         """In the same completion call as the poll that found the task done (one trip off the loop fewer).
         The downloads go to this run's own folder (``runner.run_dir``)."""
-        if self.runner.stopping.is_set() or not self.runner.collecting(self.job_id, self.fence):
+        if self.runner.stopping.is_set():
             return False
-        self.folder = self.request.workdir = self.runner.run_dir(self.job_id, self.fence)
-        return True
+        self.folder = self.runner.collecting(self.job_id, self.fence)
+        if self.folder is not None:
+            self.request.workdir = self.folder
+        return self.folder is not None
 
     def _collected(self, state, outputs, exc, done=None) -> None:
         job = Job.find(self.job_id)

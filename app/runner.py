@@ -110,7 +110,7 @@ class JobRunner:
         return self.settings.staging_dir / job_id
 
     def run_dir(self, job_id: str, fence: int) -> Path:
-        """A cloud chain's downloads, in a folder of this run's own under the job's: a run cancelled and
+        """A cloud run's downloads, in a folder of this run's own under the job's: a run cancelled and
         retried while its download was on the wire writes there, never into the folder the new run
         publishes (``collecting``)."""
         return self.workdir(job_id) / f"run-{fence}"
@@ -145,8 +145,7 @@ class JobRunner:
         return cancelled
 
     def _finish(self, job: Job, outputs, info: dict | None = None, work: Path | None = None) -> None:
-        """Write job.json, move the staging folder (``work``: by default the job's) into outputs/, mark
-        succeeded."""
+        """Write job.json, move the staging folder (``work``, or the job's) into outputs/, mark succeeded."""
         done = self.finishing(Job.fetch(job.id), outputs, info, fence=job.fence, work=work)
         done.write()
         self.publish(job, done.fence, done.work, done.final, done.fields)
@@ -209,9 +208,7 @@ class JobRunner:
             shutil.rmtree(work, ignore_errors=True)
             with contextlib.suppress(OSError):
                 work.parent.rmdir()
-            return
-        row = Job.find(job.id)
-        if row is None or row.fence == job.fence:
+        elif (row := Job.find(job.id)) is None or row.fence == job.fence:
             shutil.rmtree(self.workdir(job.id), ignore_errors=True)
 
     # --- local ----------------------------------------------------------------------
@@ -368,30 +365,29 @@ class JobRunner:
         return None
 
     def _cloud_collect(self, job: Job, engine, state, request) -> None:
-        if not self.collecting(job.id, job.fence):
+        request.workdir = self.collecting(job.id, job.fence)  # this run's own (a Retry's run has another)
+        if request.workdir is None:
             return
-        request.workdir = self.run_dir(job.id, job.fence)  # this run's own (a Retry's run has another)
         try:
             outputs, exc = engine.collect(state, request), None
         except Exception as err:
             outputs, exc = None, err
         self.collected(job, state, outputs, exc, work=request.workdir)
 
-    def collecting(self, job_id: str, fence: int | None = None) -> bool:
-        """The downloads start (a fresh staging folder), while the job runs and no cancel was asked.
-        ``fence``: a cloud chain's run, whose folder is its own (``run_dir``)."""
+    def collecting(self, job_id: str, fence: int) -> Path | None:
+        """The downloads of the run claimed with ``fence`` start, while the job runs and no cancel was asked:
+        its folder (``run_dir``, made fresh), or None."""
         if not jobstate.remote_phase(job_id, "collecting", "downloading", while_running=True):
-            return False
-        work = self.workdir(job_id) if fence is None else self.run_dir(job_id, fence)
+            return None
+        work = self.run_dir(job_id, fence)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        return True
+        return work
 
     def collected(self, job: Job, state, outputs, exc: BaseException | None, done: Finish | None = None,
                   work: Path | None = None) -> None:
-        """The downloads are done (``outputs``) or failed (``exc``): publish, or fail the job. ``done``:
-        ``finishing``'s answer with job.json already written (a cloud chain). ``work``: the run's own
-        folder the downloads are in (``run_dir``)."""
+        """The downloads (in ``work``, the run's folder) are done (``outputs``) or failed (``exc``): publish,
+        or fail the job. ``done``: ``finishing``'s answer with job.json already written (a cloud chain)."""
         work = done.work if done is not None else work
         try:
             if exc is None and done is not None:

@@ -53,6 +53,12 @@ def guarded(fn):
     return wrapper
 
 
+def one_at_a_time(queue: str) -> dict:
+    """An event listener's keywords: its calls wait in ``queue`` and run alone, so a panel redrawn from
+    disk by several triggers draws its newest read last (``app/ui/projects_view.py``)."""
+    return {"concurrency_id": queue, "concurrency_limit": 1}
+
+
 def on(access: str, what_en: str = "do this", what_zh: str = "执行此操作"):
     """An event handler with its access decision (see ``app.access.handler``) and readable errors."""
 

@@ -17,7 +17,7 @@ from app.episode_estimate import preview
 from app.estimate import duration_text
 from core.errors import AppError
 
-from .api import on
+from .api import on, one_at_a_time
 from .i18n import lang_of
 from .project_texts import plan_note, step_name
 
@@ -78,7 +78,7 @@ def refresh(episodes):
     return show
 
 
-PLAN_QUEUE = {"concurrency_id": "project-plan", "concurrency_limit": 1}
+PLAN_QUEUE = one_at_a_time("project-plan")
 
 
 def build(episodes, project, only) -> gr.HTML:

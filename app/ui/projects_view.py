@@ -26,7 +26,7 @@ from profiles.styles import STYLES
 from app.access import caller
 
 from . import draft_view, plan_view, projects_edit, storyboard_view
-from .api import on
+from .api import on, one_at_a_time
 from .i18n import lang_of, word
 from .project_texts import plan_note, say, step_name
 
@@ -243,11 +243,11 @@ def build(service, t) -> None:
     # Each panel's reads wait in one queue, one at a time, so the last drawn is the newest: with the
     # studio's default of 16 at once, a quick switch from A to B could end with A's read drawn last,
     # under B's name. The storyboard shares its queue with its own Refresh and timer.
-    panels = [(open_project, open_outs, {"concurrency_id": "project-open", "concurrency_limit": 1}),
-              (chars_load, chars_outs, {"concurrency_id": "project-characters", "concurrency_limit": 1}),
-              (scenes_load, scenes_outs, {"concurrency_id": "project-scenes", "concurrency_limit": 1}),
+    panels = [(open_project, open_outs, one_at_a_time("project-open")),
+              (chars_load, chars_outs, one_at_a_time("project-characters")),
+              (scenes_load, scenes_outs, one_at_a_time("project-scenes")),
               (board_load, board_outs, storyboard_view.BOARD_QUEUE),
-              (design_load, design_who, {"concurrency_id": "project-design", "concurrency_limit": 1})]
+              (design_load, design_who, one_at_a_time("project-design"))]
     for trigger in triggers:
         for load, outs, queue in panels:
             trigger(load, project, outs, api_visibility="private", **queue)

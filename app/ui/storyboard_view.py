@@ -24,7 +24,7 @@ from app import storyboard as sb
 from app.access import caller
 from app.character_design import DEFAULT_COUNT, MAX_COUNT, DesignService
 
-from .api import on
+from .api import on, one_at_a_time
 from .i18n import lang_of, word
 from .project_texts import PROJECT_TEXTS, say
 
@@ -224,7 +224,7 @@ def design_panel(service, design: DesignService, project, prefix: str, t):
 # trigger (and the studio's default of 16 at once) a read begun before a change on disk could land
 # after a fresh one and put the old scenes back: seen once in CI, a project.change read that finished
 # after Refresh. A read takes milliseconds; one at a time costs nothing a person notices.
-BOARD_QUEUE = {"concurrency_id": "storyboard-board", "concurrency_limit": 1}
+BOARD_QUEUE = one_at_a_time("storyboard-board")
 
 
 def build(service, episodes, project, t) -> tuple:
