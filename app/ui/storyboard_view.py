@@ -130,8 +130,9 @@ def storyboard_html(data: dict | None, lang: str) -> str:
     empty = "<p>还没有场景：在“起草”中粘贴章节。</p>" if zh else "<p>No scenes yet: paste a chapter in Draft.</p>"
     cards = "".join(_card(s, zh) for s in data["scenes"]) or empty
     chars = "".join(_character(c, zh) for c in data["characters"])
-    return (CSS + head + _timeline(data, zh) + f"<div class='xy-sb-grid' id='sb-grid'>{cards}</div>"
-            f"<h4>{'角色' if zh else 'Characters'}</h4><div class='xy-sb-chars'>{chars}</div>")
+    grid = f"<div class='xy-sb-grid' id='sb-grid' data-project='{_esc(data['project'])}'>{cards}</div>"
+    return (CSS + head + _timeline(data, zh) + grid
+            + f"<h4>{'角色' if zh else 'Characters'}</h4><div class='xy-sb-chars'>{chars}</div>")
 
 
 def register(episodes, design: DesignService) -> None:
@@ -222,8 +223,8 @@ def design_panel(service, design: DesignService, project, prefix: str, t):
 # Every trigger that redraws the board (project change, page load, Refresh, the timer, a verb) waits in
 # this one queue, one read at a time, so the last board drawn is the newest read. With a queue per
 # trigger (and the studio's default of 16 at once) a read begun before a change on disk could land
-# after a fresh one and put the old scenes back: seen once in CI, a project.change read that finished
-# after Refresh. A read takes milliseconds; one at a time costs nothing a person notices.
+# after a fresh one and put the old scenes back. A read takes milliseconds; one at a time costs nothing
+# a person notices.
 BOARD_QUEUE = one_at_a_time("storyboard-board")
 
 

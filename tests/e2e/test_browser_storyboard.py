@@ -59,18 +59,20 @@ def test_chapter_to_storyboard_to_a_rendered_scene(localized, studio_proc, tmp_p
     page.wait_for_function("() => (document.querySelector('#draft-result')?.innerText || '').includes('scenes_added')",
                            timeout=60_000)
     page.screenshot(path=str(tmp_path / "1-draft.png"), full_page=True)
+    drafted = re.search(r'project"?\s*:\s*"([^"]+)"', page.locator("#draft-result").inner_text()).group(1)
 
     page.locator("#tab-storyboard-button").click()
-    cards = page.locator("#storyboard .xy-sb-card")
+    # the drafted project's board (the page's first load drew the sample's, which has 韩立 too: CI once read
+    # the sample's first card here and made the wrong project tiny)
+    cards = page.locator(f"#storyboard #sb-grid[data-project='{drafted}'] .xy-sb-card")
     cards.first.wait_for(timeout=30_000)
     assert cards.count() >= 2
     board = page.locator("#storyboard").inner_text()
     assert "韩立" in board and words["timeline"] in board
     scene_id = cards.first.get_attribute("data-scene")
 
-    projects = sorted((studio_proc.workspace / "projects").iterdir(), key=lambda p: p.stat().st_mtime)
-    folder = next(p for p in reversed(projects) if (p / "scenes.yaml").is_file()
-                  and scene_id in (p / "scenes.yaml").read_text(encoding="utf-8"))
+    folder = studio_proc.workspace / "projects" / drafted
+    assert scene_id in (folder / "scenes.yaml").read_text(encoding="utf-8")
     make_tiny(folder, scene_id)
     page.locator("#sb-refresh").click()
     page.wait_for_function("(sid) => (document.querySelector(`#storyboard .xy-sb-card[data-scene='${sid}']`)"

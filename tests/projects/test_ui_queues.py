@@ -1,8 +1,8 @@
 """Panels that redraw from disk take their reads one at a time, in the order they were asked for.
 
 With a queue per trigger (and the studio's default of 16 events at once), a read begun before a change on
-disk could finish after a fresh one and draw the old state last: CI once saw the storyboard go back to a
-scene's old duration after Refresh. These check the built app's event table, the one Gradio runs.
+disk could finish after a fresh one and draw the old state last. These check the built app's event table,
+the one Gradio runs.
 """
 
 from __future__ import annotations
